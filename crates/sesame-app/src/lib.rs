@@ -1,0 +1,194 @@
+//! Self-service flows that span both domains. Each flow validates its input,
+//! does the slow work (hashing) outside any transaction, then writes the change,
+//! its audit row and its outbox event in one commit.
+
+mod keys;
+mod me;
+mod registration;
+mod sessions;
+mod sign_in;
+pub mod views;
+
+use sesame_core::{Clock, Database, Error, FailPoints, PrincipalId, SessionId};
+use sesame_credentials::{
+    AuditStore, KeyRing, LoginMethodStore, MasterKey, NormaliseConfig, PasswordHasher,
+    PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
+};
+use sesame_events::OutboxStore;
+use sesame_identity::ProfileStore;
+use std::sync::{Arc, RwLock};
+use time::Duration;
+
+pub use views::{
+    LoginView, MeView, PrincipalRef, RefreshRequest, RegisterRequest, Registered, SessionGrant,
+    SessionView, SignInRequest,
+};
+
+/// Every store the flows need, each behind its trait.
+#[derive(Clone)]
+pub struct Stores {
+    /// Transactions.
+    pub db: Arc<dyn Database>,
+    /// Profiles (identity domain).
+    pub profiles: Arc<dyn ProfileStore>,
+    /// Principals.
+    pub principals: Arc<dyn PrincipalStore>,
+    /// Login methods.
+    pub logins: Arc<dyn LoginMethodStore>,
+    /// Password hashes.
+    pub passwords: Arc<dyn PasswordStore>,
+    /// Sessions and refresh tokens.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Signing keys.
+    pub signing_keys: Arc<dyn SigningKeyStore>,
+    /// Audit log.
+    pub audit: Arc<dyn AuditStore>,
+    /// Outbox.
+    pub outbox: Arc<dyn OutboxStore>,
+}
+
+impl Stores {
+    /// Every store from one backend that implements them all.
+    pub fn from_backend<B>(backend: Arc<B>) -> Self
+    where
+        B: Database
+            + ProfileStore
+            + PrincipalStore
+            + LoginMethodStore
+            + PasswordStore
+            + SessionStore
+            + SigningKeyStore
+            + AuditStore
+            + OutboxStore
+            + 'static,
+    {
+        Self {
+            db: backend.clone(),
+            profiles: backend.clone(),
+            principals: backend.clone(),
+            logins: backend.clone(),
+            passwords: backend.clone(),
+            sessions: backend.clone(),
+            signing_keys: backend.clone(),
+            audit: backend.clone(),
+            outbox: backend,
+        }
+    }
+}
+
+/// Settings of the flows.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `iss` of every token: this deployment's public URL.
+    pub issuer: String,
+    /// `source` of every event.
+    pub event_source: String,
+    /// Lifetime of access tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of a session and of its refresh tokens.
+    pub session_ttl: Duration,
+    /// Normalisation of login identifiers.
+    pub normalise: NormaliseConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            event_source: "sesame://localhost".into(),
+            access_token_ttl: Duration::minutes(15),
+            session_ttl: Duration::days(30),
+            normalise: NormaliseConfig::default(),
+        }
+    }
+}
+
+/// Who is calling, as far as the network tells.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMeta {
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// User agent, truncated.
+    pub user_agent: Option<String>,
+}
+
+/// A verified access token whose session is still active.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    /// The principal.
+    pub principal_id: PrincipalId,
+    /// Its kind.
+    pub kind: String,
+    /// The session.
+    pub session_id: SessionId,
+    /// Assurance level.
+    pub aal: String,
+}
+
+/// The application: stores, hasher, keys and clock, cheap to clone.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+struct Inner {
+    stores: Stores,
+    hasher: PasswordHasher,
+    keys: RwLock<Arc<KeyRing>>,
+    master: MasterKey,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    failpoints: FailPoints,
+}
+
+impl App {
+    /// Builds the application; creates the first signing key when there is none.
+    pub async fn new(
+        stores: Stores,
+        hasher: PasswordHasher,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        failpoints: FailPoints,
+    ) -> Result<Self, Error> {
+        let ring = keys::load_or_create(&stores, &master, clock.as_ref(), &settings.issuer).await?;
+        Ok(Self(Arc::new(Inner {
+            stores,
+            hasher,
+            keys: RwLock::new(Arc::new(ring)),
+            master,
+            clock,
+            settings,
+            failpoints,
+        })))
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> Vec<u8> {
+        self.key_ring().jwks().to_vec()
+    }
+
+    /// Checks that the database answers.
+    pub async fn ready(&self) -> Result<(), Error> {
+        self.0.stores.db.ping().await.map_err(Error::from)
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    fn key_ring(&self) -> Arc<KeyRing> {
+        self.0
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the signing keys from the store.
+    pub async fn reload_keys(&self) -> Result<(), Error> {
+        let records = self.0.stores.signing_keys.list_signing_keys().await?;
+        let ring = KeyRing::from_records(&records, &self.0.master, &self.0.settings.issuer)?;
+        *self.0.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+        Ok(())
+    }
+}

@@ -1,0 +1,46 @@
+//! The account view and profile updates.
+
+use crate::{App, AuthContext, LoginView, MeView, views::MfaView};
+use sesame_core::{Error, PrincipalId};
+use sesame_identity::{Profile, ProfilePatch};
+
+impl App {
+    /// The caller's account: profile, login methods, password and MFA state.
+    pub async fn me(&self, auth: &AuthContext) -> Result<MeView, Error> {
+        self.me_of(auth.principal_id, &auth.kind).await
+    }
+
+    pub(crate) async fn me_of(&self, id: PrincipalId, kind: &str) -> Result<MeView, Error> {
+        let stores = &self.0.stores;
+        let profile = stores.profiles.get_profile(id).await?;
+        let logins = stores.logins.list_login_methods(id).await?;
+        let has_password = stores.passwords.get_password(id).await?.is_some();
+        Ok(MeView {
+            id,
+            kind: kind.to_owned(),
+            created_at: profile.created_at,
+            profile,
+            logins: logins.into_iter().map(LoginView::from).collect(),
+            has_password,
+            mfa: MfaView { totp: false },
+        })
+    }
+
+    /// Updates the caller's profile.
+    pub async fn update_profile(
+        &self,
+        auth: &AuthContext,
+        patch: ProfilePatch,
+    ) -> Result<Profile, Error> {
+        let patch = patch.validated("")?;
+        let now = self.0.clock.now();
+        let stores = &self.0.stores;
+        let mut tx = stores.db.begin().await?;
+        let profile = stores
+            .profiles
+            .update_profile(tx.as_mut(), auth.principal_id, &patch, now)
+            .await?;
+        stores.db.commit(tx).await?;
+        Ok(profile)
+    }
+}

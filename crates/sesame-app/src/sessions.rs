@@ -1,0 +1,337 @@
+//! Sessions: creating them, access-token checks, refresh rotation with reuse
+//! detection, listing and revocation.
+
+use crate::{App, AuthContext, ClientMeta, PrincipalRef, SessionGrant, SessionView};
+use serde_json::json;
+use sesame_core::{Error, ErrorCode, PrincipalId, SessionId, Tx};
+use sesame_credentials::{
+    AccessClaims, AuditEntry, RefreshSecret, RefreshToken, Session, hash_refresh_token,
+};
+use sesame_events::{Actor, Envelope, topics};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A session about to be written, with the refresh token to hand out once.
+pub(crate) struct NewSession {
+    pub session: Session,
+    refresh: RefreshToken,
+    secret: RefreshSecret,
+}
+
+impl App {
+    /// Builds a session and its first refresh token.
+    pub(crate) fn new_session(
+        &self,
+        principal_id: PrincipalId,
+        kind: &str,
+        amr: &[&str],
+        meta: &ClientMeta,
+        now: OffsetDateTime,
+    ) -> Result<NewSession, Error> {
+        let expires_at = now + self.0.settings.session_ttl;
+        let session = Session {
+            id: SessionId::new(),
+            principal_id,
+            principal_kind: kind.to_owned(),
+            aal: "aal1".into(),
+            amr: amr.iter().map(|s| (*s).to_owned()).collect(),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at,
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        let secret = RefreshSecret::generate()?;
+        let refresh = RefreshToken {
+            id: Uuid::now_v7(),
+            session_id: session.id,
+            token_hash: secret.hash.clone(),
+            parent_id: None,
+            used_at: None,
+            created_at: now,
+            expires_at,
+        };
+        Ok(NewSession {
+            session,
+            refresh,
+            secret,
+        })
+    }
+
+    /// Writes a new session and its refresh token.
+    pub(crate) async fn insert_session(
+        &self,
+        tx: &mut dyn Tx,
+        new: &NewSession,
+    ) -> Result<(), Error> {
+        self.0
+            .stores
+            .sessions
+            .insert_session(tx, &new.session)
+            .await?;
+        self.0
+            .stores
+            .sessions
+            .insert_refresh_token(tx, &new.refresh)
+            .await?;
+        Ok(())
+    }
+
+    /// The session object for a committed session.
+    pub(crate) fn grant(
+        &self,
+        session: &Session,
+        refresh_token: String,
+        now: OffsetDateTime,
+    ) -> Result<SessionGrant, Error> {
+        let ttl = self.0.settings.access_token_ttl;
+        let claims = AccessClaims {
+            iss: self.0.settings.issuer.clone(),
+            sub: session.principal_id.0,
+            kind: session.principal_kind.clone(),
+            sid: session.id.0,
+            aal: session.aal.clone(),
+            iat: now.unix_timestamp(),
+            exp: (now + ttl).unix_timestamp(),
+        };
+        Ok(SessionGrant {
+            access_token: self.key_ring().sign(&claims)?,
+            token_type: "Bearer",
+            expires_in: ttl.whole_seconds(),
+            refresh_token,
+            session_id: session.id,
+            principal: PrincipalRef {
+                id: session.principal_id,
+                kind: session.principal_kind.clone(),
+            },
+        })
+    }
+
+    /// The session object for a session written in a transaction now committed.
+    pub(crate) fn grant_new(
+        &self,
+        new: NewSession,
+        now: OffsetDateTime,
+    ) -> Result<SessionGrant, Error> {
+        self.grant(&new.session, new.secret.token, now)
+    }
+
+    /// Writes the audit row and the outbox event of a security change.
+    pub(crate) async fn announce(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        topic: &str,
+        meta: &ClientMeta,
+        data: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let audit = AuditEntry {
+            id: Uuid::now_v7(),
+            principal_id: Some(principal),
+            event: topic.trim_start_matches("identity.").to_owned(),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            data: data.clone(),
+            at: now,
+        };
+        self.0.stores.audit.append_audit(tx, &audit).await?;
+        self.0.failpoints.check("announce.audit")?;
+        let envelope = Envelope::new(
+            &self.0.settings.event_source,
+            topic,
+            principal,
+            Actor::principal(principal),
+            data,
+            now,
+        );
+        self.0.stores.outbox.enqueue(tx, &envelope).await?;
+        Ok(())
+    }
+
+    /// Verifies an access token and checks that its session is still active.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthContext, Error> {
+        let now = self.0.clock.now();
+        let claims = self.key_ring().verify(token, now)?;
+        let session = match self
+            .0
+            .stores
+            .sessions
+            .get_session(SessionId(claims.sid))
+            .await
+        {
+            Ok(s) => s,
+            Err(sesame_core::StoreError::NotFound) => {
+                return Err(Error::code(ErrorCode::InvalidToken));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !session.is_active(now) || session.principal_id.0 != claims.sub {
+            return Err(Error::problem(
+                ErrorCode::InvalidToken,
+                "The session has ended",
+            ));
+        }
+        Ok(AuthContext {
+            principal_id: session.principal_id,
+            kind: claims.kind,
+            session_id: session.id,
+            aal: claims.aal,
+        })
+    }
+
+    /// Exchanges a refresh token for a new one and a new access token. A token
+    /// that was already used revokes the whole session.
+    pub async fn refresh(&self, token: &str, meta: &ClientMeta) -> Result<SessionGrant, Error> {
+        let now = self.0.clock.now();
+        let stores = &self.0.stores;
+        let invalid = || Error::problem(ErrorCode::InvalidToken, "The refresh token is not valid");
+        let stored = stores
+            .sessions
+            .find_refresh_token(&hash_refresh_token(token))
+            .await?
+            .ok_or_else(invalid)?;
+        let session = stores.sessions.get_session(stored.session_id).await?;
+        if !session.is_active(now) {
+            return Err(invalid());
+        }
+        if stored.used_at.is_some() {
+            return Err(self.revoke_for_reuse(&session, meta, now).await);
+        }
+        if stored.expires_at <= now {
+            return Err(invalid());
+        }
+        let secret = RefreshSecret::generate()?;
+        let next = RefreshToken {
+            id: Uuid::now_v7(),
+            session_id: session.id,
+            token_hash: secret.hash.clone(),
+            parent_id: Some(stored.id),
+            used_at: None,
+            created_at: now,
+            expires_at: session.expires_at,
+        };
+        let mut tx = stores.db.begin().await?;
+        if !stores
+            .sessions
+            .use_refresh_token(tx.as_mut(), stored.id, now)
+            .await?
+        {
+            // Another request used it first: that is a reuse too.
+            drop(tx);
+            return Err(self.revoke_for_reuse(&session, meta, now).await);
+        }
+        stores
+            .sessions
+            .insert_refresh_token(tx.as_mut(), &next)
+            .await?;
+        stores
+            .sessions
+            .touch_session(tx.as_mut(), session.id, now)
+            .await?;
+        stores.db.commit(tx).await?;
+        self.grant(&session, secret.token, now)
+    }
+
+    async fn revoke_for_reuse(
+        &self,
+        session: &Session,
+        meta: &ClientMeta,
+        now: OffsetDateTime,
+    ) -> Error {
+        tracing::warn!(session_id = %session.id, principal_id = %session.principal_id, "refresh token reused; revoking the session");
+        match self
+            .revoke(
+                session.principal_id,
+                session.id,
+                "refresh_token_reused",
+                meta,
+                now,
+            )
+            .await
+        {
+            Ok(()) => Error::code(ErrorCode::TokenReused),
+            Err(e) => e,
+        }
+    }
+
+    /// Revokes a session with its audit row and event.
+    async fn revoke(
+        &self,
+        principal: PrincipalId,
+        id: SessionId,
+        reason: &str,
+        meta: &ClientMeta,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let stores = &self.0.stores;
+        let mut tx = stores.db.begin().await?;
+        if stores
+            .sessions
+            .revoke_session(tx.as_mut(), id, reason, now)
+            .await?
+        {
+            let data = json!({ "session_id": id, "reason": reason });
+            self.announce(
+                tx.as_mut(),
+                principal,
+                topics::SESSION_REVOKED,
+                meta,
+                data,
+                now,
+            )
+            .await?;
+        }
+        stores.db.commit(tx).await?;
+        Ok(())
+    }
+
+    /// Signs out: revokes the caller's session.
+    pub async fn sign_out(&self, auth: &AuthContext, meta: &ClientMeta) -> Result<(), Error> {
+        self.revoke(
+            auth.principal_id,
+            auth.session_id,
+            "signed_out",
+            meta,
+            self.0.clock.now(),
+        )
+        .await
+    }
+
+    /// The caller's active sessions.
+    pub async fn list_sessions(&self, auth: &AuthContext) -> Result<Vec<SessionView>, Error> {
+        let sessions = self
+            .0
+            .stores
+            .sessions
+            .list_active_sessions(auth.principal_id, self.0.clock.now())
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionView::of(s, auth.session_id))
+            .collect())
+    }
+
+    /// Revokes one of the caller's own sessions.
+    pub async fn revoke_session(
+        &self,
+        auth: &AuthContext,
+        id: SessionId,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
+        let now = self.0.clock.now();
+        let not_found = || Error::problem(ErrorCode::NotFound, "No such session");
+        let session = match self.0.stores.sessions.get_session(id).await {
+            Ok(s) => s,
+            Err(sesame_core::StoreError::NotFound) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if session.principal_id != auth.principal_id || !session.is_active(now) {
+            return Err(not_found());
+        }
+        self.revoke(auth.principal_id, id, "revoked_by_user", meta, now)
+            .await
+    }
+}

@@ -1,0 +1,178 @@
+//! Request bodies and response views of the self-service flows.
+
+use serde::{Deserialize, Serialize};
+use sesame_core::{PrincipalId, SessionId};
+use sesame_credentials::{LoginInput, LoginMethod, Session};
+use sesame_identity::{NewProfile, Profile};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// `POST /v1/registrations`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The first login method.
+    pub login: LoginInput,
+    /// The password, when signing up with one.
+    pub password: Option<String>,
+    /// A verification code, for passwordless sign-up.
+    pub code: Option<String>,
+    /// Initial profile fields.
+    pub profile: Option<NewProfile>,
+}
+
+/// `POST /v1/sessions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The login to sign in with.
+    pub login: LoginInput,
+    /// The password.
+    pub password: Option<String>,
+    /// A verification code, for passwordless sign-in.
+    pub code: Option<String>,
+}
+
+/// `POST /v1/sessions/refresh`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The current refresh token.
+    pub refresh_token: String,
+}
+
+/// A principal as named in a session object.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrincipalRef {
+    /// Its id.
+    pub id: PrincipalId,
+    /// Its kind.
+    pub kind: String,
+}
+
+/// The session object returned by every call that signs someone in.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionGrant {
+    /// The JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The opaque refresh token; shown once.
+    pub refresh_token: String,
+    /// The session.
+    pub session_id: SessionId,
+    /// Who is signed in.
+    pub principal: PrincipalRef,
+}
+
+/// Response of a registration: the session and the account view.
+#[derive(Debug, Clone, Serialize)]
+pub struct Registered {
+    /// The new session.
+    #[serde(flatten)]
+    pub session: SessionGrant,
+    /// The new account.
+    pub user: MeView,
+}
+
+/// A login method as the owner sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginView {
+    /// Row id, used to unbind it.
+    pub id: Uuid,
+    /// Login type.
+    #[serde(rename = "type")]
+    pub login_type: &'static str,
+    /// Normalised identifier.
+    pub identifier: String,
+    /// When it was verified.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<OffsetDateTime>,
+    /// When it was added.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<LoginMethod> for LoginView {
+    fn from(m: LoginMethod) -> Self {
+        Self {
+            id: m.id,
+            login_type: m.login_type.as_str(),
+            identifier: m.identifier,
+            verified_at: m.verified_at,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// MFA state of the account.
+#[derive(Debug, Clone, Serialize)]
+pub struct MfaView {
+    /// Whether TOTP is enrolled.
+    pub totp: bool,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeView {
+    /// Principal id.
+    pub id: PrincipalId,
+    /// Principal kind.
+    pub kind: String,
+    /// The profile.
+    pub profile: Profile,
+    /// Every login method.
+    pub logins: Vec<LoginView>,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// MFA state.
+    pub mfa: MfaView,
+    /// When the account was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// One entry of `GET /v1/me/sessions`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    /// Session id.
+    pub id: SessionId,
+    /// Whether it is the caller's own session.
+    pub current: bool,
+    /// The device, when known.
+    pub device: Option<serde_json::Value>,
+    /// User agent at sign-in.
+    pub user_agent: Option<String>,
+    /// Client IP at sign-in.
+    pub ip: Option<String>,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last refresh.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// When it ends at the latest.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Assurance level.
+    pub aal: String,
+}
+
+impl SessionView {
+    /// The view of `s` for the caller whose session is `current`.
+    pub fn of(s: Session, current: SessionId) -> Self {
+        Self {
+            id: s.id,
+            current: s.id == current,
+            device: None,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            aal: s.aal,
+        }
+    }
+}

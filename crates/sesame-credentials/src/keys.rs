@@ -1,0 +1,260 @@
+//! Ed25519 signing keys: generated here, sealed under the master key, published
+//! as a JWKS, and held in memory as a key ring for signing and verifying tokens.
+
+use crate::seal::{MasterKey, Sealed};
+use crate::tokens::AccessClaims;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::json;
+use sesame_core::{Error, ErrorCode};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+
+/// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410); the 32-byte seed follows.
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// A signing key as stored: the private half sealed.
+#[derive(Debug, Clone)]
+pub struct SigningKeyRecord {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// Always `EdDSA` for now.
+    pub alg: String,
+    /// The sealed 32-byte seed.
+    pub private_key_sealed: Sealed,
+    /// The public key as a JWK.
+    pub public_jwk: serde_json::Value,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// When it started signing; `None` while only published.
+    pub activated_at: Option<OffsetDateTime>,
+    /// When it stopped being published.
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+impl SigningKeyRecord {
+    /// Generates a new Ed25519 key sealed under `master`.
+    pub fn generate(master: &MasterKey, now: OffsetDateTime) -> Result<Self, Error> {
+        let seed: [u8; 32] = crate::random_bytes()?;
+        let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let x = B64.encode(public);
+        // RFC 7638: the thumbprint of the required members in lexicographic order.
+        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        let kid = B64.encode(Sha256::digest(canonical.as_bytes()));
+        let private_key_sealed = master.seal(&seed, kid.as_bytes())?;
+        let public_jwk = json!({
+            "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"
+        });
+        Ok(Self {
+            kid,
+            alg: "EdDSA".into(),
+            private_key_sealed,
+            public_jwk,
+            created_at: now,
+            activated_at: Some(now),
+            retired_at: None,
+        })
+    }
+}
+
+/// The keys in memory: the one that signs, every one that verifies, and the JWKS.
+pub struct KeyRing {
+    signing: Option<(String, EncodingKey)>,
+    verifying: HashMap<String, DecodingKey>,
+    jwks: Vec<u8>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("signing", &self.signing.as_ref().map(|(kid, _)| kid))
+            .field("verifying", &self.verifying.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// Builds the ring from stored records: unretired keys verify and are published;
+    /// the most recently activated one signs.
+    pub fn from_records(
+        records: &[SigningKeyRecord],
+        master: &MasterKey,
+        issuer: &str,
+    ) -> Result<Self, Error> {
+        let mut verifying = HashMap::new();
+        let mut published = Vec::new();
+        let mut signer: Option<&SigningKeyRecord> = None;
+        for rec in records.iter().filter(|r| r.retired_at.is_none()) {
+            let x = rec
+                .public_jwk
+                .get("x")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let key = DecodingKey::from_ed_components(x)
+                .map_err(|e| Error::Internal(format!("bad public key {}: {e}", rec.kid)))?;
+            verifying.insert(rec.kid.clone(), key);
+            published.push(rec.public_jwk.clone());
+            if rec.activated_at.is_some()
+                && signer.is_none_or(|s| rec.activated_at > s.activated_at)
+            {
+                signer = Some(rec);
+            }
+        }
+        let signing = match signer {
+            Some(rec) => {
+                let seed = master.open(&rec.private_key_sealed, rec.kid.as_bytes())?;
+                let mut der = PKCS8_ED25519_PREFIX.to_vec();
+                der.extend_from_slice(&seed);
+                Some((rec.kid.clone(), EncodingKey::from_ed_der(&der)))
+            }
+            None => None,
+        };
+        let jwks = serde_json::to_vec(&json!({ "keys": published }))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        // Expiry is checked against the injected clock instead.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        validation.set_issuer(&[issuer]);
+        Ok(Self {
+            signing,
+            verifying,
+            jwks,
+            validation,
+        })
+    }
+
+    /// The JWKS document, serialised.
+    pub fn jwks(&self) -> &[u8] {
+        &self.jwks
+    }
+
+    /// The kid that signs new tokens.
+    pub fn signing_kid(&self) -> Option<&str> {
+        self.signing.as_ref().map(|(kid, _)| kid.as_str())
+    }
+
+    /// Signs access-token claims as a JWT with the current key.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, Error> {
+        let (kid, key) = self
+            .signing
+            .as_ref()
+            .ok_or_else(|| Error::Internal("no active signing key".into()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.clone());
+        header.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(&header, claims, key)
+            .map_err(|e| Error::Internal(format!("signing failed: {e}")))
+    }
+
+    /// Verifies a JWT's signature and issuer, and that it is not expired at `now`.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, Error> {
+        let invalid = || Error::code(ErrorCode::InvalidToken);
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifying.get(kid))
+            .ok_or_else(invalid)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .map_err(|_| invalid())?;
+        if data.claims.exp <= now.unix_timestamp() {
+            return Err(Error::problem(
+                ErrorCode::InvalidToken,
+                "The access token has expired",
+            ));
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn claims(now: OffsetDateTime) -> AccessClaims {
+        AccessClaims {
+            iss: "https://auth.example".into(),
+            sub: Uuid::now_v7(),
+            kind: "user".into(),
+            sid: Uuid::now_v7(),
+            aal: "aal1".into(),
+            iat: now.unix_timestamp(),
+            exp: now.unix_timestamp() + 900,
+        }
+    }
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let master = MasterKey::generate().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let rec = SigningKeyRecord::generate(&master, now).unwrap();
+        let ring =
+            KeyRing::from_records(std::slice::from_ref(&rec), &master, "https://auth.example")
+                .unwrap();
+        let c = claims(now);
+        let token = ring.sign(&c).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(rec.kid.as_str()));
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(ring.verify(&token, now).unwrap(), c);
+        // Expired at exp, refused after.
+        assert!(
+            ring.verify(&token, now + time::Duration::seconds(900))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn refuses_tampered_foreign_and_wrong_issuer_tokens() {
+        let master = MasterKey::generate().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let rec = SigningKeyRecord::generate(&master, now).unwrap();
+        let ring =
+            KeyRing::from_records(std::slice::from_ref(&rec), &master, "https://auth.example")
+                .unwrap();
+        let token = ring.sign(&claims(now)).unwrap();
+        let mut tampered = token.clone().into_bytes();
+        let mid = token.find('.').unwrap() + 3;
+        tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
+        assert!(
+            ring.verify(&String::from_utf8(tampered).unwrap(), now)
+                .is_err()
+        );
+
+        let other = KeyRing::from_records(
+            &[SigningKeyRecord::generate(&master, now).unwrap()],
+            &master,
+            "https://auth.example",
+        )
+        .unwrap();
+        assert!(other.verify(&token, now).is_err());
+
+        let wrong_iss =
+            KeyRing::from_records(std::slice::from_ref(&rec), &master, "https://evil.example")
+                .unwrap();
+        assert!(wrong_iss.verify(&token, now).is_err());
+        assert!(ring.verify("not.a.jwt", now).is_err());
+    }
+
+    #[test]
+    fn jwks_publishes_the_public_key_only() {
+        let master = MasterKey::generate().unwrap();
+        let rec = SigningKeyRecord::generate(&master, OffsetDateTime::now_utc()).unwrap();
+        let ring = KeyRing::from_records(std::slice::from_ref(&rec), &master, "i").unwrap();
+        let jwks: serde_json::Value = serde_json::from_slice(ring.jwks()).unwrap();
+        let key = &jwks["keys"][0];
+        assert_eq!(key["kty"], "OKP");
+        assert_eq!(key["crv"], "Ed25519");
+        assert_eq!(key["kid"], rec.kid.as_str());
+        assert!(key.get("d").is_none());
+        assert_eq!(B64.decode(key["x"].as_str().unwrap()).unwrap().len(), 32);
+    }
+}

@@ -1,0 +1,30 @@
+//! The credentials domain: how a principal proves who it is. Login methods and
+//! their normalisers, passwords and the hashing pool, sessions, refresh tokens,
+//! signing keys and sealed secrets, and the store traits for all of them.
+
+pub mod keys;
+pub mod login;
+pub mod model;
+pub mod password;
+pub mod seal;
+pub mod store;
+pub mod tokens;
+
+pub use keys::{KeyRing, SigningKeyRecord};
+pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
+pub use model::{AuditEntry, LoginMethod, Principal, RefreshToken, Session};
+pub use password::{Argon2Config, HashingConfig, PasswordHasher};
+pub use seal::{MasterKey, Sealed};
+pub use store::{
+    AuditStore, LOGIN_IDENTIFIER_UNIQUE, LoginMethodStore, PasswordStore, PrincipalStore,
+    SessionStore, SigningKeyStore,
+};
+pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
+
+/// `N` bytes from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], sesame_core::Error> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf)
+        .map_err(|e| sesame_core::Error::Internal(format!("no randomness: {e}")))?;
+    Ok(buf)
+}

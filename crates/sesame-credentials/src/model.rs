@@ -1,0 +1,136 @@
+//! Records of the credentials domain.
+
+use crate::LoginType;
+use sesame_core::{PrincipalId, SessionId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Anything that authenticates, with its account-level security state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// Shared with the profile.
+    pub id: PrincipalId,
+    /// `user` by default.
+    pub kind: String,
+    /// False when suspended.
+    pub is_active: bool,
+    /// Consecutive failed sign-ins.
+    pub failed_attempts: i64,
+    /// Locked until this instant.
+    pub locked_until: Option<OffsetDateTime>,
+    /// Last successful sign-in.
+    pub last_login_at: Option<OffsetDateTime>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+}
+
+impl Principal {
+    /// A new active principal.
+    pub fn new(id: PrincipalId, kind: &str, now: OffsetDateTime) -> Self {
+        Self {
+            id,
+            kind: kind.to_owned(),
+            is_active: true,
+            failed_attempts: 0,
+            locked_until: None,
+            last_login_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// One way to sign in: a `(login_type, identifier)` row owned by a principal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginMethod {
+    /// Row id.
+    pub id: Uuid,
+    /// Owner.
+    pub principal_id: PrincipalId,
+    /// Type.
+    pub login_type: LoginType,
+    /// Normalised identifier, unique per type.
+    pub identifier: String,
+    /// When the identifier was proven to belong to the principal.
+    pub verified_at: Option<OffsetDateTime>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last successful sign-in with it.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// Session id (the `sid` claim).
+    pub id: SessionId,
+    /// Who is signed in.
+    pub principal_id: PrincipalId,
+    /// The principal's kind, copied for token issuance.
+    pub principal_kind: String,
+    /// `aal1` or `aal2`.
+    pub aal: String,
+    /// Methods used to authenticate (`pwd`, `otp`, …).
+    pub amr: Vec<String>,
+    /// Client IP at sign-in.
+    pub ip: Option<String>,
+    /// Client user agent at sign-in.
+    pub user_agent: Option<String>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last refresh.
+    pub last_seen_at: OffsetDateTime,
+    /// Absolute end of the session.
+    pub expires_at: OffsetDateTime,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Why it was revoked.
+    pub revoke_reason: Option<String>,
+}
+
+impl Session {
+    /// Usable at `now`: not revoked and not expired.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A refresh token as stored (hash only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    /// Row id.
+    pub id: Uuid,
+    /// The session it refreshes.
+    pub session_id: SessionId,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// The token it replaced.
+    pub parent_id: Option<Uuid>,
+    /// When it was exchanged; a second use is a reuse.
+    pub used_at: Option<OffsetDateTime>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// End of validity.
+    pub expires_at: OffsetDateTime,
+}
+
+/// One row of the audit log. `data` never holds a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Row id.
+    pub id: Uuid,
+    /// Whose security changed, when known.
+    pub principal_id: Option<PrincipalId>,
+    /// Event name, e.g. `user.signed_up`.
+    pub event: String,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Details.
+    pub data: serde_json::Value,
+    /// When.
+    pub at: OffsetDateTime,
+}

@@ -1,0 +1,7 @@
+//! Passwords: the policy a new password must meet and the hashing pool.
+
+mod hasher;
+mod policy;
+
+pub use hasher::{Argon2Config, HashingConfig, PasswordHasher};
+pub use policy::{MAX_LEN, MIN_LEN, check_new_password};

@@ -1,0 +1,139 @@
+//! Persistence traits of the credentials domain. Writes take the caller's
+//! transaction; reads use the pool.
+
+use crate::keys::SigningKeyRecord;
+use crate::{AuditEntry, LoginMethod, LoginType, Principal, RefreshToken, Session};
+use async_trait::async_trait;
+use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Name of the unique index on `(login_type, identifier)`; a conflict on it means
+/// the identifier is taken.
+pub const LOGIN_IDENTIFIER_UNIQUE: &str = "login_methods_type_identifier";
+
+/// Stores principals.
+#[async_trait]
+pub trait PrincipalStore: Send + Sync {
+    /// Inserts a principal.
+    async fn insert_principal(
+        &self,
+        tx: &mut dyn Tx,
+        principal: &Principal,
+    ) -> Result<(), StoreError>;
+    /// Reads a principal.
+    async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError>;
+    /// Records a successful sign-in.
+    async fn record_sign_in(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// Stores login methods.
+#[async_trait]
+pub trait LoginMethodStore: Send + Sync {
+    /// Inserts a login method; `Conflict { constraint: LOGIN_IDENTIFIER_UNIQUE }`
+    /// when the identifier is taken.
+    async fn insert_login_method(
+        &self,
+        tx: &mut dyn Tx,
+        method: &LoginMethod,
+    ) -> Result<(), StoreError>;
+    /// Finds the login method for an identifier.
+    async fn find_login_method(
+        &self,
+        login_type: LoginType,
+        identifier: &str,
+    ) -> Result<Option<LoginMethod>, StoreError>;
+    /// Every login method of a principal, oldest first.
+    async fn list_login_methods(
+        &self,
+        principal: PrincipalId,
+    ) -> Result<Vec<LoginMethod>, StoreError>;
+    /// Marks a login method as just used.
+    async fn touch_login_method(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// Stores password hashes (0..1 per principal).
+#[async_trait]
+pub trait PasswordStore: Send + Sync {
+    /// Sets (or replaces) the password hash.
+    async fn set_password(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        phc: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// The password hash, if the principal has one.
+    async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError>;
+}
+
+/// Stores sessions and their refresh tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Inserts a session.
+    async fn insert_session(&self, tx: &mut dyn Tx, session: &Session) -> Result<(), StoreError>;
+    /// Reads a session.
+    async fn get_session(&self, id: SessionId) -> Result<Session, StoreError>;
+    /// Sessions of a principal that are active at `now`, newest first.
+    async fn list_active_sessions(
+        &self,
+        principal: PrincipalId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// Revokes a session; false if it was already revoked.
+    async fn revoke_session(
+        &self,
+        tx: &mut dyn Tx,
+        id: SessionId,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Updates the last-seen time.
+    async fn touch_session(
+        &self,
+        tx: &mut dyn Tx,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Inserts a refresh token.
+    async fn insert_refresh_token(
+        &self,
+        tx: &mut dyn Tx,
+        token: &RefreshToken,
+    ) -> Result<(), StoreError>;
+    /// Finds a refresh token by its hash.
+    async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError>;
+    /// Marks a refresh token used; false when it already was (a reuse).
+    async fn use_refresh_token(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Stores signing keys.
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Inserts a key.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Every key, oldest first.
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+}
+
+/// Appends to the audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry in the caller's transaction.
+    async fn append_audit(&self, tx: &mut dyn Tx, entry: &AuditEntry) -> Result<(), StoreError>;
+}

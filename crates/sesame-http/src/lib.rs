@@ -1,0 +1,43 @@
+//! Sesame's HTTP edge: the axum router, extractors and problem documents.
+
+mod error;
+pub mod extract;
+mod routes;
+
+pub use error::{ApiError, PROBLEM_JSON};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post};
+use sesame_app::App;
+use sesame_core::Error;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole HTTP API.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/v1/registrations", post(routes::register))
+        .route("/v1/sessions", post(routes::sign_in))
+        .route("/v1/sessions/refresh", post(routes::refresh))
+        .route("/v1/sessions/current", delete(routes::sign_out))
+        .route("/v1/me", get(routes::me))
+        .route("/v1/me/profile", patch(routes::update_profile))
+        .route("/v1/me/sessions", get(routes::list_sessions))
+        .route("/v1/me/sessions/{id}", delete(routes::revoke_session))
+        .route("/.well-known/jwks.json", get(routes::jwks))
+        .route("/health/live", get(routes::live))
+        .route("/health/ready", get(routes::ready))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| -> Response {
+                ApiError(Error::Internal("handler panicked".into())).into_response()
+            },
+        ))
+        .with_state(app)
+}

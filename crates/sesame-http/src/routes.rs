@@ -1,0 +1,111 @@
+//! Handlers: extract, call one service method, map the result.
+
+use crate::ApiError;
+use crate::extract::{Auth, JsonBody, Meta};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sesame_app::{App, RefreshRequest, RegisterRequest, SignInRequest};
+use sesame_core::{ErrorCode, SessionId};
+use sesame_identity::ProfilePatch;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub async fn register(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> Result<Response> {
+    let registered = app.register(req, &meta).await?;
+    Ok((StatusCode::CREATED, Json(registered)).into_response())
+}
+
+pub async fn sign_in(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<SignInRequest>,
+) -> Result<Response> {
+    Ok(Json(app.sign_in(req, &meta).await?).into_response())
+}
+
+pub async fn refresh(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> Result<Response> {
+    Ok(Json(app.refresh(&req.refresh_token, &meta).await?).into_response())
+}
+
+pub async fn sign_out(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+) -> Result<StatusCode> {
+    app.sign_out(&auth, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(State(app): State<App>, Auth(auth): Auth) -> Result<Response> {
+    Ok(Json(app.me(&auth).await?).into_response())
+}
+
+pub async fn update_profile(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    JsonBody(patch): JsonBody<ProfilePatch>,
+) -> Result<Response> {
+    Ok(Json(app.update_profile(&auth, patch).await?).into_response())
+}
+
+pub async fn list_sessions(State(app): State<App>, Auth(auth): Auth) -> Result<Response> {
+    Ok(Json(app.list_sessions(&auth).await?).into_response())
+}
+
+pub async fn revoke_session(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let id = id
+        .parse()
+        .map(SessionId)
+        .map_err(|_| ApiError::from(ErrorCode::NotFound))?;
+    app.revoke_session(&auth, id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn jwks(State(app): State<App>) -> Response {
+    let mut response = app.jwks().into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+pub async fn live() -> &'static str {
+    "ok"
+}
+
+pub async fn ready(State(app): State<App>) -> Result<&'static str> {
+    app.ready().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness check failed");
+        ApiError::from(ErrorCode::Unavailable)
+    })?;
+    Ok("ok")
+}
+
+pub async fn not_found() -> ApiError {
+    ErrorCode::NotFound.into()
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ErrorCode::MethodNotAllowed.into()
+}

@@ -1,0 +1,23 @@
+//! Persistence of profiles.
+
+use crate::{Profile, ProfilePatch};
+use async_trait::async_trait;
+use sesame_core::{PrincipalId, StoreError, Tx};
+use time::OffsetDateTime;
+
+/// Stores user profiles.
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
+    /// Inserts a new profile.
+    async fn insert_profile(&self, tx: &mut dyn Tx, profile: &Profile) -> Result<(), StoreError>;
+    /// Reads a profile.
+    async fn get_profile(&self, id: PrincipalId) -> Result<Profile, StoreError>;
+    /// Applies a patch and returns the updated profile.
+    async fn update_profile(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        patch: &ProfilePatch,
+        now: OffsetDateTime,
+    ) -> Result<Profile, StoreError>;
+}

@@ -1,0 +1,206 @@
+//! Every Sesame store trait on an embedded SQLite file (WAL mode).
+
+mod credentials;
+mod identity;
+mod keys;
+mod outbox;
+mod sessions;
+
+use async_trait::async_trait;
+use sesame_core::{Database, StoreError, Tx};
+use sesame_credentials::LOGIN_IDENTIFIER_UNIQUE;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqliteConnection, SqlitePool, Transaction};
+use std::any::Any;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The migrations, in order; the stems match the PostgreSQL backend's.
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "identity",
+        include_str!("../migrations/0001_identity.sql"),
+    ),
+    (
+        2,
+        "credentials",
+        include_str!("../migrations/0002_credentials.sql"),
+    ),
+    (3, "outbox", include_str!("../migrations/0003_outbox.sql")),
+];
+
+/// The SQLite backend: one pool, every store trait.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// A SQLite write transaction (`BEGIN IMMEDIATE`).
+struct SqliteTx(Transaction<'static, sqlx::Sqlite>);
+
+impl Tx for SqliteTx {}
+
+/// The connection inside a transaction begun by this backend.
+fn conn(tx: &mut dyn Tx) -> Result<&mut SqliteConnection, StoreError> {
+    let any: &mut dyn Any = tx;
+    any.downcast_mut::<SqliteTx>()
+        .map(|t| &mut *t.0)
+        .ok_or_else(|| StoreError::Unavailable("transaction belongs to another backend".into()))
+}
+
+/// Maps a driver error to a store error without leaking driver text to clients.
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let msg = db.message();
+            let constraint = if msg.contains("login_methods.login_type") {
+                LOGIN_IDENTIFIER_UNIQUE.to_owned()
+            } else {
+                db.constraint()
+                    .map_or_else(|| msg.to_owned(), str::to_owned)
+            };
+            StoreError::Conflict { constraint }
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict {
+            constraint: "foreign_key".into(),
+        },
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, in WAL mode, and
+    /// applies the migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::connect(options).await
+    }
+
+    /// Opens a database by URL (`sqlite://path` or `sqlite::memory:`).
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(map_err)?;
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-16000")
+            .pragma("temp_store", "memory");
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let pool = SqlitePoolOptions::new()
+            .max_connections((cores * 4).max(8) as u32)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations; refuses a database migrated by a newer binary.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    (*name).into(),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+    }
+
+    /// The pool, for tests and tools that inspect the database directly.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Database for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        // IMMEDIATE takes the write lock up front, so concurrent writers queue on
+        // the busy timeout instead of failing to upgrade a read lock.
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        Ok(Box::new(SqliteTx(tx)))
+    }
+
+    async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError> {
+        let any: Box<dyn Any> = tx;
+        let tx = any.downcast::<SqliteTx>().map_err(|_| {
+            StoreError::Unavailable("transaction belongs to another backend".into())
+        })?;
+        tx.0.commit().await.map_err(map_err)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        for (i, (version, _, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn opens_in_wal_mode_with_migrations_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        for t in [
+            "users",
+            "principals",
+            "login_methods",
+            "passwords",
+            "sessions",
+            "refresh_tokens",
+            "outbox",
+        ] {
+            assert!(tables.iter().any(|n| n == t), "{t} missing from {tables:?}");
+        }
+        // Re-opening applies nothing twice.
+        drop(store);
+        SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+    }
+}

@@ -1,0 +1,175 @@
+//! `SessionStore` on SQLite.
+
+use crate::{SqliteStore, conn, map_err};
+use async_trait::async_trait;
+use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
+use sesame_credentials::{RefreshToken, Session, SessionStore};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn session(row: &SqliteRow) -> Result<Session, sqlx::Error> {
+    let amr: String = row.try_get("amr")?;
+    Ok(Session {
+        id: SessionId(row.try_get("id")?),
+        principal_id: PrincipalId(row.try_get("principal_id")?),
+        principal_kind: row.try_get("principal_kind")?,
+        aal: row.try_get("aal")?,
+        amr: serde_json::from_str(&amr).unwrap_or_default(),
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        created_at: row.try_get("created_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revoke_reason: row.try_get("revoke_reason")?,
+    })
+}
+
+fn refresh_token(row: &SqliteRow) -> Result<RefreshToken, sqlx::Error> {
+    Ok(RefreshToken {
+        id: row.try_get("id")?,
+        session_id: SessionId(row.try_get("session_id")?),
+        token_hash: row.try_get("token_hash")?,
+        parent_id: row.try_get("parent_id")?,
+        used_at: row.try_get("used_at")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn insert_session(&self, tx: &mut dyn Tx, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, principal_id, principal_kind, aal, amr, ip, user_agent,
+                                   created_at, last_seen_at, expires_at, revoked_at, revoke_reason)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id.0)
+        .bind(s.principal_id.0)
+        .bind(&s.principal_kind)
+        .bind(&s.aal)
+        .bind(serde_json::to_string(&s.amr).unwrap_or_else(|_| "[]".into()))
+        .bind(&s.ip)
+        .bind(&s.user_agent)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .bind(s.revoked_at)
+        .bind(&s.revoke_reason)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: SessionId) -> Result<Session, StoreError> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        session(&row).map_err(map_err)
+    }
+
+    async fn list_active_sessions(
+        &self,
+        principal: PrincipalId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE principal_id = ? AND revoked_at IS NULL ORDER BY id DESC",
+        )
+        .bind(principal.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let sessions: Vec<Session> = rows
+            .iter()
+            .map(session)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)?;
+        Ok(sessions.into_iter().filter(|s| s.is_active(now)).collect())
+    }
+
+    async fn revoke_session(
+        &self,
+        tx: &mut dyn Tx,
+        id: SessionId,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(at)
+            .bind(reason)
+            .bind(id.0)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_session(
+        &self,
+        tx: &mut dyn Tx,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id.0)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_refresh_token(
+        &self,
+        tx: &mut dyn Tx,
+        t: &RefreshToken,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, used_at, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.id)
+        .bind(t.session_id.0)
+        .bind(&t.token_hash)
+        .bind(t.parent_id)
+        .bind(t.used_at)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(refresh_token).transpose().map_err(map_err)
+    }
+
+    async fn use_refresh_token(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(conn(tx)?)
+                .await
+                .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,209 @@
+//! Configuration: defaults, then a TOML file, then `SESAME_*` environment
+//! variables (nested keys split on `__`), then command-line flags.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use sesame_credentials::{Argon2Config, HashingConfig, UsernameCharset};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Pretty in a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Every setting of the server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the database, the master key and outboxes.
+    pub data_dir: PathBuf,
+    /// Database URL; defaults to `<data_dir>/sesame.db`.
+    pub database_url: Option<String>,
+    /// Public base URL, used as the token issuer; defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// The master key as 64 hex digits (prefer `master_key_file`).
+    pub master_key: Option<SecretString>,
+    /// File holding the master key; defaults to `<data_dir>/master.key`, created
+    /// with mode 0600 when missing.
+    pub master_key_file: Option<PathBuf>,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Session (and refresh-token) lifetime in seconds.
+    pub session_ttl_secs: u64,
+    /// Region for phone numbers given without a country code, e.g. `DE`.
+    pub phone_default_region: Option<String>,
+    /// Characters allowed in usernames: `ascii` or `unicode`.
+    pub username_charset: UsernameCharset,
+    /// Argon2id cost.
+    pub argon2: Argon2Config,
+    /// Hashing pool size.
+    pub hashing: HashingConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter, in `RUST_LOG` syntax.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./sesame-data"),
+            database_url: None,
+            public_url: None,
+            master_key: None,
+            master_key_file: None,
+            access_token_ttl_secs: 900,
+            session_ttl_secs: 30 * 24 * 3600,
+            phone_default_region: None,
+            username_charset: UsernameCharset::Ascii,
+            argon2: Argon2Config::default(),
+            hashing: HashingConfig::default(),
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// Top-level keys, so that unrelated `SESAME_*` variables are ignored.
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "public_url",
+    "master_key",
+    "master_key_file",
+    "access_token_ttl_secs",
+    "session_ttl_secs",
+    "phone_default_region",
+    "username_charset",
+    "argon2",
+    "hashing",
+    "log_format",
+    "log_level",
+];
+
+impl Config {
+    /// Loads defaults, then `file` (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("SESAME_")
+                .split("__")
+                .filter(|key| KEYS.contains(&key.as_str().split('.').next().unwrap_or_default())),
+        );
+        figment.extract().map_err(Box::new)
+    }
+
+    /// The token issuer.
+    pub fn issuer(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Checks values that the types alone do not.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(region) = &self.phone_default_region
+            && sesame_credentials::login::parse_region(region).is_none()
+        {
+            return Err(format!(
+                "phone_default_region {region:?} is not a region code such as DE or US"
+            ));
+        }
+        if self.access_token_ttl_secs == 0 || self.session_ttl_secs < self.access_token_ttl_secs {
+            return Err(
+                "access_token_ttl_secs must be positive and at most session_ttl_secs".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        figment::Jail::expect_with(|_| {
+            let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(cfg.data_dir, PathBuf::from("./sesame-data"));
+            assert_eq!(
+                cfg.argon2,
+                Argon2Config {
+                    memory_kib: 65536,
+                    iterations: 3,
+                    parallelism: 4
+                }
+            );
+            assert_eq!(cfg.access_token_ttl_secs, 900);
+            assert_eq!(cfg.issuer(), "http://127.0.0.1:8080");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "sesame.toml",
+                "listen = \"0.0.0.0:9000\"\ndata_dir = \"/var/lib/sesame\"\n[argon2]\nmemory_kib = 19456\n",
+            )?;
+            jail.set_env("SESAME_LISTEN", "127.0.0.1:7000");
+            jail.set_env("SESAME_ARGON2__ITERATIONS", "2");
+            jail.set_env("SESAME_UNRELATED_THING", "ignored");
+            let cfg = Config::load(Some(Path::new("sesame.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.listen.to_string(), "127.0.0.1:7000");
+            assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/sesame"));
+            assert_eq!(
+                cfg.argon2,
+                Argon2Config {
+                    memory_kib: 19456,
+                    iterations: 2,
+                    parallelism: 4
+                }
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn typos_in_the_file_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sesame.toml", "lsiten = \"0.0.0.0:9000\"\n")?;
+            assert!(Config::load(Some(Path::new("sesame.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn validation() {
+        let mut cfg = Config {
+            phone_default_region: Some("XX".into()),
+            ..Config::default()
+        };
+        assert!(cfg.validate().is_err());
+        cfg.phone_default_region = Some("de".into());
+        assert!(cfg.validate().is_ok());
+    }
+}

@@ -1,0 +1,9 @@
+//! The Sesame server: configuration and wiring, usable from the binary and from
+//! the black-box tests.
+
+pub mod calibrate;
+pub mod config;
+pub mod server;
+
+pub use config::Config;
+pub use server::{Hooks, Server, StartError};

@@ -1,0 +1,166 @@
+//! The `sesame` command.
+
+use clap::{Parser, Subcommand};
+use sesame::{Config, Hooks, Server};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const CONFIG_HELP: &str = "\
+CONFIGURATION
+  Settings come from, in increasing precedence: built-in defaults, a TOML file
+  (--config FILE or SESAME_CONFIG), SESAME_* environment variables, and flags.
+  Nested keys use a double underscore in variable names.
+
+  key / environment variable                   default
+  listen                 SESAME_LISTEN               127.0.0.1:8080
+  data_dir               SESAME_DATA_DIR             ./sesame-data
+  database_url           SESAME_DATABASE_URL         sqlite://<data_dir>/sesame.db
+  public_url             SESAME_PUBLIC_URL           http://<listen> (token issuer)
+  master_key_file        SESAME_MASTER_KEY_FILE      <data_dir>/master.key (created, 0600)
+  master_key             SESAME_MASTER_KEY           64 hex digits; prefer the file
+  access_token_ttl_secs  SESAME_ACCESS_TOKEN_TTL_SECS  900
+  session_ttl_secs       SESAME_SESSION_TTL_SECS     2592000 (30 days)
+  phone_default_region   SESAME_PHONE_DEFAULT_REGION none (numbers need +country)
+  username_charset       SESAME_USERNAME_CHARSET     ascii (or unicode)
+  argon2.memory_kib      SESAME_ARGON2__MEMORY_KIB   65536
+  argon2.iterations      SESAME_ARGON2__ITERATIONS   3
+  argon2.parallelism     SESAME_ARGON2__PARALLELISM  4
+  hashing.workers        SESAME_HASHING__WORKERS     0 (one per core)
+  hashing.queue          SESAME_HASHING__QUEUE       64 (then 503 overloaded)
+  log_format             SESAME_LOG_FORMAT           auto (json, pretty)
+  log_level              SESAME_LOG_LEVEL            info (RUST_LOG syntax)";
+
+/// Sesame: an identity and authentication server.
+#[derive(Parser)]
+#[command(name = "sesame", version, about, after_long_help = CONFIG_HELP, after_help = "Run `sesame --help` for every setting.")]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "SESAME_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (SQLite in the data directory unless configured otherwise).
+    Serve {
+        /// Address to listen on [env: SESAME_LISTEN] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Data directory [env: SESAME_DATA_DIR] [default: ./sesame-data]
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Measure one password hash and the machine's hashing limit with the configured Argon2 cost.
+    Calibrate {
+        /// Seconds of the every-core run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Timed single hashes on an idle pool.
+        #[arg(long, default_value_t = 5)]
+        samples: usize,
+    },
+}
+
+fn init_logging(config: &Config) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let json = match config.log_format {
+        sesame::config::LogFormat::Json => true,
+        sesame::config::LogFormat::Pretty => false,
+        sesame::config::LogFormat::Auto => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sesame: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Serve { listen, data_dir } => {
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            init_logging(&config);
+            let server = match Server::start(&config, Hooks::default()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not start");
+                    eprintln!("sesame: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.shutdown().await;
+            ExitCode::SUCCESS
+        }
+        Command::Calibrate { seconds, samples } => {
+            match sesame::calibrate::run(
+                config.argon2,
+                config.hashing,
+                samples,
+                Duration::from_secs(seconds),
+            )
+            .await
+            {
+                Ok(c) => {
+                    let a = config.argon2;
+                    println!(
+                        "argon2id m={} t={} p={}",
+                        a.memory_kib, a.iterations, a.parallelism
+                    );
+                    println!("workers={}", c.workers);
+                    println!("single_hash_ms={:.1}", c.single_hash_ms);
+                    println!("hashes_per_second={:.2}", c.hashes_per_second);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sesame: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
