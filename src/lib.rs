@@ -1,1 +1,271 @@
-//! kit
+//! The test kit: boots the real Sesame server on an ephemeral port with a fresh
+//! SQLite file, and speaks to it over HTTP like any client.
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use sesame::{Config, Hooks, Server};
+use sesame_core::{Clock, FailPoints, ManualClock};
+use sesame_credentials::{Argon2Config, HashingConfig};
+use sqlx::SqlitePool;
+use std::sync::Arc;
+use tempfile::TempDir;
+use time::OffsetDateTime;
+
+/// Cheap Argon2 parameters so that tests spend their time on behaviour.
+pub const TEST_ARGON2: Argon2Config = Argon2Config {
+    memory_kib: 256,
+    iterations: 1,
+    parallelism: 2,
+};
+
+/// A password that passes the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// How to boot a test server.
+pub struct TestAppBuilder {
+    config: Config,
+    failpoints: FailPoints,
+    manual_clock: bool,
+}
+
+impl TestAppBuilder {
+    /// Changes the configuration.
+    pub fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// Arms fail points.
+    pub fn failpoints(mut self, failpoints: FailPoints) -> Self {
+        self.failpoints = failpoints;
+        self
+    }
+
+    /// Uses a clock that only moves when the test says so.
+    pub fn manual_clock(mut self) -> Self {
+        self.manual_clock = true;
+        self
+    }
+
+    /// Boots the server.
+    pub async fn spawn(mut self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        self.config.data_dir = dir.path().join("data");
+        let clock = ManualClock::new(OffsetDateTime::now_utc());
+        let hooks = Hooks {
+            clock: if self.manual_clock {
+                Arc::new(clock.clone()) as Arc<dyn Clock>
+            } else {
+                Hooks::default().clock
+            },
+            failpoints: self.failpoints,
+        };
+        let server = Server::start(&self.config, hooks)
+            .await
+            .expect("server starts");
+        let base = format!("http://{}", server.addr());
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        TestApp {
+            base,
+            client,
+            clock,
+            pool: server.store().pool().clone(),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    /// The manual clock (only in charge with `manual_clock()`).
+    pub clock: ManualClock,
+    /// The server's database, for checks behind the API.
+    pub pool: SqlitePool,
+    server: Option<Server>,
+    _dir: TempDir,
+}
+
+/// A response: status, headers and the JSON body (or `Null`).
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Parsed JSON body; `Value::Null` when empty or not JSON.
+    pub body: Value,
+}
+
+impl Resp {
+    /// The problem `code`, if this is a problem document.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// The `Content-Type` header.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Fields named in a validation error, with their codes.
+    pub fn field_errors(&self) -> Vec<(String, String)> {
+        self.body["errors"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|e| {
+                        (
+                            e["field"].as_str().unwrap_or("").to_owned(),
+                            e["code"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts status and problem code, with the body in the failure message.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.content_type(),
+            "application/problem+json",
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status);
+    }
+}
+
+impl TestApp {
+    /// A builder with cheap hashing and everything else at its defaults.
+    pub fn builder() -> TestAppBuilder {
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            argon2: TEST_ARGON2,
+            hashing: HashingConfig::default(),
+            ..Config::default()
+        };
+        TestAppBuilder {
+            config,
+            failpoints: FailPoints::default(),
+            manual_clock: false,
+        }
+    }
+
+    /// Boots a server with the test defaults.
+    pub async fn spawn() -> Self {
+        Self::builder().spawn().await
+    }
+
+    /// The URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request and reads the response.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET path`, with a bearer token when given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    /// `DELETE path` with a bearer token.
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.send(self.client.delete(self.url(path)).bearer_auth(token))
+            .await
+    }
+
+    /// `PATCH path` with a JSON body and a bearer token.
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Resp {
+        self.send(
+            self.client
+                .patch(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
+    /// Registers `identifier` of `login_type` with a password.
+    pub async fn register_as(&self, login_type: &str, identifier: &str, password: &str) -> Resp {
+        let body =
+            json!({"login": {"type": login_type, "identifier": identifier}, "password": password});
+        self.post("/v1/registrations", &body).await
+    }
+
+    /// Registers an e-mail with [`PASSWORD`] and returns the 201 body.
+    pub async fn register(&self, email: &str) -> Value {
+        let resp = self.register_as("email", email, PASSWORD).await;
+        assert_eq!(resp.status, 201, "registration failed: {}", resp.body);
+        resp.body
+    }
+
+    /// Signs in with an e-mail and password.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Resp {
+        let body = json!({"login": {"type": "email", "identifier": email}, "password": password});
+        self.post("/v1/sessions", &body).await
+    }
+
+    /// Exchanges a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Resp {
+        self.post(
+            "/v1/sessions/refresh",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// Runs a scalar SQL query against the server's database.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("query")
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}

@@ -66,12 +66,16 @@ fn field_error(path: &str, err: &serde_json::Error) -> FieldError {
         err.classify(),
         Category::Syntax | Category::Eof | Category::Io
     ) {
-        return FieldError::new(path, "malformed_json");
+        // A syntax error has a position, not a field.
+        return FieldError::new("", "malformed_json");
     }
     let msg = err.to_string();
+    // The path may or may not already end with the named field.
     let join = |name: &str| {
         if path.is_empty() {
             name.to_owned()
+        } else if path == name || path.ends_with(&format!(".{name}")) {
+            path.to_owned()
         } else {
             format!("{path}.{name}")
         }

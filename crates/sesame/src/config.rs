@@ -103,11 +103,12 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(
-            Env::prefixed("SESAME_")
-                .split("__")
-                .filter(|key| KEYS.contains(&key.as_str().split('.').next().unwrap_or_default())),
-        );
+        figment = figment.merge(Env::prefixed("SESAME_").split("__").filter(|key| {
+            // Nested keys arrive as `a__b` or `a.b`; only the top level decides.
+            let top = key.as_str().split("__").next().unwrap_or_default();
+            let top = top.split('.').next().unwrap_or_default();
+            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        }));
         figment.extract().map_err(Box::new)
     }
 

@@ -70,14 +70,27 @@ impl Server {
         let store = Arc::new(open_store(config).await?);
         let stores = Stores::from_backend(store.clone());
 
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Io {
+                path: PathBuf::from(config.listen.to_string()),
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Service(e.to_string()))?;
+        // With port 0 the issuer names the port actually bound.
+        let issuer = match &config.public_url {
+            Some(_) => config.issuer(),
+            None => format!("http://{addr}"),
+        };
         let hasher = PasswordHasher::new(config.argon2, config.hashing)
             .map_err(|e| StartError::Config(e.to_string()))?;
         let settings = Settings {
-            issuer: config.issuer(),
+            issuer: issuer.clone(),
             event_source: format!(
                 "sesame://{}",
-                config
-                    .issuer()
+                issuer
                     .trim_start_matches("https://")
                     .trim_start_matches("http://")
             ),
@@ -102,15 +115,6 @@ impl Server {
         .await
         .map_err(|e| StartError::Service(e.to_string()))?;
 
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Io {
-                path: PathBuf::from(config.listen.to_string()),
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Service(e.to_string()))?;
         let (shutdown, rx) = watch::channel(false);
 
         let router = sesame_http::router(app);

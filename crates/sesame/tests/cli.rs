@@ -1,0 +1,211 @@
+//! The `sesame` binary as an operator runs it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sesame() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SESAME_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.1 GET; returns status and body.
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn wait_until_live(child: &mut Child, addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok((200, _)) = get(addr, "/health/live") {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("sesame exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("sesame did not come up on {addr}");
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "sesame ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn help_documents_flags_and_environment() {
+    let out = sesame().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "serve",
+        "--config",
+        "SESAME_LISTEN",
+        "SESAME_DATA_DIR",
+        "SESAME_ARGON2__MEMORY_KIB",
+        "TOML",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+    let out = sesame().args(["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "--listen <ADDR>",
+        "--data-dir <DIR>",
+        "SESAME_LISTEN",
+        "SESAME_DATA_DIR",
+    ] {
+        assert!(
+            text.contains(needle),
+            "serve --help lacks {needle}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn serve_with_no_configuration_prepares_its_data_and_stops_on_sigterm() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = sesame();
+    cmd.arg("serve")
+        .current_dir(cwd.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // The default address, unless something else on this machine holds it.
+    let default: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let addr = if TcpListener::bind(default).is_ok() {
+        default
+    } else {
+        eprintln!("127.0.0.1:8080 is busy; checking every other default on another port");
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        cmd.env("SESAME_LISTEN", addr.to_string());
+        addr
+    };
+    let mut child = cmd.spawn().unwrap();
+    wait_until_live(&mut child, addr);
+
+    let data = cwd.path().join("sesame-data");
+    assert_eq!(mode(&data), 0o700);
+    let key = data.join("master.key");
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+    // SQLite's header says WAL when bytes 18 and 19 are 2.
+    let header = std::fs::read(data.join("sesame.db")).unwrap();
+    assert_eq!(&header[..16], b"SQLite format 3\0");
+    assert_eq!((header[18], header[19]), (2, 2));
+    let (status, jwks) = get(addr, "/.well-known/jwks.json").unwrap();
+    assert_eq!(status, 200);
+    assert!(jwks.contains("\"crv\":\"Ed25519\""), "{jwks}");
+    assert_eq!(get(addr, "/health/ready").unwrap().0, 200);
+
+    let status = terminate(child);
+    assert!(status.success(), "{status}");
+
+    // A restart reuses the key and the database: the same signing key is published.
+    let mut child = cmd.spawn().unwrap();
+    wait_until_live(&mut child, addr);
+    assert_eq!(get(addr, "/.well-known/jwks.json").unwrap().1, jwks);
+    assert!(terminate(child).success());
+}
+
+#[test]
+fn flags_and_environment_choose_address_and_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flag_dir = tmp.path().join("by-flag");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut child = sesame()
+        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(&flag_dir)
+        .env("SESAME_ARGON2__MEMORY_KIB", "1024")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_live(&mut child, addr);
+    assert!(flag_dir.join("sesame.db").exists());
+    assert!(terminate(child).success());
+
+    let env_dir = tmp.path().join("by-env");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut child = sesame()
+        .arg("serve")
+        .env("SESAME_LISTEN", addr.to_string())
+        .env("SESAME_DATA_DIR", &env_dir)
+        .env("SESAME_ARGON2__MEMORY_KIB", "1024")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_live(&mut child, addr);
+    assert!(env_dir.join("master.key").exists());
+    assert!(terminate(child).success());
+}
+
+#[test]
+fn bad_configuration_is_reported_and_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = sesame()
+        .args(["serve", "--data-dir"])
+        .arg(tmp.path())
+        .env("SESAME_PHONE_DEFAULT_REGION", "XX")
+        .env("SESAME_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("phone_default_region"));
+
+    let config = tmp.path().join("sesame.toml");
+    std::fs::write(&config, "lsiten = \"127.0.0.1:1\"\n").unwrap();
+    let out = sesame()
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lsiten"));
+}

@@ -1,0 +1,278 @@
+use serde_json::json;
+use sesame_tests::{PASSWORD, TestApp};
+use time::Duration;
+
+fn s(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap()
+}
+
+#[tokio::test]
+async fn sign_in_opens_a_new_session_for_the_same_principal() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("ada@example.com").await;
+    let resp = app.sign_in("  ADA@example.com", PASSWORD).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.body["principal"], reg["principal"]);
+    assert_ne!(resp.body["session_id"], reg["session_id"]);
+    assert_eq!(resp.body["token_type"], "Bearer");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE topic = 'identity.user.signed_in'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM principals WHERE last_login_at IS NOT NULL")
+            .await,
+        1
+    );
+    let me = app.get("/v1/me", Some(s(&resp.body["access_token"]))).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["id"], reg["principal"]["id"]);
+}
+
+#[tokio::test]
+async fn unknown_identifier_and_wrong_password_answer_alike() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    let wrong = app
+        .sign_in("ada@example.com", "not the password at all")
+        .await;
+    let unknown = app.sign_in("nobody@example.com", PASSWORD).await;
+    wrong.assert_problem(401, "invalid_credentials");
+    unknown.assert_problem(401, "invalid_credentials");
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);
+}
+
+#[tokio::test]
+async fn sign_in_input_errors() {
+    let app = TestApp::spawn().await;
+    let missing = app
+        .post(
+            "/v1/sessions",
+            &json!({"login": {"type": "email", "identifier": "a@example.com"}}),
+        )
+        .await;
+    missing.assert_problem(400, "validation_failed");
+    assert_eq!(
+        missing.field_errors(),
+        [("password".to_owned(), "required".to_owned())]
+    );
+    let bad = app.sign_in("not-an-email", PASSWORD).await;
+    bad.assert_problem(400, "validation_failed");
+    assert_eq!(
+        bad.field_errors(),
+        [("login.identifier".to_owned(), "invalid_email".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_the_old_token_stops_working() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("ada@example.com").await;
+    let first = s(&reg["refresh_token"]).to_owned();
+
+    let r1 = app.refresh(&first).await;
+    assert_eq!(r1.status, 200, "{}", r1.body);
+    assert_eq!(r1.body["session_id"], reg["session_id"]);
+    let second = s(&r1.body["refresh_token"]).to_owned();
+    assert_ne!(second, first);
+    assert_eq!(
+        app.get("/v1/me", Some(s(&r1.body["access_token"])))
+            .await
+            .status,
+        200
+    );
+
+    let r2 = app.refresh(&second).await;
+    assert_eq!(r2.status, 200, "{}", r2.body);
+    let third = s(&r2.body["refresh_token"]).to_owned();
+    let access = s(&r2.body["access_token"]).to_owned();
+
+    // Presenting the first (used) token again is a reuse: the session dies.
+    app.refresh(&first)
+        .await
+        .assert_problem(401, "token_reused");
+    app.get("/v1/me", Some(&access))
+        .await
+        .assert_problem(401, "invalid_token");
+    app.refresh(&third)
+        .await
+        .assert_problem(401, "invalid_token");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions WHERE revoke_reason = 'refresh_token_reused'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE topic = 'identity.session.revoked'")
+            .await,
+        1
+    );
+    // Refresh tokens are stored only as hashes.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3);
+    for h in stored {
+        assert_eq!(h.len(), 32);
+        assert_ne!(h, third.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_use_of_one_refresh_token_is_a_reuse() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("ada@example.com").await;
+    let token = s(&reg["refresh_token"]);
+    let (a, b) = tokio::join!(app.refresh(token), app.refresh(token));
+    let mut statuses = [
+        (a.status, a.code().to_owned()),
+        (b.status, b.code().to_owned()),
+    ];
+    statuses.sort();
+    // At most one exchange wins; the loser's reuse revokes the session either way.
+    assert!(
+        statuses
+            .iter()
+            .any(|(st, code)| *st == 401 && code == "token_reused"),
+        "{statuses:?}"
+    );
+    app.get("/v1/me", Some(s(&reg["access_token"])))
+        .await
+        .assert_problem(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn garbage_refresh_tokens_are_invalid() {
+    let app = TestApp::spawn().await;
+    app.refresh("definitely-not-a-token")
+        .await
+        .assert_problem(401, "invalid_token");
+    app.refresh("").await.assert_problem(401, "invalid_token");
+    let resp = app.post("/v1/sessions/refresh", &json!({})).await;
+    resp.assert_problem(400, "validation_failed");
+    assert_eq!(
+        resp.field_errors(),
+        [("refresh_token".to_owned(), "required".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn sign_out_revokes_the_session_at_once() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("ada@example.com").await;
+    let access = s(&reg["access_token"]);
+    let resp = app.delete("/v1/sessions/current", access).await;
+    assert_eq!(resp.status, 204);
+    app.get("/v1/me", Some(access))
+        .await
+        .assert_problem(401, "invalid_token");
+    app.refresh(s(&reg["refresh_token"]))
+        .await
+        .assert_problem(401, "invalid_token");
+    app.delete("/v1/sessions/current", access)
+        .await
+        .assert_problem(401, "invalid_token");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sessions WHERE revoke_reason = 'signed_out'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_revoked_one_by_one() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("ada@example.com").await;
+    let laptop = app
+        .send(
+            app.client
+                .post(app.url("/v1/sessions"))
+                .header("user-agent", "Laptop/1.0")
+                .json(&json!({"login": {"type": "email", "identifier": "ada@example.com"}, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(laptop.status, 200);
+
+    let list = app
+        .get("/v1/me/sessions", Some(s(&reg["access_token"])))
+        .await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let items = list.body.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let current: Vec<_> = items.iter().filter(|i| i["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], reg["session_id"]);
+    let other = items.iter().find(|i| i["current"] == false).unwrap();
+    assert_eq!(other["user_agent"], "Laptop/1.0");
+    assert_eq!(other["ip"], "127.0.0.1");
+    assert_eq!(other["aal"], "aal1");
+    assert!(other["created_at"].is_string() && other["last_seen_at"].is_string());
+
+    let path = format!("/v1/me/sessions/{}", s(&laptop.body["session_id"]));
+    assert_eq!(app.delete(&path, s(&reg["access_token"])).await.status, 204);
+    app.get("/v1/me", Some(s(&laptop.body["access_token"])))
+        .await
+        .assert_problem(401, "invalid_token");
+    assert_eq!(
+        app.get("/v1/me", Some(s(&reg["access_token"])))
+            .await
+            .status,
+        200
+    );
+    // Already revoked, unknown, malformed: all not found.
+    app.delete(&path, s(&reg["access_token"]))
+        .await
+        .assert_problem(404, "not_found");
+    app.delete(
+        "/v1/me/sessions/01890000-0000-7000-8000-000000000000",
+        s(&reg["access_token"]),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.delete("/v1/me/sessions/not-a-uuid", s(&reg["access_token"]))
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn another_users_session_cannot_be_revoked() {
+    let app = TestApp::spawn().await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let path = format!("/v1/me/sessions/{}", s(&bob["session_id"]));
+    app.delete(&path, s(&ada["access_token"]))
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(
+        app.get("/v1/me", Some(s(&bob["access_token"])))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn access_tokens_expire_and_refresh_tokens_outlive_them() {
+    let app = TestApp::builder().manual_clock().spawn().await;
+    let reg = app.register("ada@example.com").await;
+    app.clock.advance(Duration::minutes(16));
+    app.get("/v1/me", Some(s(&reg["access_token"])))
+        .await
+        .assert_problem(401, "invalid_token");
+    let r = app.refresh(s(&reg["refresh_token"])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        app.get("/v1/me", Some(s(&r.body["access_token"])))
+            .await
+            .status,
+        200
+    );
+    // Past the session's end the refresh token is dead too.
+    app.clock.advance(Duration::days(31));
+    app.refresh(s(&r.body["refresh_token"]))
+        .await
+        .assert_problem(401, "invalid_token");
+}
