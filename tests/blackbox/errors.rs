@@ -114,3 +114,53 @@ async fn readiness_fails_when_the_database_is_gone() {
         200
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_names_every_route() {
+    let app = TestApp::spawn().await;
+    let resp = app.send(app.client.get(app.url("/openapi.yaml"))).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.content_type(), "application/yaml");
+    let doc = sesame_http::OPENAPI;
+    let documented: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("  /") && l.ends_with(':'))
+        .map(|l| l.trim().trim_end_matches(':'))
+        .collect();
+    let routes = [
+        "/v1/registrations",
+        "/v1/sessions",
+        "/v1/sessions/refresh",
+        "/v1/sessions/current",
+        "/v1/me",
+        "/v1/me/profile",
+        "/v1/me/sessions",
+        "/v1/me/sessions/{id}",
+        "/.well-known/jwks.json",
+        "/openapi.yaml",
+        "/health/live",
+        "/health/ready",
+    ];
+    assert_eq!(documented, routes);
+    // Every documented path is routed: none answers with the 404 fallback.
+    for path in routes {
+        let path = path.replace("{id}", "01890000-0000-7000-8000-000000000000");
+        for method in ["GET", "POST", "PATCH", "DELETE"] {
+            let req = app.client.request(method.parse().unwrap(), app.url(&path));
+            let resp = app.send(req).await;
+            assert!(
+                resp.code() != "not_found" || path.starts_with("/v1/me/sessions/"),
+                "{method} {path}: {}",
+                resp.body
+            );
+        }
+    }
+    // Every error code of the registry is in the document's enum.
+    for code in sesame_core::ErrorCode::ALL {
+        assert!(
+            doc.contains(code.as_str()),
+            "{} missing from openapi.yaml",
+            code.as_str()
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! does the slow work (hashing) outside any transaction, then writes the change,
 //! its audit row and its outbox event in one commit.
 
+mod cache;
 mod keys;
 mod me;
 mod registration;
@@ -9,10 +10,11 @@ mod sessions;
 mod sign_in;
 pub mod views;
 
+use cache::Cache;
 use sesame_core::{Clock, Database, Error, FailPoints, PrincipalId, SessionId};
 use sesame_credentials::{
-    AuditStore, KeyRing, LoginMethodStore, MasterKey, NormaliseConfig, PasswordHasher,
-    PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
+    AccessClaims, AuditStore, KeyRing, LoginMethodStore, MasterKey, NormaliseConfig,
+    PasswordHasher, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
 };
 use sesame_events::OutboxStore;
 use sesame_identity::ProfileStore;
@@ -89,6 +91,9 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Normalisation of login identifiers.
     pub normalise: NormaliseConfig,
+    /// Keep verified tokens, session state and account views in memory. Only
+    /// correct when every write goes through this process (the embedded store).
+    pub in_process_caches: bool,
 }
 
 impl Default for Settings {
@@ -99,6 +104,7 @@ impl Default for Settings {
             access_token_ttl: Duration::minutes(15),
             session_ttl: Duration::days(30),
             normalise: NormaliseConfig::default(),
+            in_process_caches: true,
         }
     }
 }
@@ -137,6 +143,25 @@ struct Inner {
     clock: Arc<dyn Clock>,
     settings: Settings,
     failpoints: FailPoints,
+    caches: Caches,
+}
+
+/// What the in-process caches hold.
+struct Caches {
+    /// Verified access tokens and their claims.
+    tokens: Cache<String, AccessClaims>,
+    /// Session state as last read from the store.
+    sessions: Cache<SessionId, SessionState>,
+    /// Account views.
+    me: Cache<PrincipalId, Arc<MeView>>,
+}
+
+/// What an access-token check needs of a session.
+#[derive(Debug, Clone, Copy)]
+struct SessionState {
+    principal_id: PrincipalId,
+    expires_at: time::OffsetDateTime,
+    revoked: bool,
 }
 
 impl App {
@@ -150,7 +175,14 @@ impl App {
         failpoints: FailPoints,
     ) -> Result<Self, Error> {
         let ring = keys::load_or_create(&stores, &master, clock.as_ref(), &settings.issuer).await?;
+        let on = settings.in_process_caches;
+        let caches = Caches {
+            tokens: Cache::new(100_000, on),
+            sessions: Cache::new(100_000, on),
+            me: Cache::new(100_000, on),
+        };
         Ok(Self(Arc::new(Inner {
+            caches,
             stores,
             hasher,
             keys: RwLock::new(Arc::new(ring)),
@@ -189,6 +221,7 @@ impl App {
         let records = self.0.stores.signing_keys.list_signing_keys().await?;
         let ring = KeyRing::from_records(&records, &self.0.master, &self.0.settings.issuer)?;
         *self.0.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+        self.0.caches.tokens.clear();
         Ok(())
     }
 }

@@ -3,11 +3,19 @@
 use crate::{App, AuthContext, LoginView, MeView, views::MfaView};
 use sesame_core::{Error, PrincipalId};
 use sesame_identity::{Profile, ProfilePatch};
+use std::sync::Arc;
 
 impl App {
     /// The caller's account: profile, login methods, password and MFA state.
-    pub async fn me(&self, auth: &AuthContext) -> Result<MeView, Error> {
-        self.me_of(auth.principal_id, &auth.kind).await
+    pub async fn me(&self, auth: &AuthContext) -> Result<Arc<MeView>, Error> {
+        let cache = &self.0.caches.me;
+        if let Some(view) = cache.get(&auth.principal_id) {
+            return Ok(view);
+        }
+        let ticket = cache.ticket();
+        let view = Arc::new(self.me_of(auth.principal_id, &auth.kind).await?);
+        cache.fill(auth.principal_id, view.clone(), ticket);
+        Ok(view)
     }
 
     pub(crate) async fn me_of(&self, id: PrincipalId, kind: &str) -> Result<MeView, Error> {
@@ -41,6 +49,7 @@ impl App {
             .update_profile(tx.as_mut(), auth.principal_id, &patch, now)
             .await?;
         stores.db.commit(tx).await?;
+        self.0.caches.me.invalidate(&auth.principal_id);
         Ok(profile)
     }
 }

@@ -1,7 +1,7 @@
 //! Sessions: creating them, access-token checks, refresh rotation with reuse
 //! detection, listing and revocation.
 
-use crate::{App, AuthContext, ClientMeta, PrincipalRef, SessionGrant, SessionView};
+use crate::{App, AuthContext, ClientMeta, PrincipalRef, SessionGrant, SessionState, SessionView};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, PrincipalId, SessionId, Tx};
 use sesame_credentials::{
@@ -154,30 +154,53 @@ impl App {
     /// Verifies an access token and checks that its session is still active.
     pub async fn authenticate(&self, token: &str) -> Result<AuthContext, Error> {
         let now = self.0.clock.now();
-        let claims = self.key_ring().verify(token, now)?;
-        let session = match self
-            .0
-            .stores
-            .sessions
-            .get_session(SessionId(claims.sid))
-            .await
-        {
-            Ok(s) => s,
-            Err(sesame_core::StoreError::NotFound) => {
-                return Err(Error::code(ErrorCode::InvalidToken));
+        let caches = &self.0.caches;
+        let claims = match caches.tokens.get(&token.to_owned()) {
+            Some(claims) if claims.exp > now.unix_timestamp() => claims,
+            Some(_) => {
+                return Err(Error::problem(
+                    ErrorCode::InvalidToken,
+                    "The access token has expired",
+                ));
             }
-            Err(e) => return Err(e.into()),
+            None => {
+                let ticket = caches.tokens.ticket();
+                let claims = self.key_ring().verify(token, now)?;
+                caches.tokens.fill(token.to_owned(), claims.clone(), ticket);
+                claims
+            }
         };
-        if !session.is_active(now) || session.principal_id.0 != claims.sub {
+        let sid = SessionId(claims.sid);
+        let state = match caches.sessions.get(&sid) {
+            Some(state) => state,
+            None => {
+                let ticket = caches.sessions.ticket();
+                let session = match self.0.stores.sessions.get_session(sid).await {
+                    Ok(s) => s,
+                    Err(sesame_core::StoreError::NotFound) => {
+                        return Err(Error::code(ErrorCode::InvalidToken));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let state = SessionState {
+                    principal_id: session.principal_id,
+                    expires_at: session.expires_at,
+                    revoked: session.revoked_at.is_some(),
+                };
+                caches.sessions.fill(sid, state, ticket);
+                state
+            }
+        };
+        if state.revoked || state.expires_at <= now || state.principal_id.0 != claims.sub {
             return Err(Error::problem(
                 ErrorCode::InvalidToken,
                 "The session has ended",
             ));
         }
         Ok(AuthContext {
-            principal_id: session.principal_id,
+            principal_id: state.principal_id,
             kind: claims.kind,
-            session_id: session.id,
+            session_id: sid,
             aal: claims.aal,
         })
     }
@@ -285,6 +308,7 @@ impl App {
             .await?;
         }
         stores.db.commit(tx).await?;
+        self.0.caches.sessions.invalidate(&id);
         Ok(())
     }
 

@@ -14,6 +14,8 @@ use sesame_app::App;
 use sesame_core::Error;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use routes::OPENAPI;
+
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -29,6 +31,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/me/sessions", get(routes::list_sessions))
         .route("/v1/me/sessions/{id}", delete(routes::revoke_session))
         .route("/.well-known/jwks.json", get(routes::jwks))
+        .route("/openapi.yaml", get(routes::openapi))
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
         .fallback(routes::not_found)

@@ -90,6 +90,18 @@ pub async fn jwks(State(app): State<App>) -> Response {
     response
 }
 
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../../openapi.yaml");
+
+pub async fn openapi() -> Response {
+    let mut response = OPENAPI.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
+    response
+}
+
 pub async fn live() -> &'static str {
     "ok"
 }

@@ -83,25 +83,23 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers the handlers for SIGTERM and Ctrl-C at once (so that a signal
+/// arriving during start-up is not lost) and resolves when either arrives.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Ok(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
         }
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 #[tokio::main]
@@ -123,6 +121,7 @@ async fn main() -> ExitCode {
                 config.data_dir = dir;
             }
             init_logging(&config);
+            let stop = shutdown_signal();
             let server = match Server::start(&config, Hooks::default()).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -131,7 +130,7 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            shutdown_signal().await;
+            stop.await;
             tracing::info!("shutting down");
             server.shutdown().await;
             ExitCode::SUCCESS

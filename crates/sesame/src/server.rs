@@ -103,6 +103,8 @@ impl Server {
                     .and_then(parse_region),
                 username_charset: config.username_charset,
             },
+            // The embedded store has one writer: this process.
+            in_process_caches: true,
         };
         let app = App::new(
             stores.clone(),

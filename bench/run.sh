@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Load benchmark of the release build on loopback, all figures from one run so
+# that ratios compare like with like. Usage: bench/run.sh [seconds-per-scenario]
+# Prints a Markdown table for BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+CONNS=32
+THREADS=2
+PORT=${BENCH_PORT:-18181}
+BASE="http://127.0.0.1:$PORT"
+export BENCH_PASSWORD="bench passphrase 7f3a"
+export BENCH_EMAIL="bench-0@bench.example"
+export WRK_THREADS=$THREADS
+
+if ! command -v wrk >/dev/null; then
+    echo "installing wrk" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >&2; else sudo apt-get install -y wrk >&2; fi
+fi
+cargo build --release -p sesame >&2
+BIN=target/release/sesame
+WORK=$(mktemp -d)
+trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+# The machine's hashing limit with the server's own (default) parameters.
+echo "calibrating the hasher" >&2
+CAL=$($BIN calibrate --seconds "$DURATION" --samples 7)
+HASH_LIMIT=$(sed -n 's/^hashes_per_second=//p' <<<"$CAL")
+SINGLE_HASH_MS=$(sed -n 's/^single_hash_ms=//p' <<<"$CAL")
+PARAMS=$(head -1 <<<"$CAL")
+
+SESAME_LOG_LEVEL=warn $BIN serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do curl -sf "$BASE/health/live" >/dev/null && break; sleep 0.1; done
+rss_kib() { awk "/^$1:/ {print \$2}" /proc/$PID/status; }
+IDLE_RSS=$(rss_kib VmRSS)
+
+# Users: one session per connection for the refresh run.
+echo "registering $CONNS users" >&2
+: >"$WORK/refresh_tokens"
+for i in $(seq 0 $((CONNS - 1))); do
+    curl -sf -XPOST "$BASE/v1/registrations" -H 'content-type: application/json' \
+        -d "{\"login\":{\"type\":\"email\",\"identifier\":\"bench-$i@bench.example\"},\"password\":\"$BENCH_PASSWORD\"}" \
+        >"$WORK/reg-$i.json"
+    grep -o '"refresh_token":"[^"]*"' "$WORK/reg-$i.json" | cut -d'"' -f4 >>"$WORK/refresh_tokens"
+done
+ACCESS=$(grep -o '"access_token":"[^"]*"' "$WORK/reg-0.json" | cut -d'"' -f4)
+export TOKENS_FILE="$WORK/refresh_tokens"
+
+# One sign-in on the idle server, end to end over HTTP, against one hash.
+SIGN_IN_BODY="{\"login\":{\"type\":\"email\",\"identifier\":\"$BENCH_EMAIL\"},\"password\":\"$BENCH_PASSWORD\"}"
+for _ in $(seq 9); do
+    curl -sf -o /dev/null -w '%{time_total}\n' -XPOST "$BASE/v1/sessions" -H 'content-type: application/json' -d "$SIGN_IN_BODY"
+done | sort -n >"$WORK/idle"
+IDLE_SIGN_IN_MS=$(awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)] * 1000}' "$WORK/idle")
+
+scenario() { # name connections script-or-empty [wrk args...]
+    local name=$1 conns=$2 script=$3
+    shift 3
+    cat "$script" bench/report.lua >"$WORK/$name.lua"
+    echo "wrk: $name" >&2
+    wrk -t$THREADS -c"$conns" -d"${DURATION}s" --timeout 30s -s "$WORK/$name.lua" "$@" | grep '^RESULT' | sed "s/^RESULT/$name/"
+}
+: >"$WORK/empty.lua"
+{
+    scenario live $CONNS "$WORK/empty.lua" "$BASE/health/live"
+    scenario me $CONNS "$WORK/empty.lua" -H "Authorization: Bearer $ACCESS" "$BASE/v1/me"
+    scenario refresh $CONNS bench/refresh.lua "$BASE/v1/sessions/refresh"
+    # Twice as many connections as cores keeps every hashing worker busy.
+    scenario sign_in 4 bench/sign_in.lua "$BASE/v1/sessions"
+    PEAK_RSS=$(rss_kib VmHWM)
+    echo "peak_rss_kib=$PEAK_RSS"
+    scenario sign_up 4 bench/sign_up.lua "$BASE/v1/registrations"
+} >"$WORK/results"
+
+field() { awk -v n="$1" -v f="$2" '$1 == n { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' "$WORK/results"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+PEAK_RSS=$(sed -n 's/^peak_rss_kib=//p' "$WORK/results")
+
+echo "Date: $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+echo "Hasher: $PARAMS, one hash ${SINGLE_HASH_MS} ms, limit ${HASH_LIMIT} hashes/s with every core hashing"
+echo
+echo "| scenario | connections | requests/s | p50 ms | p99 ms | errors | ratio |"
+echo "|---|---|---|---|---|---|---|"
+LIVE=$(field live rps)
+row() { # name conns ratio-label
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$(field "$1" rps)" "$(field "$1" p50_ms)" "$(field "$1" p99_ms)" "$(field "$1" errors)" "$3"
+}
+row live $CONNS "1.00 of live (ceiling)"
+row me $CONNS "$(ratio "$(field me rps)" "$LIVE") of live"
+row refresh $CONNS "$(ratio "$(field refresh rps)" "$LIVE") of live"
+row sign_in 4 "$(ratio "$(field sign_in rps)" "$HASH_LIMIT") of hashing limit"
+row sign_up 4 "$(ratio "$(field sign_up rps)" "$(field sign_in rps)") of sign-in"
+echo
+echo "One sign-in on an idle server (median of 9, over HTTP): ${IDLE_SIGN_IN_MS} ms = $(ratio "$IDLE_SIGN_IN_MS" "$SINGLE_HASH_MS") x one hash"
+echo "Server RSS: idle $((IDLE_RSS / 1024)) MiB, peak $((PEAK_RSS / 1024)) MiB (through the sign-in run)"
