@@ -211,12 +211,11 @@ impl App {
         let now = self.0.clock.now();
         let stores = &self.0.stores;
         let invalid = || Error::problem(ErrorCode::InvalidToken, "The refresh token is not valid");
-        let stored = stores
+        let (stored, session) = stores
             .sessions
             .find_refresh_token(&hash_refresh_token(token))
             .await?
             .ok_or_else(invalid)?;
-        let session = stores.sessions.get_session(stored.session_id).await?;
         if !session.is_active(now) {
             return Err(invalid());
         }
@@ -249,10 +248,6 @@ impl App {
         stores
             .sessions
             .insert_refresh_token(tx.as_mut(), &next)
-            .await?;
-        stores
-            .sessions
-            .touch_session(tx.as_mut(), session.id, now)
             .await?;
         stores.db.commit(tx).await?;
         self.grant(&session, secret.token, now)

@@ -84,7 +84,8 @@ pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, tx: &mut dyn Tx, session: &Session) -> Result<(), StoreError>;
     /// Reads a session.
     async fn get_session(&self, id: SessionId) -> Result<Session, StoreError>;
-    /// Sessions of a principal that are active at `now`, newest first.
+    /// Sessions of a principal that are active at `now`, newest first, with
+    /// `last_seen_at` taken from the newest refresh.
     async fn list_active_sessions(
         &self,
         principal: PrincipalId,
@@ -98,21 +99,17 @@ pub trait SessionStore: Send + Sync {
         reason: &str,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
-    /// Updates the last-seen time.
-    async fn touch_session(
-        &self,
-        tx: &mut dyn Tx,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
     /// Inserts a refresh token.
     async fn insert_refresh_token(
         &self,
         tx: &mut dyn Tx,
         token: &RefreshToken,
     ) -> Result<(), StoreError>;
-    /// Finds a refresh token by its hash.
-    async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError>;
+    /// Finds a refresh token by its hash, with its session, in one read.
+    async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(RefreshToken, Session)>, StoreError>;
     /// Marks a refresh token used; false when it already was (a reuse).
     async fn use_refresh_token(
         &self,

@@ -15,7 +15,9 @@ use sqlx::{SqliteConnection, SqlitePool, Transaction};
 use std::any::Any;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The migrations, in order; the stems match the PostgreSQL backend's.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -36,10 +38,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer at a time. Writers queue here, in order, instead of
+    /// in SQLite's busy handler, which sleeps and retries.
+    writer: Arc<Mutex<()>>,
 }
 
-/// A SQLite write transaction (`BEGIN IMMEDIATE`).
-struct SqliteTx(Transaction<'static, sqlx::Sqlite>);
+/// A SQLite write transaction (`BEGIN IMMEDIATE`) holding the writer lock.
+struct SqliteTx {
+    tx: Transaction<'static, sqlx::Sqlite>,
+    _writer: OwnedMutexGuard<()>,
+}
 
 impl Tx for SqliteTx {}
 
@@ -47,7 +55,7 @@ impl Tx for SqliteTx {}
 fn conn(tx: &mut dyn Tx) -> Result<&mut SqliteConnection, StoreError> {
     let any: &mut dyn Any = tx;
     any.downcast_mut::<SqliteTx>()
-        .map(|t| &mut *t.0)
+        .map(|t| &mut *t.tx)
         .ok_or_else(|| StoreError::Unavailable("transaction belongs to another backend".into()))
 }
 
@@ -102,7 +110,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -127,6 +138,11 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
     }
 
+    /// Waits for this process's turn to write.
+    pub(crate) async fn write_lock(&self) -> OwnedMutexGuard<()> {
+        self.writer.clone().lock_owned().await
+    }
+
     /// The pool, for tests and tools that inspect the database directly.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -138,12 +154,16 @@ impl Database for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         // IMMEDIATE takes the write lock up front, so concurrent writers queue on
         // the busy timeout instead of failing to upgrade a read lock.
+        let writer = self.write_lock().await;
         let tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        Ok(Box::new(SqliteTx(tx)))
+        Ok(Box::new(SqliteTx {
+            tx,
+            _writer: writer,
+        }))
     }
 
     async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError> {
@@ -151,7 +171,7 @@ impl Database for SqliteStore {
         let tx = any.downcast::<SqliteTx>().map_err(|_| {
             StoreError::Unavailable("transaction belongs to another backend".into())
         })?;
-        tx.0.commit().await.map_err(map_err)
+        tx.tx.commit().await.map_err(map_err)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -46,6 +46,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn mark_published(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError> {
+        let _writer = self.write_lock().await;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -63,6 +64,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn mark_failed(&self, id: Uuid) -> Result<(), StoreError> {
+        let _writer = self.write_lock().await;
         sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?")
             .bind(id)
             .execute(&self.pool)

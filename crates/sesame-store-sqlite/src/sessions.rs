@@ -27,15 +27,16 @@ fn session(row: &SqliteRow) -> Result<Session, sqlx::Error> {
     })
 }
 
+/// A refresh token from columns prefixed `r_`, beside its session's.
 fn refresh_token(row: &SqliteRow) -> Result<RefreshToken, sqlx::Error> {
     Ok(RefreshToken {
-        id: row.try_get("id")?,
-        session_id: SessionId(row.try_get("session_id")?),
-        token_hash: row.try_get("token_hash")?,
-        parent_id: row.try_get("parent_id")?,
-        used_at: row.try_get("used_at")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
+        id: row.try_get("r_id")?,
+        session_id: SessionId(row.try_get("id")?),
+        token_hash: row.try_get("r_token_hash")?,
+        parent_id: row.try_get("r_parent_id")?,
+        used_at: row.try_get("r_used_at")?,
+        created_at: row.try_get("r_created_at")?,
+        expires_at: row.try_get("r_expires_at")?,
     })
 }
 
@@ -80,7 +81,11 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM sessions WHERE principal_id = ? AND revoked_at IS NULL ORDER BY id DESC",
+            "SELECT s.id, s.principal_id, s.principal_kind, s.aal, s.amr, s.ip, s.user_agent,
+                    s.created_at, s.expires_at, s.revoked_at, s.revoke_reason,
+                    COALESCE((SELECT r.created_at FROM refresh_tokens r WHERE r.session_id = s.id
+                              ORDER BY r.id DESC LIMIT 1), s.last_seen_at) AS last_seen_at
+             FROM sessions s WHERE s.principal_id = ? AND s.revoked_at IS NULL ORDER BY s.id DESC",
         )
         .bind(principal.0)
         .fetch_all(&self.pool)
@@ -111,21 +116,6 @@ impl SessionStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn touch_session(
-        &self,
-        tx: &mut dyn Tx,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(id.0)
-            .execute(conn(tx)?)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
     async fn insert_refresh_token(
         &self,
         tx: &mut dyn Tx,
@@ -148,13 +138,24 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 
-    async fn find_refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshToken>, StoreError> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE token_hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(refresh_token).transpose().map_err(map_err)
+    async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(RefreshToken, Session)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.*, r.id AS r_id, r.token_hash AS r_token_hash, r.parent_id AS r_parent_id,
+                    r.used_at AS r_used_at, r.created_at AS r_created_at, r.expires_at AS r_expires_at
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
+             WHERE r.token_hash = ?",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|row| Ok((refresh_token(row)?, session(row)?)))
+            .transpose()
+            .map_err(map_err)
     }
 
     async fn use_refresh_token(
