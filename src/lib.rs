@@ -73,6 +73,7 @@ impl TestAppBuilder {
             client,
             clock,
             pool: server.store().pool().clone(),
+            app: server.app().clone(),
             server: Some(server),
             _dir: dir,
         }
@@ -89,6 +90,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     /// The server's database, for checks behind the API.
     pub pool: SqlitePool,
+    /// The server's application, for counters behind the API.
+    pub app: sesame_app::App,
     server: Option<Server>,
     _dir: TempDir,
 }

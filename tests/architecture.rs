@@ -1,5 +1,7 @@
 //! The dependency rules of the layout, read from `cargo metadata`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

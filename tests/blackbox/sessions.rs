@@ -67,6 +67,25 @@ async fn sign_in_input_errors() {
 }
 
 #[tokio::test]
+async fn session_endpoints_need_a_bearer_token() {
+    let app = TestApp::spawn().await;
+    app.get("/v1/me/sessions", None)
+        .await
+        .assert_problem(401, "invalid_token");
+    let resp = app
+        .send(app.client.delete(app.url("/v1/sessions/current")))
+        .await;
+    resp.assert_problem(401, "invalid_token");
+    let resp = app
+        .send(
+            app.client
+                .delete(app.url("/v1/me/sessions/01890000-0000-7000-8000-000000000000")),
+        )
+        .await;
+    resp.assert_problem(401, "invalid_token");
+}
+
+#[tokio::test]
 async fn refresh_rotates_and_the_old_token_stops_working() {
     let app = TestApp::spawn().await;
     let reg = app.register("ada@example.com").await;

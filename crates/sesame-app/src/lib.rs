@@ -203,6 +203,11 @@ impl App {
         self.0.stores.db.ping().await.map_err(Error::from)
     }
 
+    /// The password hashing pool.
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.0.hasher
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.0.settings

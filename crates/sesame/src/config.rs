@@ -140,6 +140,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its own error type
 mod tests {
     use super::*;
 

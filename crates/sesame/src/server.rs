@@ -59,6 +59,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     store: Arc<SqliteStore>,
+    app: App,
 }
 
 impl Server {
@@ -119,7 +120,7 @@ impl Server {
 
         let (shutdown, rx) = watch::channel(false);
 
-        let router = sesame_http::router(app);
+        let router = sesame_http::router(app.clone());
         let mut serve_rx = rx.clone();
         let http = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -145,12 +146,18 @@ impl Server {
             shutdown,
             tasks: vec![http, relay],
             store,
+            app,
         })
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The application, for tests that look behind the API.
+    pub fn app(&self) -> &App {
+        &self.app
     }
 
     /// The storage backend, for tests that inspect the database.

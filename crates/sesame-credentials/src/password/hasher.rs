@@ -8,6 +8,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use sesame_core::{Error, ErrorCode};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -59,6 +60,7 @@ pub struct PasswordHasher {
     workers: Arc<Semaphore>,
     admission: Arc<Semaphore>,
     dummy_hash: Arc<str>,
+    verifications: Arc<AtomicU64>,
     retry_after_secs: u64,
 }
 
@@ -96,6 +98,7 @@ impl PasswordHasher {
             admission: Arc::new(Semaphore::new(workers + pool.queue)),
             dummy_hash,
             retry_after_secs: 1,
+            verifications: Arc::default(),
         })
     }
 
@@ -115,6 +118,7 @@ impl PasswordHasher {
         let password = password.to_owned();
         let known = stored.is_some();
         let phc = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = self
             .run(move || {
                 PasswordHash::new(&phc)
@@ -123,6 +127,11 @@ impl PasswordHasher {
             })
             .await?;
         Ok(known && ok)
+    }
+
+    /// Password verifications started so far (dummy ones included).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// The number of hashes that may run at once.
