@@ -73,12 +73,20 @@ scenario() { # name connections script-or-empty [wrk args...]
     scenario sign_up 4 bench/sign_up.lua "$BASE/v1/registrations"
 } >"$WORK/results"
 
+# The hashing limit again, after the load: the figure used is the mean of the two.
+kill $PID 2>/dev/null || true
+wait $PID 2>/dev/null || true
+CAL2=$($BIN calibrate --seconds "$DURATION" --samples 7)
+HASH_LIMIT_AFTER=$(sed -n 's/^hashes_per_second=//p' <<<"$CAL2")
+HASH_LIMIT_BEFORE=$HASH_LIMIT
+HASH_LIMIT=$(awk -v a="$HASH_LIMIT_BEFORE" -v b="$HASH_LIMIT_AFTER" 'BEGIN { printf "%.2f", (a + b) / 2 }')
+
 field() { awk -v n="$1" -v f="$2" '$1 == n { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }' "$WORK/results"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 PEAK_RSS=$(sed -n 's/^peak_rss_kib=//p' "$WORK/results")
 
 echo "Date: $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
-echo "Hasher: $PARAMS, one hash ${SINGLE_HASH_MS} ms, limit ${HASH_LIMIT} hashes/s with every core hashing"
+echo "Hasher: $PARAMS, one hash ${SINGLE_HASH_MS} ms; hashing limit with every core hashing ${HASH_LIMIT} hashes/s (${HASH_LIMIT_BEFORE} before the load, ${HASH_LIMIT_AFTER} after)"
 echo
 echo "| scenario | connections | requests/s | p50 ms | p99 ms | errors | ratio |"
 echo "|---|---|---|---|---|---|---|"

@@ -235,21 +235,14 @@ impl App {
             created_at: now,
             expires_at: session.expires_at,
         };
-        let mut tx = stores.db.begin().await?;
         if !stores
             .sessions
-            .use_refresh_token(tx.as_mut(), stored.id, now)
+            .rotate_refresh_token(stored.id, &next, now)
             .await?
         {
             // Another request used it first: that is a reuse too.
-            drop(tx);
             return Err(self.revoke_for_reuse(&session, meta, now).await);
         }
-        stores
-            .sessions
-            .insert_refresh_token(tx.as_mut(), &next)
-            .await?;
-        stores.db.commit(tx).await?;
         self.grant(&session, secret.token, now)
     }
 

@@ -110,11 +110,13 @@ pub trait SessionStore: Send + Sync {
         &self,
         hash: &[u8],
     ) -> Result<Option<(RefreshToken, Session)>, StoreError>;
-    /// Marks a refresh token used; false when it already was (a reuse).
-    async fn use_refresh_token(
+    /// Atomically marks the refresh token `used` as used and stores `next` in its
+    /// place, in a transaction of its own; false (and nothing written) when `used`
+    /// was already used, which is a reuse.
+    async fn rotate_refresh_token(
         &self,
-        tx: &mut dyn Tx,
-        id: Uuid,
+        used: Uuid,
+        next: &RefreshToken,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 }

@@ -63,7 +63,7 @@ CREATE TABLE refresh_tokens (
     expires_at TEXT NOT NULL
 ) STRICT;
 CREATE UNIQUE INDEX refresh_tokens_hash ON refresh_tokens (token_hash);
-CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
+CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id, id);
 
 CREATE TABLE signing_keys (
     kid                TEXT PRIMARY KEY NOT NULL,

@@ -26,7 +26,6 @@ fn signing_key(row: &SqliteRow) -> Result<SigningKeyRecord, sqlx::Error> {
 #[async_trait]
 impl SigningKeyStore for SqliteStore {
     async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
-        let _writer = self.write_lock().await;
         sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_key_sealed, master_key_id, public_jwk, created_at, activated_at, retired_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -39,7 +38,7 @@ impl SigningKeyStore for SqliteStore {
         .bind(k.created_at)
         .bind(k.activated_at)
         .bind(k.retired_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(())

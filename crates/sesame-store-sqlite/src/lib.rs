@@ -15,9 +15,7 @@ use sqlx::{SqliteConnection, SqlitePool, Transaction};
 use std::any::Any;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The migrations, in order; the stems match the PostgreSQL backend's.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -38,15 +36,15 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// SQLite has one writer at a time. Writers queue here, in order, instead of
-    /// in SQLite's busy handler, which sleeps and retries.
-    writer: Arc<Mutex<()>>,
+    /// SQLite has one writer at a time: writes go through this one-connection
+    /// pool and queue for it in order, instead of in SQLite's busy handler,
+    /// which sleeps and retries.
+    writer: SqlitePool,
 }
 
-/// A SQLite write transaction (`BEGIN IMMEDIATE`) holding the writer lock.
+/// A SQLite write transaction (`BEGIN IMMEDIATE`) on the writer connection.
 struct SqliteTx {
     tx: Transaction<'static, sqlx::Sqlite>,
-    _writer: OwnedMutexGuard<()>,
 }
 
 impl Tx for SqliteTx {}
@@ -107,13 +105,21 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections((cores * 4).max(8) as u32)
             .min_connections(1)
+            // A ping per checkout doubles the round trips of short queries; a
+            // local file has no connection to go stale.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .map_err(map_err)?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        let store = Self {
-            pool,
-            writer: Arc::new(Mutex::new(())),
-        };
+        let store = Self { pool, writer };
         store.migrate().await?;
         Ok(store)
     }
@@ -138,11 +144,6 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
     }
 
-    /// Waits for this process's turn to write.
-    pub(crate) async fn write_lock(&self) -> OwnedMutexGuard<()> {
-        self.writer.clone().lock_owned().await
-    }
-
     /// The pool, for tests and tools that inspect the database directly.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -152,18 +153,15 @@ impl SqliteStore {
 #[async_trait]
 impl Database for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
-        // IMMEDIATE takes the write lock up front, so concurrent writers queue on
-        // the busy timeout instead of failing to upgrade a read lock.
-        let writer = self.write_lock().await;
+        // IMMEDIATE takes SQLite's write lock up front, so another process on the
+        // same file makes this wait on the busy timeout instead of failing to
+        // upgrade a read lock.
         let tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        Ok(Box::new(SqliteTx {
-            tx,
-            _writer: writer,
-        }))
+        Ok(Box::new(SqliteTx { tx }))
     }
 
     async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError> {
@@ -222,5 +220,85 @@ mod tests {
         // Re-opening applies nothing twice.
         drop(store);
         SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn rotating_a_used_refresh_token_writes_nothing() {
+        use sesame_core::{Database, PrincipalId, SessionId};
+        use sesame_credentials::{Principal, PrincipalStore, RefreshToken, Session, SessionStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let principal = Principal::new(PrincipalId::new(), "user", now);
+        let session = Session {
+            id: SessionId::new(),
+            principal_id: principal.id,
+            principal_kind: "user".into(),
+            aal: "aal1".into(),
+            amr: vec!["pwd".into()],
+            ip: None,
+            user_agent: None,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + time::Duration::days(1),
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        let token = |hash: u8, parent: Option<uuid::Uuid>| RefreshToken {
+            id: uuid::Uuid::now_v7(),
+            session_id: session.id,
+            token_hash: vec![hash; 32],
+            parent_id: parent,
+            used_at: None,
+            created_at: now,
+            expires_at: session.expires_at,
+        };
+        let first = token(1, None);
+        let mut tx = store.begin().await.unwrap();
+        store
+            .insert_principal(tx.as_mut(), &principal)
+            .await
+            .unwrap();
+        store.insert_session(tx.as_mut(), &session).await.unwrap();
+        store
+            .insert_refresh_token(tx.as_mut(), &first)
+            .await
+            .unwrap();
+        store.commit(tx).await.unwrap();
+
+        let second = token(2, Some(first.id));
+        assert!(
+            store
+                .rotate_refresh_token(first.id, &second, now)
+                .await
+                .unwrap()
+        );
+        let third = token(3, Some(first.id));
+        assert!(
+            !store
+                .rotate_refresh_token(first.id, &third, now)
+                .await
+                .unwrap()
+        );
+        assert!(store.find_refresh_token(&[3; 32]).await.unwrap().is_none());
+        let (found, in_session) = store.find_refresh_token(&[2; 32]).await.unwrap().unwrap();
+        assert_eq!(found.parent_id, Some(first.id));
+        assert_eq!(in_session.id, session.id);
+        let (used, _) = store.find_refresh_token(&[1; 32]).await.unwrap().unwrap();
+        assert!(used.used_at.is_some());
+        // A failed statement leaves the writer usable.
+        assert!(
+            store
+                .rotate_refresh_token(second.id, &token(2, None), now)
+                .await
+                .is_err()
+        );
+        let fourth = token(4, Some(second.id));
+        assert!(
+            store
+                .rotate_refresh_token(second.id, &fourth, now)
+                .await
+                .unwrap()
+        );
     }
 }

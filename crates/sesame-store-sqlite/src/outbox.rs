@@ -46,9 +46,8 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn mark_published(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError> {
-        let _writer = self.write_lock().await;
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
@@ -64,10 +63,9 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn mark_failed(&self, id: Uuid) -> Result<(), StoreError> {
-        let _writer = self.write_lock().await;
         sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(())
