@@ -74,6 +74,7 @@ impl TestAppBuilder {
             clock,
             pool: server.store().pool().clone(),
             app: server.app().clone(),
+            data_dir: self.config.data_dir.clone(),
             server: Some(server),
             _dir: dir,
         }
@@ -92,6 +93,8 @@ pub struct TestApp {
     pub pool: SqlitePool,
     /// The server's application, for counters behind the API.
     pub app: sesame_app::App,
+    /// The server's data directory (database, outbox folders).
+    pub data_dir: std::path::PathBuf,
     server: Option<Server>,
     _dir: TempDir,
 }
@@ -257,6 +260,52 @@ impl TestApp {
         .await
     }
 
+    /// `POST /v1/verifications` for `identifier`, with a bearer token when given.
+    pub async fn send_code(
+        &self,
+        login_type: &str,
+        identifier: &str,
+        purpose: &str,
+        token: Option<&str>,
+    ) -> Resp {
+        let body =
+            json!({"login": {"type": login_type, "identifier": identifier}, "purpose": purpose});
+        let mut req = self.client.post(self.url("/v1/verifications")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    /// Every message written to the outbox folders for `to` (normalised), oldest first.
+    pub fn messages_to(&self, to: &str) -> Vec<String> {
+        let mut files = Vec::new();
+        for folder in ["mail", "sms"] {
+            let dir = self.data_dir.join("outbox").join(folder);
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                files.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+            }
+        }
+        files.sort();
+        files
+            .iter()
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .filter(|text| {
+                text.contains(&format!("To: {to}\r\n"))
+                    || text.contains(&format!("\"to\":\"{to}\""))
+            })
+            .collect()
+    }
+
+    /// The six digits of the newest message to `to`.
+    pub fn last_code(&self, to: &str) -> String {
+        let messages = self.messages_to(to);
+        let text = messages
+            .last()
+            .unwrap_or_else(|| panic!("no message to {to}"));
+        extract_code(text).unwrap_or_else(|| panic!("no code in {text}"))
+    }
+
     /// Runs a scalar SQL query against the server's database.
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql)
@@ -271,4 +320,18 @@ impl TestApp {
             server.shutdown().await;
         }
     }
+}
+
+/// The first run of exactly six digits in a message.
+pub fn extract_code(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(5)).find_map(|i| {
+        let run = &bytes[i..i + 6];
+        let before = i
+            .checked_sub(1)
+            .map(|j| bytes[j].is_ascii_digit())
+            .unwrap_or(false);
+        let after = bytes.get(i + 6).is_some_and(|b| b.is_ascii_digit());
+        (run.iter().all(u8::is_ascii_digit) && !before && !after).then(|| text[i..i + 6].to_owned())
+    })
 }

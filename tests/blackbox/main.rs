@@ -3,10 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
+mod codes;
 mod crash;
 mod errors;
+mod logins;
 mod me;
 mod overload;
+mod password;
 mod registration;
 mod sessions;
 mod tokens;

@@ -3,8 +3,11 @@
 //! its audit row and its outbox event in one commit.
 
 mod cache;
+mod codes;
 mod keys;
+mod logins;
 mod me;
+mod password;
 mod registration;
 mod sessions;
 mod sign_in;
@@ -13,14 +16,19 @@ pub mod views;
 use cache::Cache;
 use sesame_core::{Clock, Database, Error, FailPoints, PrincipalId, SessionId};
 use sesame_credentials::{
-    AccessClaims, AuditStore, KeyRing, LoginMethodStore, MasterKey, NormaliseConfig,
+    AccessClaims, AuditStore, CodeBook, KeyRing, LoginMethodStore, MasterKey, NormaliseConfig,
     PasswordHasher, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
+    VerificationCodeStore,
 };
+use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
 use sesame_identity::ProfileStore;
 use std::sync::{Arc, RwLock};
 use time::Duration;
 
+pub use codes::{CodeRequest, ConfirmRequest};
+pub use logins::BindRequest;
+pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use views::{
     LoginView, MeView, PrincipalRef, RefreshRequest, RegisterRequest, Registered, SessionGrant,
     SessionView, SignInRequest,
@@ -47,6 +55,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     /// Outbox.
     pub outbox: Arc<dyn OutboxStore>,
+    /// Verification codes.
+    pub codes: Arc<dyn VerificationCodeStore>,
 }
 
 impl Stores {
@@ -62,6 +72,7 @@ impl Stores {
             + SigningKeyStore
             + AuditStore
             + OutboxStore
+            + VerificationCodeStore
             + 'static,
     {
         Self {
@@ -73,7 +84,8 @@ impl Stores {
             sessions: backend.clone(),
             signing_keys: backend.clone(),
             audit: backend.clone(),
-            outbox: backend,
+            outbox: backend.clone(),
+            codes: backend,
         }
     }
 }
@@ -91,6 +103,8 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Normalisation of login identifiers.
     pub normalise: NormaliseConfig,
+    /// Wait before another code may be sent for the same purpose and login.
+    pub code_resend_cooldown: Duration,
     /// Keep verified tokens, session state and account views in memory. Only
     /// correct when every write goes through this process (the embedded store).
     pub in_process_caches: bool,
@@ -104,6 +118,7 @@ impl Default for Settings {
             access_token_ttl: Duration::minutes(15),
             session_ttl: Duration::days(30),
             normalise: NormaliseConfig::default(),
+            code_resend_cooldown: Duration::seconds(60),
             in_process_caches: true,
         }
     }
@@ -131,6 +146,17 @@ pub struct AuthContext {
     pub aal: String,
 }
 
+/// Where messages go, and their texts.
+#[derive(Clone)]
+pub struct Delivery {
+    /// E-mail.
+    pub mailer: Arc<dyn Mailer>,
+    /// Text messages.
+    pub sms: Arc<dyn SmsSender>,
+    /// Message texts.
+    pub templates: Templates,
+}
+
 /// The application: stores, hasher, keys and clock, cheap to clone.
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
@@ -144,6 +170,8 @@ struct Inner {
     settings: Settings,
     failpoints: FailPoints,
     caches: Caches,
+    codes: CodeBook,
+    delivery: Delivery,
 }
 
 /// What the in-process caches hold.
@@ -173,6 +201,7 @@ impl App {
         clock: Arc<dyn Clock>,
         settings: Settings,
         failpoints: FailPoints,
+        delivery: Delivery,
     ) -> Result<Self, Error> {
         let ring = keys::load_or_create(&stores, &master, clock.as_ref(), &settings.issuer).await?;
         let on = settings.in_process_caches;
@@ -181,8 +210,11 @@ impl App {
             sessions: Cache::new(100_000, on),
             me: Cache::new(100_000, on),
         };
+        let codes = CodeBook::new(master.derive("sesame/verification-codes/v1")?);
         Ok(Self(Arc::new(Inner {
             caches,
+            codes,
+            delivery,
             stores,
             hasher,
             keys: RwLock::new(Arc::new(ring)),

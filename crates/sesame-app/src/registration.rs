@@ -5,7 +5,7 @@ use crate::{App, ClientMeta, RegisterRequest, Registered};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, FieldError, PrincipalId, StoreError};
 use sesame_credentials::password::check_new_password;
-use sesame_credentials::{LOGIN_IDENTIFIER_UNIQUE, LoginMethod, Principal};
+use sesame_credentials::{CodePurpose, LOGIN_IDENTIFIER_UNIQUE, LoginMethod, LoginType, Principal};
 use sesame_events::topics;
 use sesame_identity::Profile;
 use uuid::Uuid;
@@ -43,6 +43,35 @@ pub(crate) fn identifier_taken(err: StoreError) -> Error {
     }
 }
 
+/// How a new or returning principal proves itself.
+pub(crate) enum Proof {
+    /// A password.
+    Password(String),
+    /// A one-time code sent to the login.
+    Code(String),
+}
+
+impl Proof {
+    /// Exactly one of `password` and `code`.
+    pub(crate) fn of(password: Option<String>, code: Option<String>) -> Result<Self, Error> {
+        match (password, code) {
+            (Some(pw), None) => Ok(Self::Password(pw)),
+            (None, Some(code)) => Ok(Self::Code(code)),
+            (Some(_), Some(_)) => Err(Error::field("code", "not_allowed_with_password")),
+            (None, None) => Err(Error::field("password", "required")),
+        }
+    }
+
+    /// The RFC 8176 method reference.
+    pub(crate) fn amr(&self, login_type: LoginType) -> &'static str {
+        match (self, login_type) {
+            (Self::Password(_), _) => "pwd",
+            (Self::Code(_), LoginType::Phone) => "sms",
+            (Self::Code(_), _) => "otp",
+        }
+    }
+}
+
 impl App {
     /// Signs a new principal up with an identifier and a password.
     pub async fn register(
@@ -52,37 +81,47 @@ impl App {
     ) -> Result<Registered, Error> {
         let now = self.0.clock.now();
         let login = req.login.normalise(&self.0.settings.normalise, "login");
-        let password = match (&req.password, &req.code) {
-            (Some(pw), None) => Ok(pw.clone()),
-            (None, Some(_)) => Err(Error::field("code", "unsupported")),
-            (Some(_), Some(_)) => Err(Error::field("code", "not_allowed_with_password")),
-            (None, None) => Err(Error::field("password", "required")),
-        };
+        let proof = Proof::of(req.password, req.code);
         let id = PrincipalId::new();
         let profile = Profile::new(id, req.profile.unwrap_or_default(), now);
-        let (login, password, profile) = match (login, password, profile) {
+        let (login, proof, profile) = match (login, proof, profile) {
             (Ok(l), Ok(p), Ok(pr)) => (l, p, pr),
             (l, p, pr) => {
                 collect_errors(vec![l.map(|_| ()), p.map(|_| ()), pr.map(|_| ())])?;
                 return Err(Error::Internal("validation disagreed with itself".into()));
             }
         };
-        check_new_password(&password, &[login.identifier.as_str()], "password")?;
-        // Spare the hash when the identifier is visibly taken; the unique index
-        // still decides when two sign-ups race.
-        if self
-            .0
-            .stores
-            .logins
-            .find_login_method(login.login_type, &login.identifier)
-            .await?
-            .is_some()
-        {
-            return Err(identifier_taken(StoreError::Conflict {
-                constraint: LOGIN_IDENTIFIER_UNIQUE.into(),
-            }));
-        }
-        let hash = self.0.hasher.hash(&password).await?;
+        let (hash, code) = match &proof {
+            Proof::Password(password) => {
+                check_new_password(password, &[login.identifier.as_str()], "password")?;
+                // Spare the hash when the identifier is visibly taken; the unique
+                // index still decides when two sign-ups race.
+                let taken = self
+                    .0
+                    .stores
+                    .logins
+                    .find_login_method(login.login_type, &login.identifier)
+                    .await?;
+                if taken.is_some() {
+                    return Err(identifier_taken(StoreError::Conflict {
+                        constraint: LOGIN_IDENTIFIER_UNIQUE.into(),
+                    }));
+                }
+                (Some(self.0.hasher.hash(password).await?), None)
+            }
+            Proof::Code(code) => {
+                if login.login_type == LoginType::Username {
+                    return Err(Error::field("login.type", "codes_not_supported"));
+                }
+                (
+                    None,
+                    Some(
+                        self.check_code(CodePurpose::Register, &login, "", code, now)
+                            .await?,
+                    ),
+                )
+            }
+        };
         // Creation happens on the server, so "now" is when the write starts.
         let now = self.0.clock.now().max(now);
         let profile = Profile {
@@ -97,11 +136,18 @@ impl App {
             principal_id: id,
             login_type: login.login_type,
             identifier: login.identifier.clone(),
-            verified_at: None,
+            // A code proves the person holds the address or number.
+            verified_at: code.as_ref().map(|_| now),
             created_at: now,
             last_used_at: Some(now),
         };
-        let session = self.new_session(id, &principal.kind, &["pwd"], meta, now)?;
+        let session = self.new_session(
+            id,
+            &principal.kind,
+            &[proof.amr(login.login_type)],
+            meta,
+            now,
+        )?;
         let stores = &self.0.stores;
         let fail = &self.0.failpoints;
 
@@ -122,14 +168,20 @@ impl App {
             .await
             .map_err(identifier_taken)?;
         fail.check("register.login_method")?;
-        stores
-            .passwords
-            .set_password(tx.as_mut(), id, &hash, now)
-            .await?;
+        if let Some(hash) = &hash {
+            stores
+                .passwords
+                .set_password(tx.as_mut(), id, hash, now)
+                .await?;
+        }
+        if let Some(code) = &code {
+            self.consume_code(tx.as_mut(), code, now).await?;
+        }
         fail.check("register.password")?;
         self.insert_session(tx.as_mut(), &session).await?;
         fail.check("register.session")?;
-        let data = json!({ "login_type": login.login_type.as_str(), "has_password": true });
+        let data =
+            json!({ "login_type": login.login_type.as_str(), "has_password": hash.is_some() });
         self.announce(tx.as_mut(), id, topics::USER_SIGNED_UP, meta, data, now)
             .await?;
         fail.check("register.outbox")?;

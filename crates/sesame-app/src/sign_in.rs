@@ -1,8 +1,10 @@
-//! Sign-in with an identifier and a password.
+//! Sign-in with an identifier and a password, or with a one-time code.
 
+use crate::registration::Proof;
 use crate::{App, ClientMeta, SessionGrant, SignInRequest};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode};
+use sesame_credentials::{CodePurpose, LoginMethod, LoginType, VerificationCode};
 use sesame_events::topics;
 
 impl App {
@@ -14,40 +16,74 @@ impl App {
         meta: &ClientMeta,
     ) -> Result<SessionGrant, Error> {
         let login = req.login.normalise(&self.0.settings.normalise, "login")?;
-        let password = match (req.password, req.code) {
-            (Some(pw), None) => pw,
-            (None, Some(_)) => return Err(Error::field("code", "unsupported")),
-            (Some(_), Some(_)) => return Err(Error::field("code", "not_allowed_with_password")),
-            (None, None) => return Err(Error::field("password", "required")),
-        };
-        if password.chars().count() > sesame_credentials::password::MAX_LEN {
-            return Err(Error::field("password", "too_long"));
-        }
+        let proof = Proof::of(req.password, req.code)?;
         let stores = &self.0.stores;
-        let method = stores
-            .logins
-            .find_login_method(login.login_type, &login.identifier)
-            .await?;
-        let stored_hash = match &method {
-            Some(m) => stores.passwords.get_password(m.principal_id).await?,
-            None => None,
+        let now = self.0.clock.now();
+        let (method, code) = match &proof {
+            Proof::Password(password) => {
+                if password.chars().count() > sesame_credentials::password::MAX_LEN {
+                    return Err(Error::field("password", "too_long"));
+                }
+                let method = stores
+                    .logins
+                    .find_login_method(login.login_type, &login.identifier)
+                    .await?;
+                let stored_hash = match &method {
+                    Some(m) => stores.passwords.get_password(m.principal_id).await?,
+                    None => None,
+                };
+                let verified = self
+                    .0
+                    .hasher
+                    .verify(password, stored_hash.as_deref())
+                    .await?;
+                match method {
+                    Some(m) if verified => (m, None),
+                    _ => return Err(Error::code(ErrorCode::InvalidCredentials)),
+                }
+            }
+            Proof::Code(code) => {
+                if login.login_type == LoginType::Username {
+                    return Err(Error::field("login.type", "codes_not_supported"));
+                }
+                let record = self
+                    .check_code(CodePurpose::SignIn, &login, "", code, now)
+                    .await?;
+                let method = stores
+                    .logins
+                    .find_login_method(login.login_type, &login.identifier)
+                    .await?
+                    .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
+                (method, Some(record))
+            }
         };
-        let verified = self
-            .0
-            .hasher
-            .verify(&password, stored_hash.as_deref())
-            .await?;
-        let method = match method {
-            Some(m) if verified => m,
-            _ => return Err(Error::code(ErrorCode::InvalidCredentials)),
-        };
+        self.open_session(method, code, proof.amr(login.login_type), meta)
+            .await
+    }
+
+    /// Opens a session for a principal that has proven itself with `method`.
+    async fn open_session(
+        &self,
+        method: LoginMethod,
+        code: Option<VerificationCode>,
+        amr: &str,
+        meta: &ClientMeta,
+    ) -> Result<SessionGrant, Error> {
+        let stores = &self.0.stores;
         let principal = stores.principals.get_principal(method.principal_id).await?;
         if !principal.is_active {
             return Err(Error::code(ErrorCode::AccountSuspended));
         }
         let now = self.0.clock.now();
-        let session = self.new_session(principal.id, &principal.kind, &["pwd"], meta, now)?;
+        let session = self.new_session(principal.id, &principal.kind, &[amr], meta, now)?;
         let mut tx = stores.db.begin().await?;
+        if let Some(code) = &code {
+            self.consume_code(tx.as_mut(), code, now).await?;
+            stores
+                .logins
+                .mark_login_verified(tx.as_mut(), method.id, now)
+                .await?;
+        }
         self.insert_session(tx.as_mut(), &session).await?;
         stores
             .principals
@@ -58,9 +94,9 @@ impl App {
             .touch_login_method(tx.as_mut(), method.id, now)
             .await?;
         let data = json!({
-            "login_type": login.login_type.as_str(),
+            "login_type": method.login_type.as_str(),
             "session_id": session.session.id,
-            "method": "password",
+            "method": amr,
         });
         self.announce(
             tx.as_mut(),
@@ -72,6 +108,9 @@ impl App {
         )
         .await?;
         stores.db.commit(tx).await?;
+        if code.is_some() {
+            self.0.caches.me.invalidate(&principal.id);
+        }
         self.grant_new(session, now)
     }
 }

@@ -2,6 +2,7 @@
 //! their normalisers, passwords and the hashing pool, sessions, refresh tokens,
 //! signing keys and sealed secrets, and the store traits for all of them.
 
+pub mod codes;
 pub mod keys;
 pub mod login;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod seal;
 pub mod store;
 pub mod tokens;
 
+pub use codes::{CodeBook, CodePurpose, VerificationCode};
 pub use keys::{KeyRing, SigningKeyRecord};
 pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
 pub use model::{AuditEntry, LoginMethod, Principal, RefreshToken, Session};
@@ -17,7 +19,7 @@ pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, Sealed};
 pub use store::{
     AuditStore, LOGIN_IDENTIFIER_UNIQUE, LoginMethodStore, PasswordStore, PrincipalStore,
-    SessionStore, SigningKeyStore,
+    SessionStore, SigningKeyStore, VerificationCodeStore,
 };
 pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 

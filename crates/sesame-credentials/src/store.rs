@@ -2,7 +2,10 @@
 //! transaction; reads use the pool.
 
 use crate::keys::SigningKeyRecord;
-use crate::{AuditEntry, LoginMethod, LoginType, Principal, RefreshToken, Session};
+use crate::{
+    AuditEntry, CodePurpose, LoginMethod, LoginType, Principal, RefreshToken, Session,
+    VerificationCode,
+};
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
 use time::OffsetDateTime;
@@ -53,6 +56,27 @@ pub trait LoginMethodStore: Send + Sync {
         &self,
         principal: PrincipalId,
     ) -> Result<Vec<LoginMethod>, StoreError>;
+    /// Every login method of a principal, read inside the caller's transaction
+    /// and locked against concurrent changes until it ends.
+    async fn list_login_methods_for_update(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+    ) -> Result<Vec<LoginMethod>, StoreError>;
+    /// Marks a login method verified.
+    async fn mark_login_verified(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Deletes a login method of `principal`; false when it has no such method.
+    async fn delete_login_method(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        id: Uuid,
+    ) -> Result<bool, StoreError>;
     /// Marks a login method as just used.
     async fn touch_login_method(
         &self,
@@ -75,6 +99,12 @@ pub trait PasswordStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The password hash, if the principal has one.
     async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError>;
+    /// The `limit` most recent password hashes, newest first (the current one included).
+    async fn password_history(
+        &self,
+        principal: PrincipalId,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Stores sessions and their refresh tokens.
@@ -91,6 +121,16 @@ pub trait SessionStore: Send + Sync {
         principal: PrincipalId,
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, StoreError>;
+    /// Revokes every active session of a principal except `keep`; returns the
+    /// ids it revoked.
+    async fn revoke_sessions_of(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        keep: Option<SessionId>,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError>;
     /// Revokes a session; false if it was already revoked.
     async fn revoke_session(
         &self,
@@ -117,6 +157,31 @@ pub trait SessionStore: Send + Sync {
         &self,
         used: Uuid,
         next: &RefreshToken,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Stores verification codes: at most one per purpose and login.
+#[async_trait]
+pub trait VerificationCodeStore: Send + Sync {
+    /// Stores a new code, replacing any earlier one for the same purpose, login
+    /// and subject.
+    async fn replace_code(&self, code: &VerificationCode) -> Result<(), StoreError>;
+    /// The code for a purpose, login and subject, if any.
+    async fn find_code(
+        &self,
+        purpose: CodePurpose,
+        login_type: LoginType,
+        identifier: &str,
+        subject: &str,
+    ) -> Result<Option<VerificationCode>, StoreError>;
+    /// Counts a wrong try.
+    async fn record_code_attempt(&self, id: Uuid) -> Result<(), StoreError>;
+    /// Marks a code used in the caller's transaction; false when it already was.
+    async fn consume_code(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 }

@@ -121,6 +121,24 @@ impl FromRequestParts<App> for Auth {
     }
 }
 
+/// The caller when a bearer token is sent, `None` when none is; a bad token is
+/// still refused.
+pub struct MaybeAuth(pub Option<AuthContext>);
+
+impl FromRequestParts<App> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            Auth::from_request_parts(parts, app)
+                .await
+                .map(|Auth(a)| MaybeAuth(Some(a)))
+        } else {
+            Ok(MaybeAuth(None))
+        }
+    }
+}
+
 /// Longest user agent kept, in bytes.
 const MAX_USER_AGENT: usize = 512;
 

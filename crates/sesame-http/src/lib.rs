@@ -9,7 +9,7 @@ pub use error::{ApiError, PROBLEM_JSON};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use sesame_app::App;
 use sesame_core::Error;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -30,6 +30,13 @@ pub fn router(app: App) -> Router {
         .route("/v1/me/profile", patch(routes::update_profile))
         .route("/v1/me/sessions", get(routes::list_sessions))
         .route("/v1/me/sessions/{id}", delete(routes::revoke_session))
+        .route("/v1/me/logins", post(routes::bind_login))
+        .route("/v1/me/logins/{id}", delete(routes::unbind_login))
+        .route("/v1/me/password", put(routes::change_password))
+        .route("/v1/password-resets", post(routes::request_reset))
+        .route("/v1/password-resets/confirm", post(routes::confirm_reset))
+        .route("/v1/verifications", post(routes::send_code))
+        .route("/v1/verifications/confirm", post(routes::confirm_code))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/openapi.yaml", get(routes::openapi))
         .route("/health/live", get(routes::live))

@@ -1,12 +1,15 @@
 //! Handlers: extract, call one service method, map the result.
 
 use crate::ApiError;
-use crate::extract::{Auth, JsonBody, Meta};
+use crate::extract::{Auth, JsonBody, MaybeAuth, Meta};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sesame_app::{App, RefreshRequest, RegisterRequest, SignInRequest};
+use sesame_app::{
+    App, BindRequest, CodeRequest, ConfirmRequest, PasswordChange, RefreshRequest, RegisterRequest,
+    ResetConfirm, ResetRequest, SignInRequest,
+};
 use sesame_core::{ErrorCode, SessionId};
 use sesame_identity::ProfilePatch;
 
@@ -73,6 +76,73 @@ pub async fn revoke_session(
         .map(SessionId)
         .map_err(|_| ApiError::from(ErrorCode::NotFound))?;
     app.revoke_session(&auth, id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn send_code(
+    State(app): State<App>,
+    MaybeAuth(auth): MaybeAuth,
+    JsonBody(req): JsonBody<CodeRequest>,
+) -> Result<StatusCode> {
+    app.send_code(req, auth.as_ref()).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn confirm_code(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<ConfirmRequest>,
+) -> Result<Response> {
+    Ok(Json(app.confirm_verification(req, &meta).await?).into_response())
+}
+
+pub async fn bind_login(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<BindRequest>,
+) -> Result<Response> {
+    let login = app.bind_login(&auth, req, &meta).await?;
+    Ok((StatusCode::CREATED, Json(login)).into_response())
+}
+
+pub async fn unbind_login(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let id = id
+        .parse()
+        .map_err(|_| ApiError::from(ErrorCode::NotFound))?;
+    app.unbind_login(&auth, id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn change_password(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<PasswordChange>,
+) -> Result<StatusCode> {
+    app.change_password(&auth, req, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn request_reset(
+    State(app): State<App>,
+    JsonBody(req): JsonBody<ResetRequest>,
+) -> Result<StatusCode> {
+    app.request_password_reset(req).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn confirm_reset(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<ResetConfirm>,
+) -> Result<StatusCode> {
+    app.confirm_password_reset(req, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -140,6 +140,53 @@ impl LoginMethodStore for SqliteStore {
             .map_err(map_err)
     }
 
+    async fn list_login_methods_for_update(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+    ) -> Result<Vec<LoginMethod>, StoreError> {
+        // The write transaction already holds SQLite's only write lock.
+        let rows = sqlx::query("SELECT * FROM login_methods WHERE principal_id = ? ORDER BY id")
+            .bind(principal.0)
+            .fetch_all(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(login_method)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
+    }
+
+    async fn mark_login_verified(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE login_methods SET verified_at = COALESCE(verified_at, ?) WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_login_method(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        id: Uuid,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM login_methods WHERE id = ? AND principal_id = ?")
+            .bind(id)
+            .bind(principal.0)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn touch_login_method(
         &self,
         tx: &mut dyn Tx,
@@ -195,5 +242,20 @@ impl PasswordStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(map_err)
+    }
+
+    async fn password_history(
+        &self,
+        principal: PrincipalId,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT hash FROM password_history WHERE principal_id = ? ORDER BY rowid DESC LIMIT ?",
+        )
+        .bind(principal.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
     }
 }

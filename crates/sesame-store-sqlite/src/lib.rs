@@ -1,5 +1,6 @@
 //! Every Sesame store trait on an embedded SQLite file (WAL mode).
 
+mod codes;
 mod credentials;
 mod identity;
 mod keys;
@@ -30,6 +31,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_credentials.sql"),
     ),
     (3, "outbox", include_str!("../migrations/0003_outbox.sql")),
+    (
+        4,
+        "verification_codes",
+        include_str!("../migrations/0004_verification_codes.sql"),
+    ),
 ];
 
 /// The SQLite backend: one pool, every store trait.

@@ -116,6 +116,29 @@ impl SessionStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn revoke_sessions_of(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        keep: Option<SessionId>,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+             WHERE principal_id = ? AND revoked_at IS NULL AND id IS NOT ?
+             RETURNING id",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(principal.0)
+        .bind(keep.map(|k| k.0))
+        .fetch_all(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(ids.into_iter().map(SessionId).collect())
+    }
+
     async fn insert_refresh_token(
         &self,
         tx: &mut dyn Tx,

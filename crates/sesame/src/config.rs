@@ -51,6 +51,12 @@ pub struct Config {
     pub argon2: Argon2Config,
     /// Hashing pool size.
     pub hashing: HashingConfig,
+    /// Product name in message texts.
+    pub product_name: String,
+    /// Sender of e-mail.
+    pub mail_from: String,
+    /// Seconds before another code may be sent for the same purpose and login.
+    pub code_resend_cooldown_secs: u64,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter, in `RUST_LOG` syntax.
@@ -72,6 +78,9 @@ impl Default for Config {
             username_charset: UsernameCharset::Ascii,
             argon2: Argon2Config::default(),
             hashing: HashingConfig::default(),
+            product_name: "Sesame".into(),
+            mail_from: "Sesame <no-reply@localhost>".into(),
+            code_resend_cooldown_secs: 60,
             log_format: LogFormat::Auto,
             log_level: "info".into(),
         }
@@ -92,6 +101,9 @@ const KEYS: &[&str] = &[
     "username_charset",
     "argon2",
     "hashing",
+    "product_name",
+    "mail_from",
+    "code_resend_cooldown_secs",
     "log_format",
     "log_level",
 ];

@@ -2,9 +2,10 @@
 //! outbox relay, and graceful shutdown.
 
 use crate::config::Config;
-use sesame_app::{App, Settings, Stores};
+use sesame_app::{App, Delivery, Settings, Stores};
 use sesame_core::{Clock, FailPoints, SystemClock};
 use sesame_credentials::{MasterKey, NormaliseConfig, PasswordHasher, login::parse_region};
+use sesame_delivery::{FileMailer, FileSmsSender, Templates};
 use sesame_events::{LogSink, Relay};
 use sesame_store_sqlite::SqliteStore;
 use std::io::Write;
@@ -104,8 +105,18 @@ impl Server {
                     .and_then(parse_region),
                 username_charset: config.username_charset,
             },
+            code_resend_cooldown: time::Duration::seconds(config.code_resend_cooldown_secs as i64),
             // The embedded store has one writer: this process.
             in_process_caches: true,
+        };
+        let outbox = config.data_dir.join("outbox");
+        let delivery = Delivery {
+            mailer: Arc::new(FileMailer::new(
+                outbox.join("mail"),
+                config.mail_from.clone(),
+            )),
+            sms: Arc::new(FileSmsSender::new(outbox.join("sms"))),
+            templates: Templates::new(config.product_name.clone()),
         };
         let app = App::new(
             stores.clone(),
@@ -114,6 +125,7 @@ impl Server {
             hooks.clock.clone(),
             settings,
             hooks.failpoints,
+            delivery,
         )
         .await
         .map_err(|e| StartError::Service(e.to_string()))?;

@@ -26,6 +26,23 @@ pub(super) fn normalise(raw: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::normalise;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn normalisation_is_idempotent(local in "[A-Za-z0-9._%+-]{1,20}", domain in "[A-Za-zäöü0-9-]{1,20}\\.[a-z]{2,6}", pad in " {0,3}") {
+            let raw = format!("{pad}{local}@{domain}{pad}");
+            if let Ok(once) = normalise(&raw) {
+                prop_assert_eq!(normalise(&once), Ok(once.clone()));
+                prop_assert_eq!(once.clone(), once.to_lowercase());
+            }
+        }
+
+        #[test]
+        fn never_panics(raw in "\\PC{0,80}") {
+            let _ = normalise(&raw);
+        }
+    }
 
     #[test]
     fn lower_cases_and_trims() {

@@ -22,6 +22,22 @@ pub(super) fn normalise(raw: &str, region: Option<Id>) -> Result<String, &'stati
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn e164_output_normalises_to_itself(raw in "[+0-9 ()-]{0,24}") {
+            if let Ok(once) = normalise(&raw, region("DE")) {
+                prop_assert!(once.starts_with('+'));
+                prop_assert_eq!(normalise(&once, None), Ok(once.clone()));
+            }
+        }
+
+        #[test]
+        fn never_panics(raw in "\\PC{0,40}") {
+            let _ = normalise(&raw, region("US"));
+        }
+    }
 
     fn region(code: &str) -> Option<Id> {
         parse_region(code)

@@ -1,0 +1,225 @@
+//! Verification codes: sending them (always `202`, whether or not the login
+//! exists), checking them inside other flows, and confirming a login method.
+
+use crate::{App, AuthContext, ClientMeta, LoginView};
+use serde::Deserialize;
+use serde_json::json;
+use sesame_core::{Error, ErrorCode, Tx};
+use sesame_credentials::codes::{CODE_TTL, MAX_ATTEMPTS};
+use sesame_credentials::{CodePurpose, Login, LoginInput, LoginType, VerificationCode};
+use sesame_delivery::CodeKind;
+use time::OffsetDateTime;
+
+/// `POST /v1/verifications`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequest {
+    /// Where to send the code.
+    pub login: LoginInput,
+    /// What the code will be used for.
+    pub purpose: CodePurpose,
+}
+
+/// `POST /v1/verifications/confirm`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// The login the code was sent to.
+    pub login: LoginInput,
+    /// The six digits.
+    pub code: String,
+}
+
+impl App {
+    /// Normalises a login that codes can be sent to (e-mail or phone).
+    pub(crate) fn code_login(&self, input: &LoginInput) -> Result<Login, Error> {
+        let login = input.normalise(&self.0.settings.normalise, "login")?;
+        if login.login_type == LoginType::Username {
+            return Err(Error::field("login.type", "codes_not_supported"));
+        }
+        Ok(login)
+    }
+
+    /// Issues a code and sends it when the purpose fits the login's state. The
+    /// answer and the cooldown are the same whether or not anything was sent.
+    pub async fn send_code(
+        &self,
+        req: CodeRequest,
+        auth: Option<&AuthContext>,
+    ) -> Result<(), Error> {
+        let login = self.code_login(&req.login)?;
+        if req.purpose == CodePurpose::Bind && auth.is_none() {
+            return Err(Error::problem(
+                ErrorCode::InvalidToken,
+                "Binding needs a signed-in caller",
+            ));
+        }
+        let subject = subject_of(req.purpose, auth);
+        self.issue_code(req.purpose, &login, &subject).await
+    }
+
+    pub(crate) async fn issue_code(
+        &self,
+        purpose: CodePurpose,
+        login: &Login,
+        subject: &str,
+    ) -> Result<(), Error> {
+        let now = self.0.clock.now();
+        let stores = &self.0.stores;
+        let cooldown = self.0.settings.code_resend_cooldown;
+        if let Some(previous) = stores
+            .codes
+            .find_code(purpose, login.login_type, &login.identifier, subject)
+            .await?
+        {
+            let ready_at = previous.created_at + cooldown;
+            if ready_at > now {
+                let wait = (ready_at - now).whole_seconds().max(1) as u64;
+                return Err(Error::Busy {
+                    code: ErrorCode::RateLimited,
+                    retry_after_secs: wait,
+                });
+            }
+        }
+        let existing = stores
+            .logins
+            .find_login_method(login.login_type, &login.identifier)
+            .await?;
+        let deliver = match purpose {
+            CodePurpose::Register | CodePurpose::Bind => existing.is_none(),
+            CodePurpose::SignIn | CodePurpose::Verify => existing.is_some(),
+            CodePurpose::Reset => existing.is_some_and(|m| m.verified_at.is_some()),
+        };
+        // A code is stored either way, so that cooldowns reveal nothing.
+        let (code, record) = self.0.codes.issue(purpose, login, subject, now)?;
+        stores.codes.replace_code(&record).await?;
+        if deliver {
+            self.deliver_code(purpose, login, &code).await;
+        }
+        Ok(())
+    }
+
+    async fn deliver_code(&self, purpose: CodePurpose, login: &Login, code: &str) {
+        let kind = match purpose {
+            CodePurpose::Register => CodeKind::Register,
+            CodePurpose::SignIn => CodeKind::SignIn,
+            CodePurpose::Bind => CodeKind::Bind,
+            CodePurpose::Verify => CodeKind::Verify,
+            CodePurpose::Reset => CodeKind::Reset,
+        };
+        let delivery = &self.0.delivery;
+        let minutes = CODE_TTL.whole_minutes();
+        let sent = match login.login_type {
+            LoginType::Phone => {
+                let msg = delivery
+                    .templates
+                    .code_sms(&login.identifier, kind, code, minutes);
+                delivery.sms.send(&msg).await
+            }
+            _ => {
+                let msg = delivery
+                    .templates
+                    .code(&login.identifier, kind, code, minutes);
+                delivery.mailer.send(&msg).await
+            }
+        };
+        if let Err(e) = sent {
+            tracing::error!(error = %e, login_type = login.login_type.as_str(), "code delivery failed");
+        }
+    }
+
+    /// Checks a code for `purpose` and `login`, counting a wrong try. The record
+    /// returned must be consumed in the caller's transaction.
+    pub(crate) async fn check_code(
+        &self,
+        purpose: CodePurpose,
+        login: &Login,
+        subject: &str,
+        code: &str,
+        now: OffsetDateTime,
+    ) -> Result<VerificationCode, Error> {
+        let stores = &self.0.stores;
+        let record = stores
+            .codes
+            .find_code(purpose, login.login_type, &login.identifier, subject)
+            .await?
+            .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
+        match self.0.codes.check(&record, code, now) {
+            Ok(()) => Ok(record),
+            Err(e) => {
+                if e.error_code() == ErrorCode::InvalidCode
+                    && record.consumed_at.is_none()
+                    && record.attempts < MAX_ATTEMPTS
+                {
+                    stores.codes.record_code_attempt(record.id).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks a checked code used; a concurrent use of the same code loses.
+    pub(crate) async fn consume_code(
+        &self,
+        tx: &mut dyn Tx,
+        record: &VerificationCode,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        if self.0.stores.codes.consume_code(tx, record.id, now).await? {
+            Ok(())
+        } else {
+            Err(Error::code(ErrorCode::InvalidCode))
+        }
+    }
+
+    /// Confirms a bound login method with a `verify` code.
+    pub async fn confirm_verification(
+        &self,
+        req: ConfirmRequest,
+        meta: &ClientMeta,
+    ) -> Result<LoginView, Error> {
+        let login = self.code_login(&req.login)?;
+        let now = self.0.clock.now();
+        let record = self
+            .check_code(CodePurpose::Verify, &login, "", &req.code, now)
+            .await?;
+        let stores = &self.0.stores;
+        let method = stores
+            .logins
+            .find_login_method(login.login_type, &login.identifier)
+            .await?
+            .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
+        let mut tx = stores.db.begin().await?;
+        self.consume_code(tx.as_mut(), &record, now).await?;
+        stores
+            .logins
+            .mark_login_verified(tx.as_mut(), method.id, now)
+            .await?;
+        let data = json!({ "login_id": method.id, "login_type": login.login_type.as_str() });
+        self.announce(
+            tx.as_mut(),
+            method.principal_id,
+            "identity.login_method.verified",
+            meta,
+            data,
+            now,
+        )
+        .await?;
+        stores.db.commit(tx).await?;
+        self.0.caches.me.invalidate(&method.principal_id);
+        let verified_at = method.verified_at.or(Some(now));
+        Ok(LoginView::from(sesame_credentials::LoginMethod {
+            verified_at,
+            ..method
+        }))
+    }
+}
+
+/// Bind codes belong to the principal that asked for them, so that one person
+/// asking cannot replace another's code; other codes belong to the login alone.
+pub(crate) fn subject_of(purpose: CodePurpose, auth: Option<&AuthContext>) -> String {
+    match (purpose, auth) {
+        (CodePurpose::Bind, Some(auth)) => auth.principal_id.to_string(),
+        _ => String::new(),
+    }
+}

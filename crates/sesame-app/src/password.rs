@@ -1,0 +1,172 @@
+//! The password lifecycle: set a first one (progressive authentication), change
+//! it, reset it with a code. Each change revokes other sessions.
+
+use crate::{App, AuthContext, ClientMeta};
+use serde::Deserialize;
+use serde_json::json;
+use sesame_core::{Error, ErrorCode, FieldError, PrincipalId, SessionId};
+use sesame_credentials::password::check_new_password;
+use sesame_credentials::{CodePurpose, LoginInput, LoginMethod};
+use time::OffsetDateTime;
+
+/// Passwords that may not come back.
+pub const HISTORY: i64 = 5;
+
+/// `PUT /v1/me/password`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// Required when a password is set.
+    pub current_password: Option<String>,
+    /// The new password.
+    pub new_password: String,
+}
+
+/// `POST /v1/password-resets`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// A verified e-mail or phone of the account.
+    pub login: LoginInput,
+}
+
+/// `POST /v1/password-resets/confirm`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirm {
+    /// The login the code was sent to.
+    pub login: LoginInput,
+    /// The six digits.
+    pub code: String,
+    /// The new password.
+    pub new_password: String,
+}
+
+impl App {
+    /// Sets the caller's first password, or changes it given the current one.
+    /// Every other session of the caller is revoked.
+    pub async fn change_password(
+        &self,
+        auth: &AuthContext,
+        req: PasswordChange,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
+        let stores = &self.0.stores;
+        let current = stores.passwords.get_password(auth.principal_id).await?;
+        if let Some(hash) = &current {
+            let given = req
+                .current_password
+                .as_deref()
+                .ok_or_else(|| Error::field("current_password", "required"))?;
+            if !self.0.hasher.verify(given, Some(hash)).await? {
+                return Err(Error::code(ErrorCode::InvalidCredentials));
+            }
+        }
+        let first = current.is_none();
+        let topic = if first {
+            "identity.password.set"
+        } else {
+            "identity.password.changed"
+        };
+        self.replace_password(
+            auth.principal_id,
+            &req.new_password,
+            Some(auth.session_id),
+            topic,
+            meta,
+            None,
+        )
+        .await
+    }
+
+    /// Sends a reset code to a verified e-mail or phone; answers alike whether
+    /// or not it exists.
+    pub async fn request_password_reset(&self, req: ResetRequest) -> Result<(), Error> {
+        let login = self.code_login(&req.login)?;
+        self.issue_code(CodePurpose::Reset, &login, "").await
+    }
+
+    /// Sets a new password with a reset code and revokes every session.
+    pub async fn confirm_password_reset(
+        &self,
+        req: ResetConfirm,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
+        let login = self.code_login(&req.login)?;
+        let now = self.0.clock.now();
+        let record = self
+            .check_code(CodePurpose::Reset, &login, "", &req.code, now)
+            .await?;
+        let method = self
+            .0
+            .stores
+            .logins
+            .find_login_method(login.login_type, &login.identifier)
+            .await?
+            .filter(|m| m.verified_at.is_some())
+            .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
+        let principal = method.principal_id;
+        self.replace_password(
+            principal,
+            &req.new_password,
+            None,
+            "identity.password.reset",
+            meta,
+            Some(record),
+        )
+        .await
+    }
+
+    /// Checks policy and history, hashes, and writes the new password with the
+    /// revocations, audit row and event in one transaction.
+    async fn replace_password(
+        &self,
+        principal: PrincipalId,
+        new_password: &str,
+        keep: Option<SessionId>,
+        topic: &str,
+        meta: &ClientMeta,
+        code: Option<sesame_credentials::VerificationCode>,
+    ) -> Result<(), Error> {
+        let stores = &self.0.stores;
+        let logins: Vec<LoginMethod> = stores.logins.list_login_methods(principal).await?;
+        let identifiers: Vec<&str> = logins.iter().map(|m| m.identifier.as_str()).collect();
+        check_new_password(new_password, &identifiers, "new_password")?;
+        for old in stores
+            .passwords
+            .password_history(principal, HISTORY)
+            .await?
+        {
+            if self.0.hasher.verify(new_password, Some(&old)).await? {
+                return Err(Error::Invalid {
+                    code: ErrorCode::PasswordReused,
+                    errors: vec![FieldError::new("new_password", "recently_used")],
+                });
+            }
+        }
+        let hash = self.0.hasher.hash(new_password).await?;
+        let now: OffsetDateTime = self.0.clock.now();
+        let mut tx = stores.db.begin().await?;
+        if let Some(code) = &code {
+            self.consume_code(tx.as_mut(), code, now).await?;
+        }
+        stores
+            .passwords
+            .set_password(tx.as_mut(), principal, &hash, now)
+            .await?;
+        let reason = topic.trim_start_matches("identity.").replace('.', "_");
+        let revoked = stores
+            .sessions
+            .revoke_sessions_of(tx.as_mut(), principal, keep, &reason, now)
+            .await?;
+        let data = json!({ "sessions_revoked": revoked.len() });
+        self.announce(tx.as_mut(), principal, topic, meta, data, now)
+            .await?;
+        stores.db.commit(tx).await?;
+        for id in &revoked {
+            self.0.caches.sessions.invalidate(id);
+        }
+        self.0.caches.me.invalidate(&principal);
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! Verification codes: hashed at rest, ten minutes, five tries, one use,
+//! a resend cooldown, and the same answer whether or not the login exists.
+
+use serde_json::json;
+use sesame_tests::{TestApp, extract_code};
+use time::Duration;
+
+async fn confirm(app: &TestApp, email: &str, code: &str) -> sesame_tests::Resp {
+    let body = json!({"login": {"type": "email", "identifier": email}, "code": code});
+    app.post("/v1/verifications/confirm", &body).await
+}
+
+fn wrong(code: &str) -> String {
+    if code == "000000" {
+        "000001".into()
+    } else {
+        "000000".into()
+    }
+}
+
+#[tokio::test]
+async fn a_verify_code_marks_the_login_verified() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("ada@example.com").await;
+    assert_eq!(
+        app.send_code("email", "Ada@Example.com", "verify", None)
+            .await
+            .status,
+        202
+    );
+    let mail = app.messages_to("ada@example.com");
+    assert_eq!(mail.len(), 1);
+    assert!(
+        mail[0].contains("Subject: Your Sesame code: "),
+        "{}",
+        mail[0]
+    );
+    let code = extract_code(&mail[0]).unwrap();
+    let resp = confirm(&app, "ada@example.com", &code).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(resp.body["verified_at"].is_string());
+    let me = app.get("/v1/me", reg["access_token"].as_str()).await;
+    assert!(
+        me.body["logins"][0]["verified_at"].is_string(),
+        "{}",
+        me.body
+    );
+    // A used code cannot be used again.
+    confirm(&app, "ada@example.com", &code)
+        .await
+        .assert_problem(400, "invalid_code");
+}
+
+#[tokio::test]
+async fn codes_are_stored_only_as_a_mac() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    app.send_code("email", "ada@example.com", "verify", None)
+        .await;
+    let code = app.last_code("ada@example.com");
+    let row: (Vec<u8>, String) =
+        sqlx::query_as("SELECT code_hash, identifier FROM verification_codes")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(row.0.len(), 32);
+    assert!(!row.0.windows(6).any(|w| w == code.as_bytes()));
+    let dump: String = sqlx::query_scalar(
+        "SELECT group_concat(hex(id) || purpose || login_type || identifier || subject || hex(code_hash) || created_at || expires_at) FROM verification_codes",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(!dump.contains(&code), "the code is in the table: {dump}");
+}
+
+#[tokio::test]
+async fn codes_expire_after_ten_minutes() {
+    let app = TestApp::builder().manual_clock().spawn().await;
+    app.register("ada@example.com").await;
+    app.send_code("email", "ada@example.com", "verify", None)
+        .await;
+    let code = app.last_code("ada@example.com");
+    app.clock.advance(Duration::minutes(10));
+    confirm(&app, "ada@example.com", &code)
+        .await
+        .assert_problem(400, "code_expired");
+}
+
+#[tokio::test]
+async fn five_wrong_tries_kill_the_code() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    app.send_code("email", "ada@example.com", "verify", None)
+        .await;
+    let code = app.last_code("ada@example.com");
+    for _ in 0..5 {
+        confirm(&app, "ada@example.com", &wrong(&code))
+            .await
+            .assert_problem(400, "invalid_code");
+    }
+    confirm(&app, "ada@example.com", &code)
+        .await
+        .assert_problem(400, "invalid_code");
+    assert_eq!(
+        app.count("SELECT attempts FROM verification_codes").await,
+        5
+    );
+}
+
+#[tokio::test]
+async fn resending_waits_for_the_cooldown_and_replaces_the_code() {
+    let app = TestApp::builder().manual_clock().spawn().await;
+    app.register("ada@example.com").await;
+    assert_eq!(
+        app.send_code("email", "ada@example.com", "verify", None)
+            .await
+            .status,
+        202
+    );
+    let first = app.last_code("ada@example.com");
+    app.clock.advance(Duration::seconds(20));
+    let again = app
+        .send_code("email", "ada@example.com", "verify", None)
+        .await;
+    again.assert_problem(429, "rate_limited");
+    assert_eq!(again.headers.get("retry-after").unwrap(), "40");
+    assert_eq!(app.messages_to("ada@example.com").len(), 1);
+    app.clock.advance(Duration::seconds(40));
+    assert_eq!(
+        app.send_code("email", "ada@example.com", "verify", None)
+            .await
+            .status,
+        202
+    );
+    let second = app.last_code("ada@example.com");
+    assert_eq!(app.messages_to("ada@example.com").len(), 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM verification_codes").await,
+        1
+    );
+    if first != second {
+        confirm(&app, "ada@example.com", &first)
+            .await
+            .assert_problem(400, "invalid_code");
+    }
+    assert_eq!(confirm(&app, "ada@example.com", &second).await.status, 200);
+}
+
+#[tokio::test]
+async fn unknown_identifiers_get_202_and_no_message() {
+    let app = TestApp::spawn().await;
+    for purpose in ["sign_in", "verify", "reset"] {
+        let resp = app
+            .send_code("email", "nobody@example.com", purpose, None)
+            .await;
+        assert_eq!(resp.status, 202, "{purpose}: {}", resp.body);
+    }
+    let resp = app
+        .post(
+            "/v1/password-resets",
+            &json!({"login": {"type": "email", "identifier": "nobody-else@example.com"}}),
+        )
+        .await;
+    assert_eq!(resp.status, 202);
+    assert!(app.messages_to("nobody@example.com").is_empty());
+    assert!(app.messages_to("nobody-else@example.com").is_empty());
+    assert!(
+        !app.data_dir.join("outbox").join("mail").exists()
+            || std::fs::read_dir(app.data_dir.join("outbox/mail"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    // The cooldown answers alike for a login that does not exist.
+    app.send_code("email", "nobody@example.com", "sign_in", None)
+        .await
+        .assert_problem(429, "rate_limited");
+}
+
+#[tokio::test]
+async fn code_requests_are_validated() {
+    let app = TestApp::spawn().await;
+    let resp = app.send_code("username", "ada", "sign_in", None).await;
+    resp.assert_problem(400, "validation_failed");
+    assert_eq!(
+        resp.field_errors(),
+        [("login.type".to_owned(), "codes_not_supported".to_owned())]
+    );
+    let resp = app
+        .send_code("email", "ada@example.com", "launch_rockets", None)
+        .await;
+    resp.assert_problem(400, "validation_failed");
+    assert_eq!(
+        resp.field_errors(),
+        [("purpose".to_owned(), "invalid_value".to_owned())]
+    );
+    app.send_code("email", "new@example.com", "bind", None)
+        .await
+        .assert_problem(401, "invalid_token");
+}
