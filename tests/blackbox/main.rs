@@ -12,4 +12,5 @@ mod overload;
 mod password;
 mod registration;
 mod sessions;
+mod smtp;
 mod tokens;

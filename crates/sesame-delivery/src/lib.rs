@@ -3,9 +3,11 @@
 //! data directory so that someone running Sesame locally can read the code.
 
 mod files;
+mod smtp;
 mod template;
 
 pub use files::{FileMailer, FileSmsSender};
+pub use smtp::{SmtpConfig, SmtpMailer, SmtpTls};
 pub use template::{CodeKind, Templates};
 
 use async_trait::async_trait;

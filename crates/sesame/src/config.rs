@@ -6,6 +6,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
 use sesame_credentials::{Argon2Config, HashingConfig, UsernameCharset};
+use sesame_delivery::SmtpConfig;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,9 @@ pub struct Config {
     pub product_name: String,
     /// Sender of e-mail.
     pub mail_from: String,
+    /// SMTP server for e-mail; without it messages are written to
+    /// `<data_dir>/outbox/mail`.
+    pub smtp: Option<SmtpConfig>,
     /// Seconds before another code may be sent for the same purpose and login.
     pub code_resend_cooldown_secs: u64,
     /// Log format.
@@ -80,6 +84,7 @@ impl Default for Config {
             hashing: HashingConfig::default(),
             product_name: "Sesame".into(),
             mail_from: "Sesame <no-reply@localhost>".into(),
+            smtp: None,
             code_resend_cooldown_secs: 60,
             log_format: LogFormat::Auto,
             log_level: "info".into(),
@@ -103,6 +108,7 @@ const KEYS: &[&str] = &[
     "hashing",
     "product_name",
     "mail_from",
+    "smtp",
     "code_resend_cooldown_secs",
     "log_format",
     "log_level",
@@ -186,6 +192,8 @@ mod tests {
             jail.set_env("SESAME_LISTEN", "127.0.0.1:7000");
             jail.set_env("SESAME_ARGON2__ITERATIONS", "2");
             jail.set_env("SESAME_UNRELATED_THING", "ignored");
+            jail.set_env("SESAME_SMTP__HOST", "smtp.example.com");
+            jail.set_env("SESAME_SMTP__TLS", "tls");
             let cfg = Config::load(Some(Path::new("sesame.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(cfg.listen.to_string(), "127.0.0.1:7000");
             assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/sesame"));
@@ -197,6 +205,9 @@ mod tests {
                     parallelism: 4
                 }
             );
+            let smtp = cfg.smtp.as_ref().ok_or("smtp missing")?;
+            assert_eq!(smtp.host, "smtp.example.com");
+            assert_eq!(smtp.tls, sesame_delivery::SmtpTls::Tls);
             Ok(())
         });
     }

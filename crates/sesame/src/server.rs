@@ -5,7 +5,7 @@ use crate::config::Config;
 use sesame_app::{App, Delivery, Settings, Stores};
 use sesame_core::{Clock, FailPoints, SystemClock};
 use sesame_credentials::{MasterKey, NormaliseConfig, PasswordHasher, login::parse_region};
-use sesame_delivery::{FileMailer, FileSmsSender, Templates};
+use sesame_delivery::{FileMailer, FileSmsSender, SmtpMailer, Templates};
 use sesame_events::{LogSink, Relay};
 use sesame_store_sqlite::SqliteStore;
 use std::io::Write;
@@ -110,11 +110,18 @@ impl Server {
             in_process_caches: true,
         };
         let outbox = config.data_dir.join("outbox");
-        let delivery = Delivery {
-            mailer: Arc::new(FileMailer::new(
+        let mailer: Arc<dyn sesame_delivery::Mailer> = match &config.smtp {
+            Some(smtp) => Arc::new(
+                SmtpMailer::new(smtp, &config.mail_from)
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            ),
+            None => Arc::new(FileMailer::new(
                 outbox.join("mail"),
                 config.mail_from.clone(),
             )),
+        };
+        let delivery = Delivery {
+            mailer,
             sms: Arc::new(FileSmsSender::new(outbox.join("sms"))),
             templates: Templates::new(config.product_name.clone()),
         };

@@ -1,0 +1,160 @@
+//! E-mail through a real SMTP server (aiosmtpd, started here on loopback).
+
+use serde_json::json;
+use sesame_delivery::{SmtpConfig, SmtpTls};
+use sesame_tests::{TestApp, extract_code};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running aiosmtpd; stopped (stdin closed, then killed) on drop.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    inbox: tempfile::TempDir,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python that has aiosmtpd (scripts/test prepares one), or `None` with a
+/// message when it is missing outside CI.
+fn python() -> Option<PathBuf> {
+    let python = std::env::var_os("SESAME_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(python);
+    }
+    let msg = "aiosmtpd is not installed: run the suite with scripts/test, which installs it";
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("skipping: {msg}");
+    None
+}
+
+fn start(user: Option<(&str, &str)>) -> Option<SmtpServer> {
+    let python = python()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let inbox = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script)
+        .args(["--port", &port.to_string()])
+        .arg("--dir")
+        .arg(inbox.path());
+    if let Some((u, p)) = user {
+        cmd.args(["--user", u, "--password", p]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "READY", "aiosmtpd did not start");
+    Some(SmtpServer { child, port, inbox })
+}
+
+fn received(inbox: &Path, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let mails: Vec<String> = std::fs::read_dir(inbox)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect();
+        if !mails.is_empty() || Instant::now() >= deadline {
+            return mails;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn smtp_config(port: u16, user: &str, password: &str) -> SmtpConfig {
+    SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        tls: SmtpTls::None,
+        username: Some(user.into()),
+        password: Some(password.to_owned().into()),
+        timeout_secs: 5,
+    }
+}
+
+#[tokio::test]
+async fn the_code_arrives_through_a_real_smtp_server() {
+    let Some(smtp) = start(Some(("sesame", "s3cret"))) else {
+        return;
+    };
+    let port = smtp.port;
+    let app = TestApp::builder()
+        .config(|c| {
+            c.smtp = Some(smtp_config(port, "sesame", "s3cret"));
+            c.product_name = "Acme ID".into();
+            c.mail_from = "Acme ID <no-reply@acme.example>".into();
+        })
+        .spawn()
+        .await;
+    app.register("ada@example.com").await;
+    assert_eq!(
+        app.send_code("email", "ada@example.com", "verify", None)
+            .await
+            .status,
+        202
+    );
+    let mails = received(smtp.inbox.path(), Duration::from_secs(10));
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert!(
+        mail.contains("From: \"Acme ID\" <no-reply@acme.example>")
+            || mail.contains("From: Acme ID <no-reply@acme.example>"),
+        "{mail}"
+    );
+    assert!(mail.contains("To: ada@example.com"), "{mail}");
+    let code = extract_code(mail).unwrap();
+    let body = json!({"login": {"type": "email", "identifier": "ada@example.com"}, "code": code});
+    let resp = app.post("/v1/verifications/confirm", &body).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    // Nothing went to the outbox folder.
+    assert!(app.messages_to("ada@example.com").is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_login_at_the_smtp_server_loses_the_message_but_not_the_request() {
+    let Some(smtp) = start(Some(("sesame", "s3cret"))) else {
+        return;
+    };
+    let port = smtp.port;
+    let app = TestApp::builder()
+        .config(|c| c.smtp = Some(smtp_config(port, "sesame", "wrong")))
+        .spawn()
+        .await;
+    app.register("ada@example.com").await;
+    // The answer does not depend on delivery, which is logged instead.
+    assert_eq!(
+        app.send_code("email", "ada@example.com", "verify", None)
+            .await
+            .status,
+        202
+    );
+    assert!(received(smtp.inbox.path(), Duration::from_millis(500)).is_empty());
+}
