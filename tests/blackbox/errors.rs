@@ -136,6 +136,13 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/me/profile",
         "/v1/me/sessions",
         "/v1/me/sessions/{id}",
+        "/v1/me/logins",
+        "/v1/me/logins/{id}",
+        "/v1/me/password",
+        "/v1/verifications",
+        "/v1/verifications/confirm",
+        "/v1/password-resets",
+        "/v1/password-resets/confirm",
         "/.well-known/jwks.json",
         "/openapi.yaml",
         "/health/live",
@@ -145,11 +152,13 @@ async fn the_openapi_document_is_served_and_names_every_route() {
     // Every documented path is routed: none answers with the 404 fallback.
     for path in routes {
         let path = path.replace("{id}", "01890000-0000-7000-8000-000000000000");
-        for method in ["GET", "POST", "PATCH", "DELETE"] {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let req = app.client.request(method.parse().unwrap(), app.url(&path));
             let resp = app.send(req).await;
             assert!(
-                resp.code() != "not_found" || path.starts_with("/v1/me/sessions/"),
+                resp.code() != "not_found"
+                    || path.starts_with("/v1/me/sessions/")
+                    || path.starts_with("/v1/me/logins/"),
                 "{method} {path}: {}",
                 resp.body
             );
