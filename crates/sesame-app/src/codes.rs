@@ -8,6 +8,7 @@ use sesame_core::{Error, ErrorCode, Tx};
 use sesame_credentials::codes::{CODE_TTL, MAX_ATTEMPTS};
 use sesame_credentials::{CodePurpose, Login, LoginInput, LoginType, VerificationCode};
 use sesame_delivery::CodeKind;
+use sesame_events::topics;
 use time::OffsetDateTime;
 
 /// `POST /v1/verifications`.
@@ -199,14 +200,13 @@ impl App {
         self.announce(
             tx.as_mut(),
             method.principal_id,
-            "identity.login_method.verified",
+            topics::LOGIN_METHOD_VERIFIED,
             meta,
             data,
             now,
         )
         .await?;
-        stores.db.commit(tx).await?;
-        self.0.caches.me.invalidate(&method.principal_id);
+        self.commit_for(tx, method.principal_id).await?;
         let verified_at = method.verified_at.or(Some(now));
         Ok(LoginView::from(sesame_credentials::LoginMethod {
             verified_at,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sesame_core::{Error, ErrorCode};
 use sesame_credentials::{CodePurpose, LoginInput, LoginMethod, LoginType};
+use sesame_events::topics;
 use uuid::Uuid;
 
 /// `POST /v1/me/logins`.
@@ -67,14 +68,13 @@ impl App {
         self.announce(
             tx.as_mut(),
             auth.principal_id,
-            "identity.login_method.bound",
+            topics::LOGIN_METHOD_BOUND,
             meta,
             data,
             now,
         )
         .await?;
-        stores.db.commit(tx).await?;
-        self.0.caches.me.invalidate(&auth.principal_id);
+        self.commit_for(tx, auth.principal_id).await?;
         Ok(LoginView::from(method))
     }
 
@@ -119,14 +119,13 @@ impl App {
         self.announce(
             tx.as_mut(),
             auth.principal_id,
-            "identity.login_method.unbound",
+            topics::LOGIN_METHOD_UNBOUND,
             meta,
             data,
             now,
         )
         .await?;
-        stores.db.commit(tx).await?;
-        self.0.caches.me.invalidate(&auth.principal_id);
+        self.commit_for(tx, auth.principal_id).await?;
         Ok(())
     }
 }

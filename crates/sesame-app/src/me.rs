@@ -1,7 +1,7 @@
 //! The account view and profile updates.
 
 use crate::{App, AuthContext, LoginView, MeView, views::MfaView};
-use sesame_core::{Error, PrincipalId};
+use sesame_core::{Error, PrincipalId, Tx};
 use sesame_identity::{Profile, ProfilePatch};
 use std::sync::Arc;
 
@@ -34,6 +34,17 @@ impl App {
         })
     }
 
+    /// Commits a change to `principal` and drops its cached account view.
+    pub(crate) async fn commit_for(
+        &self,
+        tx: Box<dyn Tx>,
+        principal: PrincipalId,
+    ) -> Result<(), Error> {
+        self.0.stores.db.commit(tx).await?;
+        self.0.caches.me.invalidate(&principal);
+        Ok(())
+    }
+
     /// Updates the caller's profile.
     pub async fn update_profile(
         &self,
@@ -48,8 +59,7 @@ impl App {
             .profiles
             .update_profile(tx.as_mut(), auth.principal_id, &patch, now)
             .await?;
-        stores.db.commit(tx).await?;
-        self.0.caches.me.invalidate(&auth.principal_id);
+        self.commit_for(tx, auth.principal_id).await?;
         Ok(profile)
     }
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use sesame_core::{Error, ErrorCode, FieldError, PrincipalId, SessionId};
 use sesame_credentials::password::check_new_password;
 use sesame_credentials::{CodePurpose, LoginInput, LoginMethod};
+use sesame_events::topics;
 use time::OffsetDateTime;
 
 /// Passwords that may not come back.
@@ -64,9 +65,9 @@ impl App {
         }
         let first = current.is_none();
         let topic = if first {
-            "identity.password.set"
+            topics::PASSWORD_SET
         } else {
-            "identity.password.changed"
+            topics::PASSWORD_CHANGED
         };
         self.replace_password(
             auth.principal_id,
@@ -110,7 +111,7 @@ impl App {
             principal,
             &req.new_password,
             None,
-            "identity.password.reset",
+            topics::PASSWORD_RESET,
             meta,
             Some(record),
         )

@@ -10,25 +10,20 @@ use sesame_events::topics;
 use sesame_identity::Profile;
 use uuid::Uuid;
 
-/// Merges the field errors of several checks into one validation error.
-pub(crate) fn collect_errors<T>(results: Vec<Result<T, Error>>) -> Result<Vec<T>, Error> {
-    let mut ok = Vec::new();
+/// One error for several failed checks: their field errors merged into one
+/// validation error, or the first error of another kind.
+fn merge_errors(errors: impl IntoIterator<Item = Option<Error>>) -> Error {
     let mut fields: Vec<FieldError> = Vec::new();
-    for r in results {
-        match r {
-            Ok(v) => ok.push(v),
-            Err(Error::Invalid {
+    for err in errors.into_iter().flatten() {
+        match err {
+            Error::Invalid {
                 code: ErrorCode::ValidationFailed,
                 errors,
-            }) => fields.extend(errors),
-            Err(other) => return Err(other),
+            } => fields.extend(errors),
+            other => return other,
         }
     }
-    if fields.is_empty() {
-        Ok(ok)
-    } else {
-        Err(Error::validation(fields))
-    }
+    Error::validation(fields)
 }
 
 pub(crate) fn identifier_taken(err: StoreError) -> Error {
@@ -86,10 +81,7 @@ impl App {
         let profile = Profile::new(id, req.profile.unwrap_or_default(), now);
         let (login, proof, profile) = match (login, proof, profile) {
             (Ok(l), Ok(p), Ok(pr)) => (l, p, pr),
-            (l, p, pr) => {
-                collect_errors(vec![l.map(|_| ()), p.map(|_| ()), pr.map(|_| ())])?;
-                return Err(Error::Internal("validation disagreed with itself".into()));
-            }
+            (l, p, pr) => return Err(merge_errors([l.err(), p.err(), pr.err()])),
         };
         let (hash, code) = match &proof {
             Proof::Password(password) => {

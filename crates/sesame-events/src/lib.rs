@@ -17,4 +17,16 @@ pub mod topics {
     pub const USER_SIGNED_IN: &str = "identity.user.signed_in";
     /// A session was revoked.
     pub const SESSION_REVOKED: &str = "identity.session.revoked";
+    /// A login method was added.
+    pub const LOGIN_METHOD_BOUND: &str = "identity.login_method.bound";
+    /// A login method was removed.
+    pub const LOGIN_METHOD_UNBOUND: &str = "identity.login_method.unbound";
+    /// A login method was proven with a code.
+    pub const LOGIN_METHOD_VERIFIED: &str = "identity.login_method.verified";
+    /// A first password was set.
+    pub const PASSWORD_SET: &str = "identity.password.set";
+    /// The password was changed.
+    pub const PASSWORD_CHANGED: &str = "identity.password.changed";
+    /// The password was reset with a code.
+    pub const PASSWORD_RESET: &str = "identity.password.reset";
 }
