@@ -30,20 +30,21 @@ fn python() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| "python3".into());
     let ok = Command::new(&python)
-        .args(["-c", "import aiosmtpd"])
+        .args(["-c", "import aiosmtpd, trustme"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     if ok {
         return Some(python);
     }
-    let msg = "aiosmtpd is not installed: run the suite with scripts/test, which installs it";
+    let msg =
+        "aiosmtpd or trustme is missing: run the suite with scripts/test, which installs them";
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
     eprintln!("skipping: {msg}");
     None
 }
 
-fn start(user: Option<(&str, &str)>) -> Option<SmtpServer> {
+fn start(user: Option<(&str, &str)>, starttls: bool) -> Option<SmtpServer> {
     let python = python()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -59,6 +60,9 @@ fn start(user: Option<(&str, &str)>) -> Option<SmtpServer> {
         .arg(inbox.path());
     if let Some((u, p)) = user {
         cmd.args(["--user", u, "--password", p]);
+    }
+    if starttls {
+        cmd.arg("--starttls");
     }
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -80,6 +84,7 @@ fn received(inbox: &Path, wait: Duration) -> Vec<String> {
             .unwrap()
             .filter_map(|e| e.ok())
             .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .map(|e| std::fs::read_to_string(e.path()).unwrap())
             .collect();
         if !mails.is_empty() || Instant::now() >= deadline {
@@ -96,13 +101,14 @@ fn smtp_config(port: u16, user: &str, password: &str) -> SmtpConfig {
         tls: SmtpTls::None,
         username: Some(user.into()),
         password: Some(password.to_owned().into()),
+        ca_file: None,
         timeout_secs: 5,
     }
 }
 
 #[tokio::test]
 async fn the_code_arrives_through_a_real_smtp_server() {
-    let Some(smtp) = start(Some(("sesame", "s3cret"))) else {
+    let Some(smtp) = start(Some(("sesame", "s3cret")), false) else {
         return;
     };
     let port = smtp.port;
@@ -140,7 +146,7 @@ async fn the_code_arrives_through_a_real_smtp_server() {
 
 #[tokio::test]
 async fn a_refused_login_at_the_smtp_server_loses_the_message_but_not_the_request() {
-    let Some(smtp) = start(Some(("sesame", "s3cret"))) else {
+    let Some(smtp) = start(Some(("sesame", "s3cret")), false) else {
         return;
     };
     let port = smtp.port;
@@ -157,4 +163,72 @@ async fn a_refused_login_at_the_smtp_server_loses_the_message_but_not_the_reques
         202
     );
     assert!(received(smtp.inbox.path(), Duration::from_millis(500)).is_empty());
+}
+
+#[tokio::test]
+async fn starttls_with_a_private_ca_protects_login_and_message() {
+    let Some(smtp) = start(Some(("sesame", "s3cret")), true) else {
+        return;
+    };
+    let config = SmtpConfig {
+        host: "localhost".into(),
+        tls: SmtpTls::Starttls,
+        ca_file: Some(smtp.inbox.path().join("ca.pem")),
+        ..smtp_config(smtp.port, "sesame", "s3cret")
+    };
+    let app = TestApp::builder()
+        .config(|c| c.smtp = Some(config))
+        .spawn()
+        .await;
+    app.register("ada@example.com").await;
+    assert_eq!(
+        app.send_code("email", "ada@example.com", "verify", None)
+            .await
+            .status,
+        202
+    );
+    let names: Vec<String> = {
+        received(smtp.inbox.path(), Duration::from_secs(10));
+        std::fs::read_dir(smtp.inbox.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".eml"))
+            .collect()
+    };
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].ends_with(".starttls.eml"),
+        "sent without TLS: {names:?}"
+    );
+
+    // Without the CA the server's certificate is not trusted and nothing is sent.
+    let untrusted = SmtpConfig {
+        host: "localhost".into(),
+        tls: SmtpTls::Starttls,
+        ..smtp_config(smtp.port, "sesame", "s3cret")
+    };
+    let app = TestApp::builder()
+        .config(|c| c.smtp = Some(untrusted))
+        .spawn()
+        .await;
+    app.register("bob@example.com").await;
+    assert_eq!(
+        app.send_code("email", "bob@example.com", "verify", None)
+            .await
+            .status,
+        202
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let count = std::fs::read_dir(smtp.inbox.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".eml")
+        })
+        .count();
+    assert_eq!(count, 1);
 }
