@@ -5,6 +5,7 @@ mod credentials;
 mod identity;
 mod keys;
 mod outbox;
+mod rotation;
 mod sessions;
 
 use async_trait::async_trait;
@@ -46,6 +47,8 @@ pub struct SqliteStore {
     /// pool and queue for it in order, instead of in SQLite's busy handler,
     /// which sleeps and retries.
     writer: SqlitePool,
+    /// Refresh-token rotations, committed in groups.
+    rotator: rotation::Rotator,
 }
 
 /// A SQLite write transaction (`BEGIN IMMEDIATE`) on the writer connection.
@@ -125,7 +128,12 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        let store = Self { pool, writer };
+        let rotator = rotation::Rotator::spawn(writer.clone());
+        let store = Self {
+            pool,
+            writer,
+            rotator,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -306,5 +314,47 @@ mod tests {
                 .await
                 .unwrap()
         );
+        // Many rotations at once are committed in groups; of twenty that use the
+        // same token exactly one wins, and independent ones all succeed.
+        let store = std::sync::Arc::new(store);
+        let racers: Vec<_> = (0..20u8)
+            .map(|i| {
+                let store = store.clone();
+                let next = token(100 + i, Some(fourth.id));
+                tokio::spawn(async move {
+                    store
+                        .rotate_refresh_token(fourth.id, &next, now)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for r in racers {
+            wins += usize::from(r.await.unwrap());
+        }
+        assert_eq!(wins, 1);
+        let independent: Vec<_> = (0..20u8)
+            .map(|i| {
+                let store = store.clone();
+                let chain = token(200 + i, None);
+                let next = token(220 + i, Some(chain.id));
+                tokio::spawn(async move {
+                    let mut tx = store.begin().await.unwrap();
+                    store
+                        .insert_refresh_token(tx.as_mut(), &chain)
+                        .await
+                        .unwrap();
+                    store.commit(tx).await.unwrap();
+                    store
+                        .rotate_refresh_token(chain.id, &next, now)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for r in independent {
+            assert!(r.await.unwrap());
+        }
     }
 }

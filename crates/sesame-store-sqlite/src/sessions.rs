@@ -187,34 +187,6 @@ impl SessionStore for SqliteStore {
         next: &RefreshToken,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        // One round trip to the writer: the insert only happens when the update
-        // marked the old token (changes() = 1), all in one transaction.
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        let inserted = sqlx::query(
-            "BEGIN IMMEDIATE;
-             UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL;
-             INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, used_at, created_at, expires_at)
-                 SELECT ?, ?, ?, ?, NULL, ?, ? WHERE changes() = 1
-                 RETURNING id;
-             COMMIT;",
-        )
-        .bind(at)
-        .bind(used)
-        .bind(next.id)
-        .bind(next.session_id.0)
-        .bind(&next.token_hash)
-        .bind(next.parent_id)
-        .bind(next.created_at)
-        .bind(next.expires_at)
-        .fetch_all(&mut *conn)
-        .await;
-        match inserted {
-            Ok(rows) => Ok(rows.len() == 1),
-            Err(e) => {
-                // Leave the connection outside any transaction for the next writer.
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Err(map_err(e))
-            }
-        }
+        self.rotator.rotate(used, next, at).await
     }
 }
