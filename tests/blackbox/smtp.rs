@@ -77,18 +77,26 @@ fn start(user: Option<(&str, &str)>, starttls: bool) -> Option<SmtpServer> {
     Some(SmtpServer { child, port, inbox })
 }
 
+/// File names of the messages received so far.
+fn mail_names(inbox: &Path) -> Vec<String> {
+    std::fs::read_dir(inbox)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".eml") && !n.starts_with('.'))
+        .collect()
+}
+
+/// The messages received, waiting up to `wait` for the first.
 fn received(inbox: &Path, wait: Duration) -> Vec<String> {
     let deadline = Instant::now() + wait;
     loop {
-        let mails: Vec<String> = std::fs::read_dir(inbox)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .map(|e| std::fs::read_to_string(e.path()).unwrap())
-            .collect();
-        if !mails.is_empty() || Instant::now() >= deadline {
-            return mails;
+        let names = mail_names(inbox);
+        if !names.is_empty() || Instant::now() >= deadline {
+            return names
+                .iter()
+                .map(|n| std::fs::read_to_string(inbox.join(n)).unwrap())
+                .collect();
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -187,15 +195,8 @@ async fn starttls_with_a_private_ca_protects_login_and_message() {
             .status,
         202
     );
-    let names: Vec<String> = {
-        received(smtp.inbox.path(), Duration::from_secs(10));
-        std::fs::read_dir(smtp.inbox.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".eml"))
-            .collect()
-    };
+    received(smtp.inbox.path(), Duration::from_secs(10));
+    let names = mail_names(smtp.inbox.path());
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(
         names[0].ends_with(".starttls.eml"),
@@ -220,15 +221,5 @@ async fn starttls_with_a_private_ca_protects_login_and_message() {
         202
     );
     std::thread::sleep(Duration::from_millis(500));
-    let count = std::fs::read_dir(smtp.inbox.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".eml")
-        })
-        .count();
-    assert_eq!(count, 1);
+    assert_eq!(mail_names(smtp.inbox.path()).len(), 1);
 }
