@@ -109,6 +109,8 @@ async fn the_last_five_passwords_cannot_come_back() {
     )
     .await;
     same.assert_problem(422, "password_reused");
+    // Only what the rule needs is kept.
+    assert_eq!(app.count("SELECT COUNT(*) FROM password_history").await, 5);
     let back = put_password(
         &app,
         token,

@@ -155,6 +155,10 @@ impl App {
             .passwords
             .set_password(tx.as_mut(), principal, &hash, now)
             .await?;
+        stores
+            .passwords
+            .prune_password_history(tx.as_mut(), principal, HISTORY)
+            .await?;
         let reason = topic.trim_start_matches("identity.").replace('.', "_");
         let revoked = stores
             .sessions

@@ -99,6 +99,13 @@ pub trait PasswordStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The password hash, if the principal has one.
     async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError>;
+    /// Forgets all but the `keep` most recent password hashes of the history.
+    async fn prune_password_history(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        keep: i64,
+    ) -> Result<(), StoreError>;
     /// The `limit` most recent password hashes, newest first (the current one included).
     async fn password_history(
         &self,

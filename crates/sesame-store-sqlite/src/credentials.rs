@@ -244,6 +244,25 @@ impl PasswordStore for SqliteStore {
             .map_err(map_err)
     }
 
+    async fn prune_password_history(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        keep: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM password_history WHERE principal_id = ? AND rowid NOT IN
+                 (SELECT rowid FROM password_history WHERE principal_id = ? ORDER BY rowid DESC LIMIT ?)",
+        )
+        .bind(principal.0)
+        .bind(principal.0)
+        .bind(keep)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn password_history(
         &self,
         principal: PrincipalId,
