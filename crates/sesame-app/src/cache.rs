@@ -7,6 +7,7 @@
 //! therefore carries a ticket taken before its read, and is dropped when its key
 //! was invalidated (or the cache cleared) after that ticket.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
@@ -49,8 +50,13 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
         }
     }
 
-    /// The cached value, if any.
-    pub fn get(&self, key: &K) -> Option<V> {
+    /// The cached value, if any; looked up by any borrowed form of the key (a
+    /// `&str` for `String` keys), so a hit allocates nothing.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if !self.enabled {
             return None;
         }

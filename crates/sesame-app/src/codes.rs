@@ -55,16 +55,17 @@ impl App {
                 "Binding needs a signed-in caller",
             ));
         }
-        let subject = subject_of(req.purpose, auth);
-        self.issue_code(req.purpose, &login, &subject).await
+        self.issue_code(req.purpose, &login, auth).await
     }
 
+    /// Issues a code for `login`; `auth` is the signed-in caller, if any.
     pub(crate) async fn issue_code(
         &self,
         purpose: CodePurpose,
         login: &Login,
-        subject: &str,
+        auth: Option<&AuthContext>,
     ) -> Result<(), Error> {
+        let subject = &subject_of(purpose, auth);
         let now = self.0.clock.now();
         let stores = &self.0.stores;
         let cooldown = self.0.settings.code_resend_cooldown;
@@ -135,10 +136,11 @@ impl App {
         &self,
         purpose: CodePurpose,
         login: &Login,
-        subject: &str,
+        auth: Option<&AuthContext>,
         code: &str,
         now: OffsetDateTime,
     ) -> Result<VerificationCode, Error> {
+        let subject = &subject_of(purpose, auth);
         let stores = &self.0.stores;
         let record = stores
             .codes
@@ -182,7 +184,7 @@ impl App {
         let login = self.code_login(&req.login)?;
         let now = self.0.clock.now();
         let record = self
-            .check_code(CodePurpose::Verify, &login, "", &req.code, now)
+            .check_code(CodePurpose::Verify, &login, None, &req.code, now)
             .await?;
         let stores = &self.0.stores;
         let method = stores
@@ -217,7 +219,7 @@ impl App {
 
 /// Bind codes belong to the principal that asked for them, so that one person
 /// asking cannot replace another's code; other codes belong to the login alone.
-pub(crate) fn subject_of(purpose: CodePurpose, auth: Option<&AuthContext>) -> String {
+fn subject_of(purpose: CodePurpose, auth: Option<&AuthContext>) -> String {
     match (purpose, auth) {
         (CodePurpose::Bind, Some(auth)) => auth.principal_id.to_string(),
         _ => String::new(),

@@ -1,7 +1,6 @@
 //! Binding and unbinding login methods. Every way in is a row; adding or
 //! removing one never touches the profile, roles or other sessions.
 
-use crate::codes::subject_of;
 use crate::registration::identifier_taken;
 use crate::{App, AuthContext, ClientMeta, LoginView};
 use serde::Deserialize;
@@ -37,13 +36,10 @@ impl App {
             (LoginType::Username, None) => None,
             (LoginType::Username, Some(_)) => return Err(Error::field("code", "not_allowed")),
             (_, None) => return Err(Error::field("code", "required")),
-            (_, Some(code)) => {
-                let subject = subject_of(CodePurpose::Bind, Some(auth));
-                Some(
-                    self.check_code(CodePurpose::Bind, &login, &subject, code, now)
-                        .await?,
-                )
-            }
+            (_, Some(code)) => Some(
+                self.check_code(CodePurpose::Bind, &login, Some(auth), code, now)
+                    .await?,
+            ),
         };
         let method = LoginMethod {
             id: Uuid::now_v7(),

@@ -84,7 +84,7 @@ impl App {
     /// or not it exists.
     pub async fn request_password_reset(&self, req: ResetRequest) -> Result<(), Error> {
         let login = self.code_login(&req.login)?;
-        self.issue_code(CodePurpose::Reset, &login, "").await
+        self.issue_code(CodePurpose::Reset, &login, None).await
     }
 
     /// Sets a new password with a reset code and revokes every session.
@@ -96,7 +96,7 @@ impl App {
         let login = self.code_login(&req.login)?;
         let now = self.0.clock.now();
         let record = self
-            .check_code(CodePurpose::Reset, &login, "", &req.code, now)
+            .check_code(CodePurpose::Reset, &login, None, &req.code, now)
             .await?;
         let method = self
             .0

@@ -108,7 +108,7 @@ impl App {
                 (
                     None,
                     Some(
-                        self.check_code(CodePurpose::Register, &login, "", code, now)
+                        self.check_code(CodePurpose::Register, &login, None, code, now)
                             .await?,
                     ),
                 )

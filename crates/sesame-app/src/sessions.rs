@@ -43,16 +43,7 @@ impl App {
             revoked_at: None,
             revoke_reason: None,
         };
-        let secret = RefreshSecret::generate()?;
-        let refresh = RefreshToken {
-            id: Uuid::now_v7(),
-            session_id: session.id,
-            token_hash: secret.hash.clone(),
-            parent_id: None,
-            used_at: None,
-            created_at: now,
-            expires_at,
-        };
+        let (refresh, secret) = refresh_token(session.id, None, expires_at, now)?;
         Ok(NewSession {
             session,
             refresh,
@@ -155,7 +146,7 @@ impl App {
     pub async fn authenticate(&self, token: &str) -> Result<AuthContext, Error> {
         let now = self.0.clock.now();
         let caches = &self.0.caches;
-        let claims = match caches.tokens.get(&token.to_owned()) {
+        let claims = match caches.tokens.get(token) {
             Some(claims) if claims.exp > now.unix_timestamp() => claims,
             Some(_) => {
                 return Err(Error::problem(
@@ -225,16 +216,7 @@ impl App {
         if stored.expires_at <= now {
             return Err(invalid());
         }
-        let secret = RefreshSecret::generate()?;
-        let next = RefreshToken {
-            id: Uuid::now_v7(),
-            session_id: session.id,
-            token_hash: secret.hash.clone(),
-            parent_id: Some(stored.id),
-            used_at: None,
-            created_at: now,
-            expires_at: session.expires_at,
-        };
+        let (next, secret) = refresh_token(session.id, Some(stored.id), session.expires_at, now)?;
         if !stores
             .sessions
             .rotate_refresh_token(stored.id, &next, now)
@@ -346,4 +328,25 @@ impl App {
         self.revoke(auth.principal_id, id, "revoked_by_user", meta, now)
             .await
     }
+}
+
+/// A new refresh token for `session`: the record to store (hash only) and the
+/// secret to hand out once.
+fn refresh_token(
+    session: SessionId,
+    parent: Option<Uuid>,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(RefreshToken, RefreshSecret), Error> {
+    let secret = RefreshSecret::generate()?;
+    let record = RefreshToken {
+        id: Uuid::now_v7(),
+        session_id: session,
+        token_hash: secret.hash.clone(),
+        parent_id: parent,
+        used_at: None,
+        created_at: now,
+        expires_at,
+    };
+    Ok((record, secret))
 }

@@ -47,7 +47,7 @@ impl App {
                     return Err(Error::field("login.type", "codes_not_supported"));
                 }
                 let record = self
-                    .check_code(CodePurpose::SignIn, &login, "", code, now)
+                    .check_code(CodePurpose::SignIn, &login, None, code, now)
                     .await?;
                 let method = stores
                     .logins
