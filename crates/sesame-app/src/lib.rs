@@ -23,7 +23,7 @@ use sesame_credentials::{
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
 use sesame_identity::ProfileStore;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use time::Duration;
 
 pub use codes::{CodeRequest, ConfirmRequest};
@@ -164,8 +164,7 @@ pub struct App(Arc<Inner>);
 struct Inner {
     stores: Stores,
     hasher: PasswordHasher,
-    keys: RwLock<Arc<KeyRing>>,
-    master: MasterKey,
+    keys: KeyRing,
     clock: Arc<dyn Clock>,
     settings: Settings,
     failpoints: FailPoints,
@@ -217,8 +216,7 @@ impl App {
             delivery,
             stores,
             hasher,
-            keys: RwLock::new(Arc::new(ring)),
-            master,
+            keys: ring,
             clock,
             settings,
             failpoints,
@@ -227,7 +225,7 @@ impl App {
 
     /// The JWKS document.
     pub fn jwks(&self) -> Vec<u8> {
-        self.key_ring().jwks().to_vec()
+        self.0.keys.jwks().to_vec()
     }
 
     /// Checks that the database answers.
@@ -238,27 +236,5 @@ impl App {
     /// The password hashing pool.
     pub fn hasher(&self) -> &PasswordHasher {
         &self.0.hasher
-    }
-
-    /// The settings in force.
-    pub fn settings(&self) -> &Settings {
-        &self.0.settings
-    }
-
-    fn key_ring(&self) -> Arc<KeyRing> {
-        self.0
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Re-reads the signing keys from the store.
-    pub async fn reload_keys(&self) -> Result<(), Error> {
-        let records = self.0.stores.signing_keys.list_signing_keys().await?;
-        let ring = KeyRing::from_records(&records, &self.0.master, &self.0.settings.issuer)?;
-        *self.0.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
-        self.0.caches.tokens.clear();
-        Ok(())
     }
 }

@@ -135,11 +135,6 @@ impl KeyRing {
         &self.jwks
     }
 
-    /// The kid that signs new tokens.
-    pub fn signing_kid(&self) -> Option<&str> {
-        self.signing.as_ref().map(|(kid, _)| kid.as_str())
-    }
-
     /// Signs access-token claims as a JWT with the current key.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, Error> {
         let (kid, key) = self
