@@ -39,6 +39,22 @@ fn login_method(row: &SqliteRow) -> Result<LoginMethod, sqlx::Error> {
     })
 }
 
+/// Every login method of a principal, oldest first, read through `executor`.
+async fn methods_of<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    principal: PrincipalId,
+) -> Result<Vec<LoginMethod>, StoreError> {
+    let rows = sqlx::query("SELECT * FROM login_methods WHERE principal_id = ? ORDER BY id")
+        .bind(principal.0)
+        .fetch_all(executor)
+        .await
+        .map_err(map_err)?;
+    rows.iter()
+        .map(login_method)
+        .collect::<Result<_, _>>()
+        .map_err(map_err)
+}
+
 #[async_trait]
 impl PrincipalStore for SqliteStore {
     async fn insert_principal(&self, tx: &mut dyn Tx, p: &Principal) -> Result<(), StoreError> {
@@ -129,15 +145,7 @@ impl LoginMethodStore for SqliteStore {
         &self,
         principal: PrincipalId,
     ) -> Result<Vec<LoginMethod>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM login_methods WHERE principal_id = ? ORDER BY id")
-            .bind(principal.0)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(login_method)
-            .collect::<Result<_, _>>()
-            .map_err(map_err)
+        methods_of(&self.pool, principal).await
     }
 
     async fn list_login_methods_for_update(
@@ -146,15 +154,7 @@ impl LoginMethodStore for SqliteStore {
         principal: PrincipalId,
     ) -> Result<Vec<LoginMethod>, StoreError> {
         // The write transaction already holds SQLite's only write lock.
-        let rows = sqlx::query("SELECT * FROM login_methods WHERE principal_id = ? ORDER BY id")
-            .bind(principal.0)
-            .fetch_all(conn(tx)?)
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(login_method)
-            .collect::<Result<_, _>>()
-            .map_err(map_err)
+        methods_of(conn(tx)?, principal).await
     }
 
     async fn mark_login_verified(

@@ -64,15 +64,20 @@ fn wait_until_live(child: &mut Child, addr: SocketAddr) {
     panic!("sesame did not come up on {addr}");
 }
 
-fn terminate(mut child: Child) -> std::process::ExitStatus {
+fn terminate(child: Child) -> std::process::ExitStatus {
+    stop_with(child, libc::SIGTERM)
+}
+
+/// Sends `signal` (SIGTERM, or SIGINT as Ctrl-C does) and waits for the exit.
+fn stop_with(mut child: Child, signal: libc::c_int) -> std::process::ExitStatus {
     // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "sesame ignored SIGTERM");
+        assert!(Instant::now() < deadline, "sesame ignored signal {signal}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -184,7 +189,8 @@ fn flags_and_environment_choose_address_and_data_directory() {
         .unwrap();
     wait_until_live(&mut child, addr);
     assert!(env_dir.join("master.key").exists());
-    assert!(terminate(child).success());
+    // Ctrl-C stops it as gracefully as SIGTERM.
+    assert!(stop_with(child, libc::SIGINT).success());
 }
 
 #[test]
