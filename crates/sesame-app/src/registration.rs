@@ -26,13 +26,19 @@ fn merge_errors(errors: impl IntoIterator<Item = Option<Error>>) -> Error {
     Error::validation(fields)
 }
 
+/// The answer when a login identifier belongs to someone already.
+fn identifier_in_use() -> Error {
+    Error::problem(
+        ErrorCode::IdentifierTaken,
+        "This identifier is already registered",
+    )
+}
+
+/// Maps the unique index's refusal to `identifier_taken`.
 pub(crate) fn identifier_taken(err: StoreError) -> Error {
     match err {
         StoreError::Conflict { constraint } if constraint == LOGIN_IDENTIFIER_UNIQUE => {
-            Error::problem(
-                ErrorCode::IdentifierTaken,
-                "This identifier is already registered",
-            )
+            identifier_in_use()
         }
         other => other.into(),
     }
@@ -95,9 +101,7 @@ impl App {
                     .find_login_method(login.login_type, &login.identifier)
                     .await?;
                 if taken.is_some() {
-                    return Err(identifier_taken(StoreError::Conflict {
-                        constraint: LOGIN_IDENTIFIER_UNIQUE.into(),
-                    }));
+                    return Err(identifier_in_use());
                 }
                 (Some(self.0.hasher.hash(password).await?), None)
             }
