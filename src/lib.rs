@@ -1,12 +1,18 @@
 //! The test kit: boots the real Sesame server on an ephemeral port with a fresh
-//! SQLite file, and speaks to it over HTTP like any client.
+//! database, and speaks to it over HTTP like any client.
+//!
+//! The backend is SQLite unless `SESAME_TEST_BACKEND=postgres`; then every
+//! server gets a fresh PostgreSQL database (dropped afterwards) on
+//! `SESAME_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//! The same tests thus run against both backends.
+
+pub use sesame_testdb::{Postgres, TestBackend, TestDb, in_ci};
 
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use sesame::{Config, Hooks, Server};
+use sesame::{Backend, Config, Hooks, Server};
 use sesame_core::{Clock, FailPoints, ManualClock};
 use sesame_credentials::{Argon2Config, HashingConfig};
-use sqlx::SqlitePool;
 use std::sync::Arc;
 use tempfile::TempDir;
 use time::OffsetDateTime;
@@ -51,6 +57,14 @@ impl TestAppBuilder {
     pub async fn spawn(mut self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         self.config.data_dir = dir.path().join("data");
+        let database = match TestBackend::from_env() {
+            TestBackend::Sqlite => None,
+            TestBackend::Postgres => {
+                let db = Postgres::create().await;
+                self.config.database_url = Some(db.url());
+                Some(db)
+            }
+        };
         let clock = ManualClock::new(OffsetDateTime::now_utc());
         let hooks = Hooks {
             clock: if self.manual_clock {
@@ -72,7 +86,17 @@ impl TestAppBuilder {
             base,
             client,
             clock,
-            pool: server.store().pool().clone(),
+            db: match server.backend() {
+                Backend::Sqlite(store) => TestDb::sqlite(store.pool().clone()),
+                Backend::Postgres(store) => {
+                    let mut pools = vec![store.credentials_pool().clone()];
+                    if store.is_split() {
+                        pools.push(store.identity_pool().clone());
+                    }
+                    TestDb::postgres(pools).await
+                }
+            },
+            database,
             app: server.app().clone(),
             data_dir: self.config.data_dir.clone(),
             server: Some(server),
@@ -90,7 +114,9 @@ pub struct TestApp {
     /// The manual clock (only in charge with `manual_clock()`).
     pub clock: ManualClock,
     /// The server's database, for checks behind the API.
-    pub pool: SqlitePool,
+    pub db: TestDb,
+    /// The PostgreSQL database made for this server, dropped with it.
+    database: Option<Postgres>,
     /// The server's application, for counters behind the API.
     pub app: sesame_app::App,
     /// The server's data directory (database, outbox folders).
@@ -307,17 +333,18 @@ impl TestApp {
     }
 
     /// Runs a scalar SQL query against the server's database.
-    pub async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .expect("query")
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.db.count(sql).await
     }
 
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
+        }
+        self.db.close().await;
+        if let Some(db) = self.database.take() {
+            db.drop_now().await;
         }
     }
 }

@@ -103,7 +103,7 @@ async fn health_endpoints_answer() {
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone() {
     let app = TestApp::spawn().await;
-    app.pool.close().await;
+    app.db.close().await;
     app.get("/health/ready", None)
         .await
         .assert_problem(503, "unavailable");

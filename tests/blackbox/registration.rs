@@ -46,10 +46,7 @@ async fn registration_returns_a_session_and_the_account() {
         1
     );
     // The password is stored as an Argon2id PHC string, never in clear.
-    let hash: String = sqlx::query_scalar("SELECT hash FROM passwords")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let hash = app.db.text("SELECT hash FROM passwords").await;
     assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
 }
@@ -218,10 +215,7 @@ async fn default_argon2_parameters_are_the_documented_ones() {
         .spawn()
         .await;
     app.register("defaults@example.com").await;
-    let hash: String = sqlx::query_scalar("SELECT hash FROM passwords")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let hash = app.db.text("SELECT hash FROM passwords").await;
     assert!(
         hash.starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
         "{hash}"

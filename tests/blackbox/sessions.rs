@@ -129,10 +129,7 @@ async fn refresh_rotates_and_the_old_token_stops_working() {
         1
     );
     // Refresh tokens are stored only as hashes.
-    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    let stored = app.db.blobs("SELECT token_hash FROM refresh_tokens").await;
     assert_eq!(stored.len(), 3);
     for h in stored {
         assert_eq!(h.len(), 32);

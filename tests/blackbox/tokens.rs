@@ -81,16 +81,14 @@ async fn access_tokens_verify_with_an_independent_library_and_the_jwks() {
 async fn the_signing_key_is_sealed_at_rest_and_survives_a_restart() {
     let app = TestApp::spawn().await;
     let before = app.get("/.well-known/jwks.json", None).await.body;
-    let sealed: Vec<u8> = sqlx::query_scalar("SELECT private_key_sealed FROM signing_keys")
-        .fetch_one(&app.pool)
+    let sealed = app
+        .db
+        .blobs("SELECT private_key_sealed FROM signing_keys")
         .await
-        .unwrap();
+        .remove(0);
     // 24-byte nonce, 32-byte seed, 16-byte tag: ciphertext, not a raw seed.
     assert_eq!(sealed.len(), 24 + 32 + 16);
-    let master_key_id: String = sqlx::query_scalar("SELECT master_key_id FROM signing_keys")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let master_key_id = app.db.text("SELECT master_key_id FROM signing_keys").await;
     assert_eq!(master_key_id.len(), 16);
     assert_eq!(before["keys"].as_array().unwrap().len(), 1);
 }

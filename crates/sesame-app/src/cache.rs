@@ -106,6 +106,13 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
         inner.map.insert(key.clone(), Entry { stamp, value: None });
     }
+
+    /// Drops every value; fills that began before are refused.
+    pub fn clear(&self) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.map.clear();
+        inner.floor = self.clock.fetch_add(1, Ordering::SeqCst) + 1;
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +147,19 @@ mod tests {
         c.fill(2, "b", c.ticket()); // overflows: the map is cleared
         c.fill(3, "stale", t);
         assert_eq!(c.get(&3), None);
+    }
+
+    #[test]
+    fn clear_drops_values_and_refuses_fills_begun_before() {
+        let c = Cache::new(10, true);
+        c.fill(1, "a", c.ticket());
+        let t = c.ticket();
+        c.clear();
+        assert_eq!(c.get(&1), None);
+        c.fill(2, "stale", t);
+        assert_eq!(c.get(&2), None);
+        c.fill(2, "fresh", c.ticket());
+        assert_eq!(c.get(&2), Some("fresh"));
     }
 
     #[test]

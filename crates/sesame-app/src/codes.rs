@@ -68,20 +68,11 @@ impl App {
         let subject = &subject_of(purpose, auth);
         let now = self.0.clock.now();
         let stores = &self.0.stores;
-        let cooldown = self.0.settings.code_resend_cooldown;
-        if let Some(previous) = stores
-            .codes
-            .find_code(purpose, login.login_type, &login.identifier, subject)
-            .await?
-        {
-            let ready_at = previous.created_at + cooldown;
-            if ready_at > now {
-                let wait = (ready_at - now).whole_seconds().max(1) as u64;
-                return Err(Error::Busy {
-                    code: ErrorCode::RateLimited,
-                    retry_after_secs: wait,
-                });
-            }
+        if let Some(wait) = self.code_cooldown(purpose, login, subject, now).await? {
+            return Err(Error::Busy {
+                code: ErrorCode::RateLimited,
+                retry_after_secs: wait,
+            });
         }
         let existing = stores
             .logins
@@ -99,6 +90,45 @@ impl App {
             self.deliver_code(purpose, login, &code).await;
         }
         Ok(())
+    }
+
+    /// Starts the resend cooldown, or returns the seconds left of the running
+    /// one. With shared limits (Redis) checking and starting is one atomic step
+    /// seen by every instance; without, the last stored code tells. Should the
+    /// shared store fail, the stored code decides instead.
+    async fn code_cooldown(
+        &self,
+        purpose: CodePurpose,
+        login: &Login,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, Error> {
+        let cooldown = self.0.settings.code_resend_cooldown;
+        if let Some(limits) = &self.0.stores.limits {
+            let key = self.0.codes.cooldown_key(purpose, login, subject)?;
+            let ttl = std::time::Duration::from_secs(cooldown.whole_seconds().max(0) as u64);
+            match limits.start_cooldown(&key, ttl).await {
+                Ok(left) => return Ok(left),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared cooldown unavailable; using the code store")
+                }
+            }
+        }
+        let previous = self
+            .0
+            .stores
+            .codes
+            .find_code(purpose, login.login_type, &login.identifier, subject)
+            .await?;
+        Ok(previous.and_then(|previous| {
+            let ready_at = previous.created_at + cooldown;
+            // Rounded up: a client that waits this long is never refused again.
+            (ready_at > now).then(|| {
+                let left = ready_at - now;
+                let whole = left.whole_seconds() + i64::from(left.subsec_nanoseconds() > 0);
+                whole.max(1) as u64
+            })
+        }))
     }
 
     async fn deliver_code(&self, purpose: CodePurpose, login: &Login, code: &str) {

@@ -14,7 +14,7 @@ mod sign_in;
 pub mod views;
 
 use cache::Cache;
-use sesame_core::{Clock, Database, Error, FailPoints, PrincipalId, SessionId};
+use sesame_core::{Clock, Database, Error, FailPoints, PrincipalId, SessionId, SharedLimits};
 use sesame_credentials::{
     AccessClaims, AuditStore, CodeBook, KeyRing, LoginMethodStore, MasterKey, NormaliseConfig,
     PasswordHasher, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
@@ -23,7 +23,7 @@ use sesame_credentials::{
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
 use sesame_identity::ProfileStore;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use time::Duration;
 
 pub use codes::{CodeRequest, ConfirmRequest};
@@ -57,6 +57,9 @@ pub struct Stores {
     pub outbox: Arc<dyn OutboxStore>,
     /// Verification codes.
     pub codes: Arc<dyn VerificationCodeStore>,
+    /// Cooldowns shared by every instance (Redis); without it, the code store
+    /// decides.
+    pub limits: Option<Arc<dyn SharedLimits>>,
 }
 
 impl Stores {
@@ -86,6 +89,7 @@ impl Stores {
             audit: backend.clone(),
             outbox: backend.clone(),
             codes: backend,
+            limits: None,
         }
     }
 }
@@ -164,7 +168,9 @@ pub struct App(Arc<Inner>);
 struct Inner {
     stores: Stores,
     hasher: PasswordHasher,
-    keys: KeyRing,
+    /// Replaced as a whole when the stored keys change.
+    keys: RwLock<Arc<KeyRing>>,
+    master: MasterKey,
     clock: Arc<dyn Clock>,
     settings: Settings,
     failpoints: FailPoints,
@@ -175,7 +181,8 @@ struct Inner {
 
 /// What the in-process caches hold.
 struct Caches {
-    /// Verified access tokens and their claims.
+    /// Verified access tokens and their claims: a signature check only, so it is
+    /// on with every backend and cleared when the key set changes.
     tokens: Cache<String, AccessClaims>,
     /// Session state as last read from the store.
     sessions: Cache<SessionId, SessionState>,
@@ -205,7 +212,7 @@ impl App {
         let ring = keys::load_or_create(&stores, &master, clock.as_ref(), &settings.issuer).await?;
         let on = settings.in_process_caches;
         let caches = Caches {
-            tokens: Cache::new(100_000, on),
+            tokens: Cache::new(100_000, true),
             sessions: Cache::new(100_000, on),
             me: Cache::new(100_000, on),
         };
@@ -216,7 +223,8 @@ impl App {
             delivery,
             stores,
             hasher,
-            keys: ring,
+            keys: RwLock::new(Arc::new(ring)),
+            master,
             clock,
             settings,
             failpoints,
@@ -225,7 +233,32 @@ impl App {
 
     /// The JWKS document.
     pub fn jwks(&self) -> Vec<u8> {
-        self.0.keys.jwks().to_vec()
+        self.key_ring().jwks().to_vec()
+    }
+
+    /// The key ring in use.
+    pub(crate) fn key_ring(&self) -> Arc<KeyRing> {
+        self.0
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the signing keys again and switches to them when they changed
+    /// (another instance rotated a key); true when they did.
+    pub async fn reload_keys(&self) -> Result<bool, Error> {
+        let records = self.0.stores.signing_keys.list_signing_keys().await?;
+        let ring = KeyRing::from_records(&records, &self.0.master, &self.0.settings.issuer)?;
+        let current = self.key_ring();
+        if ring.jwks() == current.jwks() && ring.signing_kid() == current.signing_kid() {
+            return Ok(false);
+        }
+        tracing::info!(kid = ?ring.signing_kid(), "signing keys changed");
+        *self.0.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
+        // A key that is no longer published must stop verifying at once.
+        self.0.caches.tokens.clear();
+        Ok(true)
     }
 
     /// Checks that the database answers.

@@ -88,7 +88,7 @@ impl App {
             exp: (now + ttl).unix_timestamp(),
         };
         Ok(SessionGrant {
-            access_token: self.0.keys.sign(&claims)?,
+            access_token: self.key_ring().sign(&claims)?,
             token_type: "Bearer",
             expires_in: ttl.whole_seconds(),
             refresh_token,
@@ -156,7 +156,7 @@ impl App {
             }
             None => {
                 let ticket = caches.tokens.ticket();
-                let claims = self.0.keys.verify(token, now)?;
+                let claims = self.key_ring().verify(token, now)?;
                 caches.tokens.fill(token.to_owned(), claims.clone(), ticket);
                 claims
             }

@@ -5,10 +5,12 @@ pub mod clock;
 pub mod error;
 pub mod failpoint;
 pub mod ids;
+pub mod limits;
 pub mod tx;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, FieldError, StoreError};
 pub use failpoint::FailPoints;
 pub use ids::{PrincipalId, SessionId};
+pub use limits::SharedLimits;
 pub use tx::{Database, Tx};

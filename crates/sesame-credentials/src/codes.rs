@@ -123,6 +123,18 @@ impl CodeBook {
         Ok(mac.finalize().into_bytes().to_vec())
     }
 
+    /// The name of the resend cooldown of `purpose`, `login` and `subject` in a
+    /// shared store: keyed, so the store never holds the address itself.
+    pub fn cooldown_key(
+        &self,
+        purpose: CodePurpose,
+        login: &Login,
+        subject: &str,
+    ) -> Result<String, Error> {
+        let mac = self.mac(purpose, login, subject, "cooldown")?;
+        Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     /// A new code for `login` asked for by `subject`: the digits to send, and the
     /// record to store.
     pub fn issue(

@@ -130,6 +130,11 @@ impl KeyRing {
         })
     }
 
+    /// The id of the key that signs, if any.
+    pub fn signing_kid(&self) -> Option<&str> {
+        self.signing.as_ref().map(|(kid, _)| kid.as_str())
+    }
+
     /// The JWKS document, serialised.
     pub fn jwks(&self) -> &[u8] {
         &self.jwks

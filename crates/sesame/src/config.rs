@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use sesame_credentials::{Argon2Config, HashingConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
+use sesame_store_postgres::{PgSettings, PgTarget};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,15 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// Where the data lives, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendTarget {
+    /// The embedded file: the default path, or a `sqlite:` URL.
+    Sqlite(Option<String>),
+    /// PostgreSQL, on one connection string or two.
+    Postgres(PgTarget),
+}
+
 /// Every setting of the server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,8 +41,24 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for the database, the master key and outboxes.
     pub data_dir: PathBuf,
-    /// Database URL; defaults to `<data_dir>/sesame.db`.
+    /// Database URL: `sqlite://…` or `postgres://…`; defaults to
+    /// `<data_dir>/sesame.db`.
     pub database_url: Option<String>,
+    /// Split mode: PostgreSQL URL for schema `identity` (with
+    /// `credentials_database_url`, instead of `database_url`).
+    pub identity_database_url: Option<String>,
+    /// Split mode: PostgreSQL URL for schema `credentials`.
+    pub credentials_database_url: Option<String>,
+    /// PostgreSQL pool sizes and timeouts.
+    pub postgres: PgSettings,
+    /// Seconds between reads of the signing keys on a shared database, so that
+    /// a key added by any instance is picked up by all.
+    pub key_refresh_secs: u64,
+    /// Redis URL for cooldowns shared across instances; without it they are
+    /// decided by the database.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so that deployments can share a Redis.
+    pub redis_key_prefix: String,
     /// Public base URL, used as the token issuer; defaults to `http://<listen>`.
     pub public_url: Option<String>,
     /// The master key as 64 hex digits (prefer `master_key_file`).
@@ -73,6 +99,12 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./sesame-data"),
             database_url: None,
+            identity_database_url: None,
+            credentials_database_url: None,
+            postgres: PgSettings::default(),
+            key_refresh_secs: 10,
+            redis_url: None,
+            redis_key_prefix: "sesame:".into(),
             public_url: None,
             master_key: None,
             master_key_file: None,
@@ -97,6 +129,12 @@ const KEYS: &[&str] = &[
     "listen",
     "data_dir",
     "database_url",
+    "identity_database_url",
+    "credentials_database_url",
+    "postgres",
+    "key_refresh_secs",
+    "redis_url",
+    "redis_key_prefix",
     "public_url",
     "master_key",
     "master_key_file",
@@ -139,8 +177,46 @@ impl Config {
             .to_owned()
     }
 
+    /// Where the data lives.
+    pub fn backend(&self) -> Result<BackendTarget, String> {
+        let is_pg = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+        match (
+            &self.database_url,
+            &self.identity_database_url,
+            &self.credentials_database_url,
+        ) {
+            (None, None, None) => Ok(BackendTarget::Sqlite(None)),
+            (Some(url), None, None) if url.starts_with("sqlite:") => {
+                Ok(BackendTarget::Sqlite(Some(url.clone())))
+            }
+            (Some(url), None, None) if is_pg(url) => {
+                Ok(BackendTarget::Postgres(PgTarget::Single(url.clone())))
+            }
+            (Some(url), None, None) => {
+                let scheme = url.split(':').next().unwrap_or_default();
+                Err(format!(
+                    "unsupported database URL scheme {scheme:?} (sqlite: or postgres:)"
+                ))
+            }
+            (None, Some(identity), Some(credentials)) if is_pg(identity) && is_pg(credentials) => {
+                Ok(BackendTarget::Postgres(PgTarget::Split {
+                    identity: identity.clone(),
+                    credentials: credentials.clone(),
+                }))
+            }
+            (None, Some(_), Some(_)) => {
+                Err("split mode needs two postgres:// URLs".into())
+            }
+            _ => Err(
+                "set either database_url, or both identity_database_url and credentials_database_url"
+                    .into(),
+            ),
+        }
+    }
+
     /// Checks values that the types alone do not.
     pub fn validate(&self) -> Result<(), String> {
+        self.backend()?;
         if let Some(region) = &self.phone_default_region
             && sesame_credentials::login::parse_region(region).is_none()
         {
@@ -219,6 +295,31 @@ mod tests {
             assert!(Config::load(Some(Path::new("sesame.toml"))).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn backends() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.backend(), Ok(BackendTarget::Sqlite(None)));
+        cfg.database_url = Some("postgres://u@h/db".into());
+        assert_eq!(
+            cfg.backend(),
+            Ok(BackendTarget::Postgres(PgTarget::Single(
+                "postgres://u@h/db".into()
+            )))
+        );
+        cfg.database_url = Some("mysql://h/db".into());
+        assert!(cfg.backend().is_err());
+        cfg.database_url = None;
+        cfg.identity_database_url = Some("postgres://a@h/db".into());
+        assert!(cfg.backend().is_err(), "split mode needs both URLs");
+        cfg.credentials_database_url = Some("postgres://b@h/db".into());
+        assert!(matches!(
+            cfg.backend(),
+            Ok(BackendTarget::Postgres(PgTarget::Split { .. }))
+        ));
+        cfg.database_url = Some("postgres://u@h/db".into());
+        assert!(cfg.backend().is_err(), "one URL or two, not both");
     }
 
     #[test]

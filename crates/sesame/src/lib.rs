@@ -6,4 +6,5 @@ pub mod config;
 pub mod server;
 
 pub use config::Config;
-pub use server::{Hooks, Server, StartError};
+pub use server::{Backend, Hooks, Server, StartError, migrate};
+pub use sesame_store_postgres::RoleNames;

@@ -17,6 +17,16 @@ CONFIGURATION
   listen                 SESAME_LISTEN               127.0.0.1:8080
   data_dir               SESAME_DATA_DIR             ./sesame-data
   database_url           SESAME_DATABASE_URL         sqlite://<data_dir>/sesame.db
+                                                     (or postgres://user@host/db)
+  identity_database_url  SESAME_IDENTITY_DATABASE_URL  split mode: schema identity
+  credentials_database_url SESAME_CREDENTIALS_DATABASE_URL  split mode: credentials
+  postgres.max_connections SESAME_POSTGRES__MAX_CONNECTIONS  16 (per pool)
+  postgres.min_connections SESAME_POSTGRES__MIN_CONNECTIONS  1
+  postgres.statement_timeout_ms SESAME_POSTGRES__STATEMENT_TIMEOUT_MS  5000
+  postgres.acquire_timeout_ms SESAME_POSTGRES__ACQUIRE_TIMEOUT_MS  5000
+  key_refresh_secs       SESAME_KEY_REFRESH_SECS     10 (PostgreSQL: re-read signing keys)
+  redis_url              SESAME_REDIS_URL            none (cooldowns shared via Redis)
+  redis_key_prefix       SESAME_REDIS_KEY_PREFIX     sesame:
   public_url             SESAME_PUBLIC_URL           http://<listen> (token issuer)
   master_key_file        SESAME_MASTER_KEY_FILE      <data_dir>/master.key (created, 0600)
   master_key             SESAME_MASTER_KEY           64 hex digits; prefer the file
@@ -53,6 +63,29 @@ enum Command {
         /// Data directory [env: SESAME_DATA_DIR] [default: ./sesame-data]
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+    },
+    /// Create or upgrade the database schemas. Idempotent; refuses a schema
+    /// migrated by a newer binary. Connect as the owner of the schemas.
+    Migrate {
+        /// Owner URL of both schemas [env: SESAME_DATABASE_URL]
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+        /// Split mode across two databases: owner URL for schema identity
+        #[arg(long, value_name = "URL", requires = "credentials_url")]
+        identity_url: Option<String>,
+        /// Split mode across two databases: owner URL for schema credentials
+        #[arg(long, value_name = "URL", requires = "identity_url")]
+        credentials_url: Option<String>,
+        /// Also create two login roles, each with data privileges on its own
+        /// schema only (PostgreSQL)
+        #[arg(long)]
+        create_roles: bool,
+        /// Name of the identity role
+        #[arg(long, default_value = "sesame_identity", value_name = "NAME")]
+        identity_role: String,
+        /// Name of the credentials role
+        #[arg(long, default_value = "sesame_credentials", value_name = "NAME")]
+        credentials_role: String,
     },
     /// Measure one password hash and the machine's hashing limit with the configured Argon2 cost.
     Calibrate {
@@ -143,6 +176,37 @@ async fn main() -> ExitCode {
             tracing::info!("shutting down");
             server.shutdown().await;
             ExitCode::SUCCESS
+        }
+        Command::Migrate {
+            database_url,
+            identity_url,
+            credentials_url,
+            create_roles,
+            identity_role,
+            credentials_role,
+        } => {
+            if database_url.is_some() || identity_url.is_some() {
+                config.database_url = database_url;
+                config.identity_database_url = identity_url;
+                config.credentials_database_url = credentials_url;
+            }
+            init_logging(&config);
+            let roles = create_roles.then_some(sesame::RoleNames {
+                identity: identity_role,
+                credentials: credentials_role,
+            });
+            match sesame::migrate(&config, roles.as_ref()).await {
+                Ok(report) => {
+                    for line in report {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sesame: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Calibrate { seconds, samples } => {
             match sesame::calibrate::run(

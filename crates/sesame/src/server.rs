@@ -1,12 +1,14 @@
 //! Wiring: data directory, master key, database, hashing pool, key ring, router,
 //! outbox relay, and graceful shutdown.
 
-use crate::config::Config;
+use crate::config::{BackendTarget, Config};
 use sesame_app::{App, Delivery, Settings, Stores};
 use sesame_core::{Clock, FailPoints, SystemClock};
 use sesame_credentials::{MasterKey, NormaliseConfig, PasswordHasher, login::parse_region};
 use sesame_delivery::{FileMailer, FileSmsSender, SmtpMailer, Templates};
 use sesame_events::{LogSink, Relay};
+use sesame_redis::RedisLimits;
+use sesame_store_postgres::{Domain, PgStore, PgTarget, RoleNames};
 use sesame_store_sqlite::SqliteStore;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -54,12 +56,31 @@ impl Default for Hooks {
     }
 }
 
+/// The storage backend a server runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded file.
+    Sqlite(Arc<SqliteStore>),
+    /// PostgreSQL.
+    Postgres(Arc<PgStore>),
+}
+
+impl Backend {
+    /// Every store trait of this backend.
+    fn stores(&self) -> Stores {
+        match self {
+            Backend::Sqlite(s) => Stores::from_backend(s.clone()),
+            Backend::Postgres(s) => Stores::from_backend(s.clone()),
+        }
+    }
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    store: Arc<SqliteStore>,
+    backend: Backend,
     app: App,
 }
 
@@ -69,8 +90,17 @@ impl Server {
         config.validate().map_err(StartError::Config)?;
         create_private_dir(&config.data_dir)?;
         let master = load_master_key(config)?;
-        let store = Arc::new(open_store(config).await?);
-        let stores = Stores::from_backend(store.clone());
+        let backend = open_backend(config, false).await?;
+        let mut stores = backend.stores();
+        if let Some(url) = &config.redis_url {
+            let limits = RedisLimits::connect(url, &config.redis_key_prefix)
+                .await
+                .map_err(|e| StartError::Service(e.to_string()))?;
+            stores.limits = Some(Arc::new(limits));
+        }
+        // Only the embedded store has a single writer, this process; on a shared
+        // database every request reads what other instances may have changed.
+        let shared_database = matches!(backend, Backend::Postgres(_));
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -106,8 +136,7 @@ impl Server {
                 username_charset: config.username_charset,
             },
             code_resend_cooldown: time::Duration::seconds(config.code_resend_cooldown_secs as i64),
-            // The embedded store has one writer: this process.
-            in_process_caches: true,
+            in_process_caches: !shared_database,
         };
         let outbox = config.data_dir.join("outbox");
         let mailer: Arc<dyn sesame_delivery::Mailer> = match &config.smtp {
@@ -158,13 +187,17 @@ impl Server {
             hooks.clock,
             Duration::from_millis(500),
         );
-        let relay = tokio::spawn(relay.run(rx));
+        let mut tasks = vec![http, tokio::spawn(relay.run(rx.clone()))];
+        if shared_database {
+            let every = Duration::from_secs(config.key_refresh_secs.max(1));
+            tasks.push(tokio::spawn(refresh_keys(app.clone(), every, rx)));
+        }
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "sesame is listening");
         Ok(Self {
             addr,
             shutdown,
-            tasks: vec![http, relay],
-            store,
+            tasks,
+            backend,
             app,
         })
     }
@@ -180,8 +213,8 @@ impl Server {
     }
 
     /// The storage backend, for tests that inspect the database.
-    pub fn store(&self) -> &Arc<SqliteStore> {
-        &self.store
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Stops accepting, lets in-flight requests finish and delivers pending events.
@@ -245,16 +278,85 @@ fn load_master_key(config: &Config) -> Result<MasterKey, StartError> {
     }
 }
 
-async fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
-    let result = match &config.database_url {
-        Some(url) if url.starts_with("sqlite:") => SqliteStore::open_url(url).await,
-        Some(url) => {
-            let scheme = url.split(':').next().unwrap_or_default();
-            return Err(StartError::Config(format!(
-                "unsupported database URL scheme {scheme:?}"
-            )));
+/// Re-reads the signing keys every `every` until shutdown.
+async fn refresh_keys(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = app.reload_keys().await {
+                    tracing::warn!(error = %e, "could not re-read the signing keys");
+                }
+            }
+            stopped = stop.changed() => {
+                if stopped.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
         }
-        None => SqliteStore::open(&config.data_dir.join("sesame.db")).await,
-    };
-    result.map_err(|e| StartError::Service(e.to_string()))
+    }
+}
+
+/// Opens the configured backend. The embedded file and a single PostgreSQL
+/// connection string are migrated on the spot; in split mode the roles cannot
+/// change the schemas, so `sesame migrate` must have run (`migrate` = true is
+/// that command).
+pub(crate) async fn open_backend(config: &Config, migrate: bool) -> Result<Backend, StartError> {
+    let service = |e: sesame_core::StoreError| StartError::Service(e.to_string());
+    match config.backend().map_err(StartError::Config)? {
+        BackendTarget::Sqlite(url) => {
+            let store = match url {
+                Some(url) => SqliteStore::open_url(&url).await,
+                None => {
+                    create_private_dir(&config.data_dir)?;
+                    SqliteStore::open(&config.data_dir.join("sesame.db")).await
+                }
+            };
+            Ok(Backend::Sqlite(Arc::new(store.map_err(service)?)))
+        }
+        BackendTarget::Postgres(target) => {
+            let store = PgStore::connect(&target, &config.postgres)
+                .await
+                .map_err(service)?;
+            if migrate || matches!(target, PgTarget::Single(_)) {
+                store.migrate().await.map_err(service)?;
+            } else {
+                store.require_current().await.map_err(service)?;
+            }
+            Ok(Backend::Postgres(Arc::new(store)))
+        }
+    }
+}
+
+/// `sesame migrate`: creates or upgrades the schemas of the configured backend
+/// and, given role names, creates the two least-privilege PostgreSQL roles.
+/// Returns one line per schema saying where it stands.
+pub async fn migrate(
+    config: &Config,
+    roles: Option<&RoleNames>,
+) -> Result<Vec<String>, StartError> {
+    let service = |e: sesame_core::StoreError| StartError::Service(e.to_string());
+    match open_backend(config, true).await? {
+        Backend::Sqlite(_) if roles.is_some() => Err(StartError::Config(
+            "--create-roles needs PostgreSQL: the embedded file has no roles".into(),
+        )),
+        Backend::Sqlite(_) => Ok(vec!["sqlite: current".into()]),
+        Backend::Postgres(store) => {
+            let mut report = Vec::new();
+            if let Some(roles) = roles {
+                store.create_roles(roles).await.map_err(service)?;
+                report.push(format!(
+                    "roles: {} (schema identity), {} (schema credentials)",
+                    roles.identity, roles.credentials
+                ));
+            }
+            for domain in Domain::ALL {
+                let state = store.schema_state(domain).await.map_err(service)?;
+                report.push(format!("schema {}: {state:?}", domain.schema()));
+            }
+            Ok(report)
+        }
+    }
 }

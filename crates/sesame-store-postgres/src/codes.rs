@@ -1,0 +1,103 @@
+//! `VerificationCodeStore` on PostgreSQL.
+
+use crate::{PgStore, conn, map_err};
+use async_trait::async_trait;
+use sesame_core::{StoreError, Tx};
+use sesame_credentials::{CodePurpose, LoginType, VerificationCode, VerificationCodeStore};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn code(row: &PgRow) -> Result<VerificationCode, sqlx::Error> {
+    let purpose: String = row.try_get("purpose")?;
+    let login_type: String = row.try_get("login_type")?;
+    let bad = |what: &str, v: &str| sqlx::Error::Decode(format!("unknown {what} {v}").into());
+    Ok(VerificationCode {
+        id: row.try_get("id")?,
+        purpose: CodePurpose::parse(&purpose).ok_or_else(|| bad("purpose", &purpose))?,
+        login_type: LoginType::parse(&login_type).ok_or_else(|| bad("login type", &login_type))?,
+        identifier: row.try_get("identifier")?,
+        subject: row.try_get("subject")?,
+        code_hash: row.try_get("code_hash")?,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        consumed_at: row.try_get("consumed_at")?,
+    })
+}
+
+#[async_trait]
+impl VerificationCodeStore for PgStore {
+    async fn replace_code(&self, c: &VerificationCode) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials.verification_codes
+                 (id, purpose, login_type, identifier, subject, code_hash, attempts, created_at, expires_at, consumed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, NULL)
+             ON CONFLICT (purpose, login_type, identifier, subject) DO UPDATE SET
+                 id = excluded.id, code_hash = excluded.code_hash, attempts = 0,
+                 created_at = excluded.created_at, expires_at = excluded.expires_at, consumed_at = NULL",
+        )
+        .bind(c.id)
+        .bind(c.purpose.as_str())
+        .bind(c.login_type.as_str())
+        .bind(&c.identifier)
+        .bind(&c.subject)
+        .bind(&c.code_hash)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_code(
+        &self,
+        purpose: CodePurpose,
+        login_type: LoginType,
+        identifier: &str,
+        subject: &str,
+    ) -> Result<Option<VerificationCode>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM credentials.verification_codes
+             WHERE purpose = $1 AND login_type = $2 AND identifier = $3 AND subject = $4",
+        )
+        .bind(purpose.as_str())
+        .bind(login_type.as_str())
+        .bind(identifier)
+        .bind(subject)
+        .fetch_optional(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(code).transpose().map_err(map_err)
+    }
+
+    async fn record_code_attempt(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE credentials.verification_codes SET attempts = attempts + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn consume_code(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE credentials.verification_codes SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,290 @@
+//! `PrincipalStore`, `LoginMethodStore` and `PasswordStore` on PostgreSQL.
+
+use crate::{PgStore, conn, map_err};
+use async_trait::async_trait;
+use sesame_core::{PrincipalId, StoreError, Tx};
+use sesame_credentials::{
+    LoginMethod, LoginMethodStore, LoginType, PasswordStore, Principal, PrincipalStore,
+};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn principal(row: &PgRow) -> Result<Principal, sqlx::Error> {
+    Ok(Principal {
+        id: PrincipalId(row.try_get("id")?),
+        kind: row.try_get("kind")?,
+        is_active: row.try_get("is_active")?,
+        failed_attempts: row.try_get("failed_attempts")?,
+        locked_until: row.try_get("locked_until")?,
+        last_login_at: row.try_get("last_login_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn login_method(row: &PgRow) -> Result<LoginMethod, sqlx::Error> {
+    let login_type: String = row.try_get("login_type")?;
+    Ok(LoginMethod {
+        id: row.try_get("id")?,
+        principal_id: PrincipalId(row.try_get("principal_id")?),
+        login_type: LoginType::parse(&login_type).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown login type {login_type}").into())
+        })?,
+        identifier: row.try_get("identifier")?,
+        verified_at: row.try_get("verified_at")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+/// Every login method of a principal, oldest first, read through `executor`.
+async fn methods_of<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    principal: PrincipalId,
+) -> Result<Vec<LoginMethod>, StoreError> {
+    let rows =
+        sqlx::query("SELECT * FROM credentials.login_methods WHERE principal_id = $1 ORDER BY id")
+            .bind(principal.0)
+            .fetch_all(executor)
+            .await
+            .map_err(map_err)?;
+    rows.iter()
+        .map(login_method)
+        .collect::<Result<_, _>>()
+        .map_err(map_err)
+}
+
+#[async_trait]
+impl PrincipalStore for PgStore {
+    async fn insert_principal(&self, tx: &mut dyn Tx, p: &Principal) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials.principals (id, kind, is_active, failed_attempts, locked_until, last_login_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(p.id.0)
+        .bind(&p.kind)
+        .bind(p.is_active)
+        .bind(p.failed_attempts)
+        .bind(p.locked_until)
+        .bind(p.last_login_at)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError> {
+        let row = sqlx::query("SELECT * FROM credentials.principals WHERE id = $1")
+            .bind(id.0)
+            .fetch_one(&self.credentials)
+            .await
+            .map_err(map_err)?;
+        principal(&row).map_err(map_err)
+    }
+
+    async fn record_sign_in(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE credentials.principals SET last_login_at = $1, failed_attempts = 0, updated_at = $2 WHERE id = $3")
+            .bind(at)
+            .bind(at)
+            .bind(id.0)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LoginMethodStore for PgStore {
+    async fn insert_login_method(
+        &self,
+        tx: &mut dyn Tx,
+        m: &LoginMethod,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials.login_methods (id, principal_id, login_type, identifier, verified_at, created_at, last_used_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(m.id)
+        .bind(m.principal_id.0)
+        .bind(m.login_type.as_str())
+        .bind(&m.identifier)
+        .bind(m.verified_at)
+        .bind(m.created_at)
+        .bind(m.last_used_at)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_login_method(
+        &self,
+        login_type: LoginType,
+        identifier: &str,
+    ) -> Result<Option<LoginMethod>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM credentials.login_methods WHERE login_type = $1 AND identifier = $2",
+        )
+        .bind(login_type.as_str())
+        .bind(identifier)
+        .fetch_optional(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(login_method).transpose().map_err(map_err)
+    }
+
+    async fn list_login_methods(
+        &self,
+        principal: PrincipalId,
+    ) -> Result<Vec<LoginMethod>, StoreError> {
+        methods_of(&self.credentials, principal).await
+    }
+
+    async fn list_login_methods_for_update(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+    ) -> Result<Vec<LoginMethod>, StoreError> {
+        // Locking the principal row serialises every change to its set of
+        // methods: a second unbind waits, then sees what the first one left.
+        let c = conn(tx)?;
+        sqlx::query("SELECT 1 FROM credentials.principals WHERE id = $1 FOR UPDATE")
+            .bind(principal.0)
+            .execute(&mut *c)
+            .await
+            .map_err(map_err)?;
+        methods_of(c, principal).await
+    }
+
+    async fn mark_login_verified(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE credentials.login_methods SET verified_at = COALESCE(verified_at, $1) WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete_login_method(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        id: Uuid,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM credentials.login_methods WHERE id = $1 AND principal_id = $2",
+        )
+        .bind(id)
+        .bind(principal.0)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn touch_login_method(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE credentials.login_methods SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PasswordStore for PgStore {
+    async fn set_password(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        phc: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let c = conn(tx)?;
+        sqlx::query(
+            "INSERT INTO credentials.passwords (principal_id, hash, created_at, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (principal_id) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
+        )
+        .bind(principal.0)
+        .bind(phc)
+        .bind(at)
+        .bind(at)
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO credentials.password_history (principal_id, hash, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(principal.0)
+        .bind(phc)
+        .bind(at)
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT hash FROM credentials.passwords WHERE principal_id = $1")
+            .bind(principal.0)
+            .fetch_optional(&self.credentials)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn prune_password_history(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        keep: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM credentials.password_history WHERE principal_id = $1 AND seq NOT IN
+                 (SELECT seq FROM credentials.password_history WHERE principal_id = $1 ORDER BY seq DESC LIMIT $2)",
+        )
+        .bind(principal.0)
+        .bind(keep)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn password_history(
+        &self,
+        principal: PrincipalId,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT hash FROM credentials.password_history WHERE principal_id = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(principal.0)
+        .bind(limit)
+        .fetch_all(&self.credentials)
+        .await
+        .map_err(map_err)
+    }
+}

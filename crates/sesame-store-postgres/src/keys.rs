@@ -1,0 +1,76 @@
+//! `SigningKeyStore` and `AuditStore` on PostgreSQL.
+
+use crate::{PgStore, conn, map_err};
+use async_trait::async_trait;
+use sesame_core::{StoreError, Tx};
+use sesame_credentials::{AuditEntry, AuditStore, Sealed, SigningKeyRecord, SigningKeyStore};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+fn signing_key(row: &PgRow) -> Result<SigningKeyRecord, sqlx::Error> {
+    Ok(SigningKeyRecord {
+        kid: row.try_get("kid")?,
+        alg: row.try_get("alg")?,
+        private_key_sealed: Sealed {
+            key_id: row.try_get("master_key_id")?,
+            blob: row.try_get("private_key_sealed")?,
+        },
+        public_jwk: row.try_get("public_jwk")?,
+        created_at: row.try_get("created_at")?,
+        activated_at: row.try_get("activated_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
+}
+
+#[async_trait]
+impl SigningKeyStore for PgStore {
+    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials.signing_keys (kid, alg, private_key_sealed, master_key_id, public_jwk, created_at, activated_at, retired_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&k.kid)
+        .bind(&k.alg)
+        .bind(&k.private_key_sealed.blob)
+        .bind(&k.private_key_sealed.key_id)
+        .bind(&k.public_jwk)
+        .bind(k.created_at)
+        .bind(k.activated_at)
+        .bind(k.retired_at)
+        .execute(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM credentials.signing_keys ORDER BY created_at, kid")
+            .fetch_all(&self.credentials)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(signing_key)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)
+    }
+}
+
+#[async_trait]
+impl AuditStore for PgStore {
+    async fn append_audit(&self, tx: &mut dyn Tx, e: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials.audit_log (id, principal_id, event, ip, user_agent, data, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(e.id)
+        .bind(e.principal_id.map(|p| p.0))
+        .bind(&e.event)
+        .bind(&e.ip)
+        .bind(&e.user_agent)
+        .bind(&e.data)
+        .bind(e.at)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! `SessionStore` on PostgreSQL.
+
+use crate::{PgStore, conn, map_err};
+use async_trait::async_trait;
+use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
+use sesame_credentials::{RefreshToken, Session, SessionStore};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn session(row: &PgRow) -> Result<Session, sqlx::Error> {
+    let amr: serde_json::Value = row.try_get("amr")?;
+    Ok(Session {
+        id: SessionId(row.try_get("id")?),
+        principal_id: PrincipalId(row.try_get("principal_id")?),
+        principal_kind: row.try_get("principal_kind")?,
+        aal: row.try_get("aal")?,
+        amr: serde_json::from_value(amr).unwrap_or_default(),
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        created_at: row.try_get("created_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revoke_reason: row.try_get("revoke_reason")?,
+    })
+}
+
+/// A refresh token from columns prefixed `r_`, beside its session's.
+fn refresh_token(row: &PgRow) -> Result<RefreshToken, sqlx::Error> {
+    Ok(RefreshToken {
+        id: row.try_get("r_id")?,
+        session_id: SessionId(row.try_get("id")?),
+        token_hash: row.try_get("r_token_hash")?,
+        parent_id: row.try_get("r_parent_id")?,
+        used_at: row.try_get("r_used_at")?,
+        created_at: row.try_get("r_created_at")?,
+        expires_at: row.try_get("r_expires_at")?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn insert_session(&self, tx: &mut dyn Tx, s: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials.sessions (id, principal_id, principal_kind, aal, amr, ip, user_agent,
+                                   created_at, last_seen_at, expires_at, revoked_at, revoke_reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(s.id.0)
+        .bind(s.principal_id.0)
+        .bind(&s.principal_kind)
+        .bind(&s.aal)
+        .bind(serde_json::json!(s.amr))
+        .bind(&s.ip)
+        .bind(&s.user_agent)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .bind(s.revoked_at)
+        .bind(&s.revoke_reason)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: SessionId) -> Result<Session, StoreError> {
+        let row = sqlx::query("SELECT * FROM credentials.sessions WHERE id = $1")
+            .bind(id.0)
+            .fetch_one(&self.credentials)
+            .await
+            .map_err(map_err)?;
+        session(&row).map_err(map_err)
+    }
+
+    async fn list_active_sessions(
+        &self,
+        principal: PrincipalId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.principal_id, s.principal_kind, s.aal, s.amr, s.ip, s.user_agent,
+                    s.created_at, s.expires_at, s.revoked_at, s.revoke_reason,
+                    COALESCE((SELECT r.created_at FROM credentials.refresh_tokens r WHERE r.session_id = s.id
+                              ORDER BY r.id DESC LIMIT 1), s.last_seen_at) AS last_seen_at
+             FROM credentials.sessions s WHERE s.principal_id = $1 AND s.revoked_at IS NULL ORDER BY s.id DESC",
+        )
+        .bind(principal.0)
+        .fetch_all(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        let sessions: Vec<Session> = rows
+            .iter()
+            .map(session)
+            .collect::<Result<_, _>>()
+            .map_err(map_err)?;
+        Ok(sessions.into_iter().filter(|s| s.is_active(now)).collect())
+    }
+
+    async fn revoke_session(
+        &self,
+        tx: &mut dyn Tx,
+        id: SessionId,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE credentials.sessions SET revoked_at = $1, revoke_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+            .bind(at)
+            .bind(reason)
+            .bind(id.0)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_sessions_of(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        keep: Option<SessionId>,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "UPDATE credentials.sessions SET revoked_at = $1, revoke_reason = $2
+             WHERE principal_id = $3 AND revoked_at IS NULL AND id IS DISTINCT FROM $4
+             RETURNING id",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(principal.0)
+        .bind(keep.map(|k| k.0))
+        .fetch_all(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(ids.into_iter().map(SessionId).collect())
+    }
+
+    async fn insert_refresh_token(
+        &self,
+        tx: &mut dyn Tx,
+        t: &RefreshToken,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials.refresh_tokens (id, session_id, token_hash, parent_id, used_at, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(t.id)
+        .bind(t.session_id.0)
+        .bind(&t.token_hash)
+        .bind(t.parent_id)
+        .bind(t.used_at)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(RefreshToken, Session)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.*, r.id AS r_id, r.token_hash AS r_token_hash, r.parent_id AS r_parent_id,
+                    r.used_at AS r_used_at, r.created_at AS r_created_at, r.expires_at AS r_expires_at
+             FROM credentials.refresh_tokens r JOIN credentials.sessions s ON s.id = r.session_id
+             WHERE r.token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|row| Ok((refresh_token(row)?, session(row)?)))
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        used: Uuid,
+        next: &RefreshToken,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // One statement, so one round trip and atomic on its own: the successor
+        // is inserted only if this statement is the one that marked `used`.
+        let row = sqlx::query(
+            "WITH used AS (
+                 UPDATE credentials.refresh_tokens SET used_at = $2
+                 WHERE id = $1 AND used_at IS NULL RETURNING id
+             )
+             INSERT INTO credentials.refresh_tokens
+                 (id, session_id, token_hash, parent_id, used_at, created_at, expires_at)
+             SELECT $3, $4, $5, $6, NULL, $7, $8 FROM used
+             RETURNING id",
+        )
+        .bind(used)
+        .bind(at)
+        .bind(next.id)
+        .bind(next.session_id.0)
+        .bind(&next.token_hash)
+        .bind(next.parent_id)
+        .bind(next.created_at)
+        .bind(next.expires_at)
+        .fetch_optional(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+}
