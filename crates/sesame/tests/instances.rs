@@ -1,0 +1,512 @@
+//! Several `sesame` processes on one database, as a production deployment runs
+//! them, and what survives `kill -9`. PostgreSQL and Redis come from
+//! `SESAME_TEST_POSTGRES_URL` / `SESAME_TEST_REDIS_URL`; outside CI a test
+//! whose service is missing skips with a message.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
+
+use serde_json::{Value, json};
+use sesame_credentials::{MasterKey, SigningKeyRecord, SigningKeyStore};
+use sesame_store_postgres::{PgSettings, PgStore, PgTarget};
+use sesame_testdb::{Postgres, TestDb, in_ci, postgres_available};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MASTER_KEY: &str = "6f1c1d7e2b3a4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `sesame serve` process.
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `sesame serve` with cheap hashing, a shared master key and issuer,
+/// and `env` on top; waits until it answers.
+async fn start(data_dir: &Path, env: &[(&str, String)]) -> Instance {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SESAME_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.arg("serve")
+        .env("SESAME_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SESAME_DATA_DIR", data_dir)
+        .env("SESAME_MASTER_KEY", MASTER_KEY)
+        .env("SESAME_PUBLIC_URL", "http://sesame.test")
+        .env("SESAME_ARGON2__MEMORY_KIB", "256")
+        .env("SESAME_ARGON2__ITERATIONS", "1")
+        .env("SESAME_ARGON2__PARALLELISM", "1")
+        .env("SESAME_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/health/live")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("sesame exited early with {status}");
+        }
+        assert!(Instant::now() < deadline, "sesame did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Instance { child, base }
+}
+
+/// Status and JSON body.
+async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn register_body(email: &str) -> Value {
+    json!({"login": {"type": "email", "identifier": email}, "password": PASSWORD})
+}
+
+async fn register(client: &reqwest::Client, on: &Instance, email: &str) -> Value {
+    let (status, body) = call(
+        client
+            .post(format!("{}/v1/registrations", on.base))
+            .json(&register_body(email)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn me(client: &reqwest::Client, on: &Instance, token: &str) -> (u16, Value) {
+    call(client.get(format!("{}/v1/me", on.base)).bearer_auth(token)).await
+}
+
+/// Two instances on one fresh PostgreSQL database.
+async fn pair(env: &[(&str, String)]) -> Option<(Instance, Instance, Postgres, tempfile::TempDir)> {
+    if !postgres_available().await {
+        return None;
+    }
+    let db = Postgres::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![
+        ("SESAME_DATABASE_URL", db.url()),
+        ("SESAME_KEY_REFRESH_SECS", "1".to_owned()),
+    ];
+    all.extend(env.iter().cloned());
+    let a = start(&dir.path().join("a"), &all).await;
+    let b = start(&dir.path().join("b"), &all).await;
+    Some((a, b, db, dir))
+}
+
+#[tokio::test]
+async fn a_session_revoked_on_one_instance_is_refused_by_the_other() {
+    let Some((a, b, db, _dir)) = pair(&[]).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let grant = register(&client, &a, "ada@example.com").await;
+    let token = grant["access_token"].as_str().unwrap();
+    assert_eq!(me(&client, &b, token).await.0, 200);
+    let (status, _) = call(
+        client
+            .delete(format!("{}/v1/sessions/current", a.base))
+            .bearer_auth(token),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, body) = me(&client, &b, token).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("invalid_token")));
+    drop((a, b));
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_rotated_on_one_instance_cannot_be_used_on_the_other() {
+    let Some((a, b, db, _dir)) = pair(&[]).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let grant = register(&client, &a, "ada@example.com").await;
+    let first = grant["refresh_token"].as_str().unwrap();
+    let refresh = |on: &Instance, token: &str| {
+        client
+            .post(format!("{}/v1/sessions/refresh", on.base))
+            .json(&json!({"refresh_token": token}))
+    };
+    let (status, rotated) = call(refresh(&a, first)).await;
+    assert_eq!(status, 200, "{rotated}");
+    let (status, body) = call(refresh(&b, first)).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("token_reused")), "{body}");
+    // The reuse revoked the session everywhere: the successor is dead on A too.
+    let second = rotated["refresh_token"].as_str().unwrap();
+    assert_eq!(call(refresh(&a, second)).await.0, 401);
+    let access = rotated["access_token"].as_str().unwrap();
+    assert_eq!(me(&client, &a, access).await.0, 401);
+    drop((a, b));
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_identifier_across_instances_create_one_account() {
+    let Some((a, b, db, _dir)) = pair(&[]).await else {
+        return;
+    };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(100)
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let url = format!(
+                "{}/v1/registrations",
+                if i % 2 == 0 { &a.base } else { &b.base }
+            );
+            let client = client.clone();
+            tokio::spawn(async move {
+                call(client.post(url).json(&register_body("race@example.com"))).await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            201 => created += 1,
+            409 => assert_eq!(body["code"], "identifier_taken"),
+            // The hashing queue may be full under 100 at once: refused, not lost.
+            503 => assert_eq!(body["code"], "overloaded"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let store = PgStore::connect(&PgTarget::Single(db.url()), &PgSettings::default())
+        .await
+        .unwrap();
+    let check = TestDb::postgres(vec![store.credentials_pool().clone()]).await;
+    assert_eq!(check.count("SELECT COUNT(*) FROM principals").await, 1);
+    assert_eq!(check.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(check.registration_violations().await, vec![]);
+    check.close().await;
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// Redis of the test machine, or `None` (skipped outside CI) when it is absent.
+async fn redis() -> Option<(String, redis::aio::MultiplexedConnection)> {
+    let url =
+        std::env::var("SESAME_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let conn = match redis::Client::open(url.as_str()) {
+        Ok(client) => client.get_multiplexed_async_connection().await,
+        Err(e) => Err(e),
+    };
+    match conn {
+        Ok(conn) => Some((url, conn)),
+        Err(e) if !in_ci() => {
+            eprintln!("skipped: no Redis at {url} ({e})");
+            None
+        }
+        Err(e) => panic!("Redis is required under CI: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_code_cooldown_set_on_one_instance_holds_on_the_other_through_redis() {
+    let Some((url, mut conn)) = redis().await else {
+        return;
+    };
+    let prefix = format!("sesame-test-{}:", uuid::Uuid::now_v7().simple());
+    let Some((a, b, db, _dir)) = pair(&[
+        ("SESAME_REDIS_URL", url),
+        ("SESAME_REDIS_KEY_PREFIX", prefix.clone()),
+    ])
+    .await
+    else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let send = |on: &Instance| {
+        client
+            .post(format!("{}/v1/verifications", on.base))
+            .json(&json!({"login": {"type": "email", "identifier": "ada@example.com"}, "purpose": "register"}))
+    };
+    assert_eq!(call(send(&a)).await.0, 202);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        !keys[0].contains("ada"),
+        "the key must not hold the address: {}",
+        keys[0]
+    );
+    let resp = send(&b).send().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let wait: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    // The cooldown lives in Redis: once it is gone, B sends again.
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(call(send(&b)).await.0, 202);
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// The `kid` in a JWT's header.
+fn kid_of(jwt: &str) -> String {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let header: Value = serde_json::from_slice(&bytes).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_signing_key_added_to_the_database_is_picked_up_by_every_instance() {
+    let Some((a, b, db, _dir)) = pair(&[]).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let before = register(&client, &a, "ada@example.com").await;
+    let old_kid = kid_of(before["access_token"].as_str().unwrap());
+
+    let store = PgStore::connect(&PgTarget::Single(db.url()), &PgSettings::default())
+        .await
+        .unwrap();
+    let master = MasterKey::parse(MASTER_KEY).unwrap();
+    let record = SigningKeyRecord::generate(&master, time::OffsetDateTime::now_utc()).unwrap();
+    store.insert_signing_key(&record).await.unwrap();
+
+    for on in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (_, jwks) = call(client.get(format!("{}/.well-known/jwks.json", on.base))).await;
+            let kids: Vec<&str> = jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|k| k["kid"].as_str())
+                .collect();
+            if kids.contains(&record.kid.as_str()) {
+                assert!(kids.contains(&old_kid.as_str()), "the old key stays published");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{} never published the new key", on.base);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // New tokens carry the new key; tokens of either key verify on either instance.
+    let after = register(&client, &b, "bob@example.com").await;
+    let new_token = after["access_token"].as_str().unwrap();
+    assert_eq!(kid_of(new_token), record.kid);
+    assert_eq!(me(&client, &a, new_token).await.0, 200);
+    assert_eq!(
+        me(&client, &b, before["access_token"].as_str().unwrap())
+            .await
+            .0,
+        200
+    );
+    store.credentials_pool().close().await;
+    drop((a, b));
+    db.drop_now().await;
+}
+
+/// Runs `sesame migrate` with `args`; returns success and the combined output.
+fn migrate(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .arg("migrate")
+        .args(args)
+        .env("SESAME_LOG_LEVEL", "warn")
+        .env_remove("SESAME_DATABASE_URL")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn split_mode_roles_see_only_their_own_schema() {
+    if !postgres_available().await {
+        return;
+    }
+    let db = Postgres::create().await;
+    let tag = &uuid::Uuid::now_v7().simple().to_string()[20..];
+    let (id_role, cr_role) = (format!("sesame_id_{tag}"), format!("sesame_cr_{tag}"));
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+
+    let split = [
+        ("SESAME_IDENTITY_DATABASE_URL", db.url_as(&id_role)),
+        ("SESAME_CREDENTIALS_DATABASE_URL", db.url_as(&cr_role)),
+    ];
+    let (ok, text) = migrate(&[
+        "--database-url",
+        &url,
+        "--create-roles",
+        "--identity-role",
+        &id_role,
+        "--credentials-role",
+        &cr_role,
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("schema identity: Current"), "{text}");
+    // Idempotent.
+    let (ok, text) = migrate(&[
+        "--database-url",
+        &url,
+        "--create-roles",
+        "--identity-role",
+        &id_role,
+        "--credentials-role",
+        &cr_role,
+    ]);
+    assert!(ok, "{text}");
+
+    // Connected as the identity role, every credentials table is out of reach.
+    let as_identity = sqlx::PgPool::connect(&db.url_as(&id_role)).await.unwrap();
+    let owner = sqlx::PgPool::connect(&url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'credentials' ORDER BY 1",
+    )
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    assert!(tables.len() >= 9, "{tables:?}");
+    for table in &tables {
+        let sql = format!("SELECT * FROM credentials.{table} LIMIT 1");
+        let err = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&as_identity)
+            .await
+            .unwrap_err();
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{table}: {err}");
+    }
+    // And the credentials role cannot read profiles.
+    let as_credentials = sqlx::PgPool::connect(&db.url_as(&cr_role)).await.unwrap();
+    let err = sqlx::query("SELECT * FROM identity.users")
+        .fetch_all(&as_credentials)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
+
+    // A server on the two roles works end to end.
+    let server = start(dir.path(), &split).await;
+    let client = reqwest::Client::new();
+    let grant = register(&client, &server, "ada@example.com").await;
+    let token = grant["access_token"].as_str().unwrap();
+    let (status, body) = call(
+        client
+            .patch(format!("{}/v1/me/profile", server.base))
+            .bearer_auth(token)
+            .json(&json!({"display_name": "Ada"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = me(&client, &server, token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["profile"]["display_name"], "Ada", "{body}");
+    let profiles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM identity.users")
+        .fetch_one(&as_identity)
+        .await
+        .unwrap();
+    assert_eq!(profiles, 1);
+    drop(server);
+
+    // A schema migrated by a newer binary is refused, by `migrate` and `serve`.
+    sqlx::query(
+        "INSERT INTO identity._sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99, 'from the future', TRUE, '\\x00', 0)",
+    )
+    .execute(&owner)
+    .await
+    .unwrap();
+    let (ok, text) = migrate(&["--database-url", &url]);
+    assert!(!ok);
+    assert!(text.contains("newer than this binary"), "{text}");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SESAME_DATA_DIR", dir.path())
+        .env("SESAME_MASTER_KEY", MASTER_KEY)
+        .envs(split.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve started on a newer schema");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("newer than this binary"), "{stderr}");
+
+    for pool in [as_identity, as_credentials, owner] {
+        pool.close().await;
+    }
+    db.drop_now().await;
+    let admin = sqlx::PgPool::connect(&sesame_testdb::postgres_admin_url())
+        .await
+        .unwrap();
+    for role in [&id_role, &cr_role] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}
