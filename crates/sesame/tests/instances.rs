@@ -142,7 +142,10 @@ async fn a_session_revoked_on_one_instance_is_refused_by_the_other() {
     .await;
     assert_eq!(status, 204);
     let (status, body) = me(&client, &b, token).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("invalid_token")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
     drop((a, b));
     db.drop_now().await;
 }
@@ -163,7 +166,11 @@ async fn a_refresh_token_rotated_on_one_instance_cannot_be_used_on_the_other() {
     let (status, rotated) = call(refresh(&a, first)).await;
     assert_eq!(status, 200, "{rotated}");
     let (status, body) = call(refresh(&b, first)).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("token_reused")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("token_reused")),
+        "{body}"
+    );
     // The reuse revoked the session everywhere: the successor is dead on A too.
     let second = rotated["refresh_token"].as_str().unwrap();
     assert_eq!(call(refresh(&a, second)).await.0, 401);
@@ -332,10 +339,17 @@ async fn a_signing_key_added_to_the_database_is_picked_up_by_every_instance() {
                 .filter_map(|k| k["kid"].as_str())
                 .collect();
             if kids.contains(&record.kid.as_str()) {
-                assert!(kids.contains(&old_kid.as_str()), "the old key stays published");
+                assert!(
+                    kids.contains(&old_kid.as_str()),
+                    "the old key stays published"
+                );
                 break;
             }
-            assert!(Instant::now() < deadline, "{} never published the new key", on.base);
+            assert!(
+                Instant::now() < deadline,
+                "{} never published the new key",
+                on.base
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -509,4 +523,100 @@ async fn split_mode_roles_see_only_their_own_schema() {
             .await
             .unwrap();
     }
+}
+
+/// Registers without pause on 16 connections until the server goes away;
+/// returns the addresses whose registration was acknowledged with 201.
+async fn registration_load(base: String, round: usize) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let client = client.clone();
+            let url = format!("{base}/v1/registrations");
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    let email = format!("r{round}-w{w}-{i}@example.com");
+                    match client.post(&url).json(&register_body(&email)).send().await {
+                        Ok(resp) if resp.status() == 201 => acknowledged.push(email),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    all
+}
+
+/// Kills the server with SIGKILL in the middle of a registration load, four
+/// times, then restarts it and checks the database with SQL.
+async fn killed_mid_registration(data_dir: &Path, env: &[(&str, String)], db: TestDb) {
+    let mut acknowledged = Vec::new();
+    for round in 0..4 {
+        let mut server = start(data_dir, env).await;
+        let load = tokio::spawn(registration_load(server.base.clone(), round));
+        tokio::time::sleep(Duration::from_millis(300 + 150 * round as u64)).await;
+        server.child.kill().unwrap(); // SIGKILL: no shutdown code runs
+        server.child.wait().unwrap();
+        acknowledged.extend(load.await.unwrap());
+    }
+    assert!(
+        acknowledged.len() > 20,
+        "the load hardly ran: {}",
+        acknowledged.len()
+    );
+    // After a restart the server works, and the data is whole.
+    let server = start(data_dir, env).await;
+    register(&reqwest::Client::new(), &server, "after@example.com").await;
+    drop(server);
+    assert_eq!(db.registration_violations().await, vec![]);
+    let principals = db.count("SELECT COUNT(*) FROM principals").await;
+    assert!(principals > acknowledged.len() as i64, "{principals}");
+    // Every acknowledged registration survived the kill.
+    for chunk in acknowledged.chunks(200) {
+        let list = chunk
+            .iter()
+            .map(|e| format!("'{e}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!("SELECT COUNT(*) FROM login_methods WHERE identifier IN ({list})");
+        assert_eq!(db.count(&sql).await, chunk.len() as i64);
+    }
+    db.close().await;
+}
+
+#[tokio::test]
+async fn sigkill_during_registrations_leaves_sqlite_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The check connection opens the file the server created.
+    let server = start(&data, &[]).await;
+    drop(server);
+    let url = format!("sqlite://{}", data.join("sesame.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    killed_mid_registration(&data, &[], TestDb::sqlite(pool)).await;
+}
+
+#[tokio::test]
+async fn sigkill_during_registrations_leaves_postgres_consistent() {
+    if !postgres_available().await {
+        return;
+    }
+    let db = Postgres::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("SESAME_DATABASE_URL", db.url())];
+    let server = start(dir.path(), &env).await;
+    drop(server);
+    let store = PgStore::connect(&PgTarget::Single(db.url()), &PgSettings::default())
+        .await
+        .unwrap();
+    let check = TestDb::postgres(vec![store.credentials_pool().clone()]).await;
+    killed_mid_registration(dir.path(), &env, check).await;
+    db.drop_now().await;
 }
