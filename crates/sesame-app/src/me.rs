@@ -20,9 +20,15 @@ impl App {
 
     pub(crate) async fn me_of(&self, id: PrincipalId, kind: &str) -> Result<MeView, Error> {
         let stores = &self.0.stores;
-        let profile = stores.profiles.get_profile(id).await?;
-        let logins = stores.logins.list_login_methods(id).await?;
-        let has_password = stores.passwords.get_password(id).await?.is_some();
+        // Three independent reads, at once: on a networked database the view
+        // costs one round trip instead of three.
+        let (profile, logins, password) = tokio::join!(
+            stores.profiles.get_profile(id),
+            stores.logins.list_login_methods(id),
+            stores.passwords.get_password(id),
+        );
+        let (profile, logins) = (profile?, logins?);
+        let has_password = password?.is_some();
         Ok(MeView {
             id,
             kind: kind.to_owned(),

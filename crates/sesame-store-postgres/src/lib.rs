@@ -124,6 +124,12 @@ async fn pool(url: &str, settings: &PgSettings) -> Result<PgPool, StoreError> {
         .max_connections(settings.max_connections.max(1))
         .min_connections(settings.min_connections.min(settings.max_connections))
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        // A ping per checkout doubles the round trips of every short query. A
+        // connection that broke is closed by the driver on its first error, and
+        // none is kept longer than `max_lifetime`.
+        .test_before_acquire(false)
+        .max_lifetime(Duration::from_secs(30 * 60))
+        .idle_timeout(Duration::from_secs(10 * 60))
         .connect_with(options(url, settings)?)
         .await
         .map_err(map_err)
