@@ -4,28 +4,9 @@ use crate::{PgStore, conn, map_err};
 use async_trait::async_trait;
 use sesame_core::{StoreError, Tx};
 use sesame_credentials::{CodePurpose, LoginType, VerificationCode, VerificationCodeStore};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
+use sesame_store_sql::verification_code as code;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-fn code(row: &PgRow) -> Result<VerificationCode, sqlx::Error> {
-    let purpose: String = row.try_get("purpose")?;
-    let login_type: String = row.try_get("login_type")?;
-    let bad = |what: &str, v: &str| sqlx::Error::Decode(format!("unknown {what} {v}").into());
-    Ok(VerificationCode {
-        id: row.try_get("id")?,
-        purpose: CodePurpose::parse(&purpose).ok_or_else(|| bad("purpose", &purpose))?,
-        login_type: LoginType::parse(&login_type).ok_or_else(|| bad("login type", &login_type))?,
-        identifier: row.try_get("identifier")?,
-        subject: row.try_get("subject")?,
-        code_hash: row.try_get("code_hash")?,
-        attempts: row.try_get("attempts")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        consumed_at: row.try_get("consumed_at")?,
-    })
-}
 
 #[async_trait]
 impl VerificationCodeStore for PgStore {

@@ -4,23 +4,8 @@ use crate::{PgStore, map_err};
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_identity::{Profile, ProfilePatch, ProfileStore};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
+use sesame_store_sql::profile;
 use time::OffsetDateTime;
-
-fn profile(row: &PgRow) -> Result<Profile, sqlx::Error> {
-    Ok(Profile {
-        id: PrincipalId(row.try_get("id")?),
-        display_name: row.try_get("display_name")?,
-        avatar_url: row.try_get("avatar_url")?,
-        bio: row.try_get("bio")?,
-        locale: row.try_get("locale")?,
-        status: row.try_get("status")?,
-        metadata: row.try_get("metadata")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
 
 #[async_trait]
 impl ProfileStore for PgStore {

@@ -3,24 +3,8 @@
 use crate::{PgStore, conn, map_err};
 use async_trait::async_trait;
 use sesame_core::{StoreError, Tx};
-use sesame_credentials::{AuditEntry, AuditStore, Sealed, SigningKeyRecord, SigningKeyStore};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-
-fn signing_key(row: &PgRow) -> Result<SigningKeyRecord, sqlx::Error> {
-    Ok(SigningKeyRecord {
-        kid: row.try_get("kid")?,
-        alg: row.try_get("alg")?,
-        private_key_sealed: Sealed {
-            key_id: row.try_get("master_key_id")?,
-            blob: row.try_get("private_key_sealed")?,
-        },
-        public_jwk: row.try_get("public_jwk")?,
-        created_at: row.try_get("created_at")?,
-        activated_at: row.try_get("activated_at")?,
-        retired_at: row.try_get("retired_at")?,
-    })
-}
+use sesame_credentials::{AuditEntry, AuditStore, SigningKeyRecord, SigningKeyStore};
+use sesame_store_sql::signing_key;
 
 #[async_trait]
 impl SigningKeyStore for PgStore {

@@ -6,38 +6,9 @@ use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::{
     LoginMethod, LoginMethodStore, LoginType, PasswordStore, Principal, PrincipalStore,
 };
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sesame_store_sql::{login_method, principal};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-fn principal(row: &SqliteRow) -> Result<Principal, sqlx::Error> {
-    Ok(Principal {
-        id: PrincipalId(row.try_get("id")?),
-        kind: row.try_get("kind")?,
-        is_active: row.try_get("is_active")?,
-        failed_attempts: row.try_get("failed_attempts")?,
-        locked_until: row.try_get("locked_until")?,
-        last_login_at: row.try_get("last_login_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn login_method(row: &SqliteRow) -> Result<LoginMethod, sqlx::Error> {
-    let login_type: String = row.try_get("login_type")?;
-    Ok(LoginMethod {
-        id: row.try_get("id")?,
-        principal_id: PrincipalId(row.try_get("principal_id")?),
-        login_type: LoginType::parse(&login_type).ok_or_else(|| {
-            sqlx::Error::Decode(format!("unknown login type {login_type}").into())
-        })?,
-        identifier: row.try_get("identifier")?,
-        verified_at: row.try_get("verified_at")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-    })
-}
 
 /// Every login method of a principal, oldest first, read through `executor`.
 async fn methods_of<'e>(

@@ -4,24 +4,8 @@ use crate::{SqliteStore, conn, map_err};
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_identity::{Profile, ProfilePatch, ProfileStore};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sesame_store_sql::profile;
 use time::OffsetDateTime;
-
-fn profile(row: &SqliteRow) -> Result<Profile, sqlx::Error> {
-    let metadata: String = row.try_get("metadata")?;
-    Ok(Profile {
-        id: PrincipalId(row.try_get("id")?),
-        display_name: row.try_get("display_name")?,
-        avatar_url: row.try_get("avatar_url")?,
-        bio: row.try_get("bio")?,
-        locale: row.try_get("locale")?,
-        status: row.try_get("status")?,
-        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
 
 #[async_trait]
 impl ProfileStore for SqliteStore {

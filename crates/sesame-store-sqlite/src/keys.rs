@@ -3,25 +3,8 @@
 use crate::{SqliteStore, conn, map_err};
 use async_trait::async_trait;
 use sesame_core::{StoreError, Tx};
-use sesame_credentials::{AuditEntry, AuditStore, Sealed, SigningKeyRecord, SigningKeyStore};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
-fn signing_key(row: &SqliteRow) -> Result<SigningKeyRecord, sqlx::Error> {
-    let jwk: String = row.try_get("public_jwk")?;
-    Ok(SigningKeyRecord {
-        kid: row.try_get("kid")?,
-        alg: row.try_get("alg")?,
-        private_key_sealed: Sealed {
-            key_id: row.try_get("master_key_id")?,
-            blob: row.try_get("private_key_sealed")?,
-        },
-        public_jwk: serde_json::from_str(&jwk).map_err(|e| sqlx::Error::Decode(e.into()))?,
-        created_at: row.try_get("created_at")?,
-        activated_at: row.try_get("activated_at")?,
-        retired_at: row.try_get("retired_at")?,
-    })
-}
+use sesame_credentials::{AuditEntry, AuditStore, SigningKeyRecord, SigningKeyStore};
+use sesame_store_sql::signing_key;
 
 #[async_trait]
 impl SigningKeyStore for SqliteStore {

@@ -4,41 +4,9 @@ use crate::{SqliteStore, conn, map_err};
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
 use sesame_credentials::{RefreshToken, Session, SessionStore};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sesame_store_sql::{refresh_token, session};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-fn session(row: &SqliteRow) -> Result<Session, sqlx::Error> {
-    let amr: String = row.try_get("amr")?;
-    Ok(Session {
-        id: SessionId(row.try_get("id")?),
-        principal_id: PrincipalId(row.try_get("principal_id")?),
-        principal_kind: row.try_get("principal_kind")?,
-        aal: row.try_get("aal")?,
-        amr: serde_json::from_str(&amr).unwrap_or_default(),
-        ip: row.try_get("ip")?,
-        user_agent: row.try_get("user_agent")?,
-        created_at: row.try_get("created_at")?,
-        last_seen_at: row.try_get("last_seen_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        revoke_reason: row.try_get("revoke_reason")?,
-    })
-}
-
-/// A refresh token from columns prefixed `r_`, beside its session's.
-fn refresh_token(row: &SqliteRow) -> Result<RefreshToken, sqlx::Error> {
-    Ok(RefreshToken {
-        id: row.try_get("r_id")?,
-        session_id: SessionId(row.try_get("id")?),
-        token_hash: row.try_get("r_token_hash")?,
-        parent_id: row.try_get("r_parent_id")?,
-        used_at: row.try_get("r_used_at")?,
-        created_at: row.try_get("r_created_at")?,
-        expires_at: row.try_get("r_expires_at")?,
-    })
-}
 
 #[async_trait]
 impl SessionStore for SqliteStore {

@@ -1,0 +1,202 @@
+//! What Sesame's SQL backends share: turning a row into a model value. Each
+//! driver's row type reads typed columns through [`Columns`]; the mappers below
+//! are written once against it. (The SQL itself differs: placeholders, schemas,
+//! column types.)
+
+use serde_json::Value;
+use sesame_core::{PrincipalId, SessionId};
+use sesame_credentials::{
+    CodePurpose, LoginMethod, LoginType, Principal, RefreshToken, Sealed, Session,
+    SigningKeyRecord, VerificationCode,
+};
+use sesame_identity::Profile;
+use sqlx::Row;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+type Result<T> = std::result::Result<T, sqlx::Error>;
+
+/// Typed columns of a driver's row.
+pub trait Columns {
+    /// A UUID.
+    fn uuid(&self, name: &str) -> Result<Uuid>;
+    /// A UUID or NULL.
+    fn opt_uuid(&self, name: &str) -> Result<Option<Uuid>>;
+    /// Text.
+    fn text(&self, name: &str) -> Result<String>;
+    /// Text or NULL.
+    fn opt_text(&self, name: &str) -> Result<Option<String>>;
+    /// A boolean.
+    fn flag(&self, name: &str) -> Result<bool>;
+    /// An integer.
+    fn int(&self, name: &str) -> Result<i64>;
+    /// A timestamp.
+    fn time(&self, name: &str) -> Result<OffsetDateTime>;
+    /// A timestamp or NULL.
+    fn opt_time(&self, name: &str) -> Result<Option<OffsetDateTime>>;
+    /// Bytes.
+    fn bytes(&self, name: &str) -> Result<Vec<u8>>;
+    /// A JSON document (stored as text or as a JSON type, by driver).
+    fn json(&self, name: &str) -> Result<Value>;
+}
+
+macro_rules! typed_columns {
+    () => {
+        fn uuid(&self, name: &str) -> Result<Uuid> {
+            self.try_get(name)
+        }
+        fn opt_uuid(&self, name: &str) -> Result<Option<Uuid>> {
+            self.try_get(name)
+        }
+        fn text(&self, name: &str) -> Result<String> {
+            self.try_get(name)
+        }
+        fn opt_text(&self, name: &str) -> Result<Option<String>> {
+            self.try_get(name)
+        }
+        fn flag(&self, name: &str) -> Result<bool> {
+            self.try_get(name)
+        }
+        fn int(&self, name: &str) -> Result<i64> {
+            self.try_get(name)
+        }
+        fn time(&self, name: &str) -> Result<OffsetDateTime> {
+            self.try_get(name)
+        }
+        fn opt_time(&self, name: &str) -> Result<Option<OffsetDateTime>> {
+            self.try_get(name)
+        }
+        fn bytes(&self, name: &str) -> Result<Vec<u8>> {
+            self.try_get(name)
+        }
+    };
+}
+
+impl Columns for sqlx::sqlite::SqliteRow {
+    typed_columns!();
+    fn json(&self, name: &str) -> Result<Value> {
+        let text: String = self.try_get(name)?;
+        serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(e.into()))
+    }
+}
+
+impl Columns for sqlx::postgres::PgRow {
+    typed_columns!();
+    fn json(&self, name: &str) -> Result<Value> {
+        self.try_get(name)
+    }
+}
+
+fn decode_error(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown {what} {value}").into())
+}
+
+/// A row of `principals`.
+pub fn principal(row: &impl Columns) -> Result<Principal> {
+    Ok(Principal {
+        id: PrincipalId(row.uuid("id")?),
+        kind: row.text("kind")?,
+        is_active: row.flag("is_active")?,
+        failed_attempts: row.int("failed_attempts")?,
+        locked_until: row.opt_time("locked_until")?,
+        last_login_at: row.opt_time("last_login_at")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+/// A row of `login_methods`.
+pub fn login_method(row: &impl Columns) -> Result<LoginMethod> {
+    let login_type = row.text("login_type")?;
+    Ok(LoginMethod {
+        id: row.uuid("id")?,
+        principal_id: PrincipalId(row.uuid("principal_id")?),
+        login_type: LoginType::parse(&login_type)
+            .ok_or_else(|| decode_error("login type", &login_type))?,
+        identifier: row.text("identifier")?,
+        verified_at: row.opt_time("verified_at")?,
+        created_at: row.time("created_at")?,
+        last_used_at: row.opt_time("last_used_at")?,
+    })
+}
+
+/// A row of `sessions`.
+pub fn session(row: &impl Columns) -> Result<Session> {
+    Ok(Session {
+        id: SessionId(row.uuid("id")?),
+        principal_id: PrincipalId(row.uuid("principal_id")?),
+        principal_kind: row.text("principal_kind")?,
+        aal: row.text("aal")?,
+        amr: serde_json::from_value(row.json("amr")?).unwrap_or_default(),
+        ip: row.opt_text("ip")?,
+        user_agent: row.opt_text("user_agent")?,
+        created_at: row.time("created_at")?,
+        last_seen_at: row.time("last_seen_at")?,
+        expires_at: row.time("expires_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
+        revoke_reason: row.opt_text("revoke_reason")?,
+    })
+}
+
+/// A refresh token from columns prefixed `r_`, beside its session's.
+pub fn refresh_token(row: &impl Columns) -> Result<RefreshToken> {
+    Ok(RefreshToken {
+        id: row.uuid("r_id")?,
+        session_id: SessionId(row.uuid("id")?),
+        token_hash: row.bytes("r_token_hash")?,
+        parent_id: row.opt_uuid("r_parent_id")?,
+        used_at: row.opt_time("r_used_at")?,
+        created_at: row.time("r_created_at")?,
+        expires_at: row.time("r_expires_at")?,
+    })
+}
+
+/// A row of `verification_codes`.
+pub fn verification_code(row: &impl Columns) -> Result<VerificationCode> {
+    let purpose = row.text("purpose")?;
+    let login_type = row.text("login_type")?;
+    Ok(VerificationCode {
+        id: row.uuid("id")?,
+        purpose: CodePurpose::parse(&purpose).ok_or_else(|| decode_error("purpose", &purpose))?,
+        login_type: LoginType::parse(&login_type)
+            .ok_or_else(|| decode_error("login type", &login_type))?,
+        identifier: row.text("identifier")?,
+        subject: row.text("subject")?,
+        code_hash: row.bytes("code_hash")?,
+        attempts: row.int("attempts")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
+        consumed_at: row.opt_time("consumed_at")?,
+    })
+}
+
+/// A row of `signing_keys`.
+pub fn signing_key(row: &impl Columns) -> Result<SigningKeyRecord> {
+    Ok(SigningKeyRecord {
+        kid: row.text("kid")?,
+        alg: row.text("alg")?,
+        private_key_sealed: Sealed {
+            key_id: row.text("master_key_id")?,
+            blob: row.bytes("private_key_sealed")?,
+        },
+        public_jwk: row.json("public_jwk")?,
+        created_at: row.time("created_at")?,
+        activated_at: row.opt_time("activated_at")?,
+        retired_at: row.opt_time("retired_at")?,
+    })
+}
+
+/// A row of `users` (the identity domain).
+pub fn profile(row: &impl Columns) -> Result<Profile> {
+    Ok(Profile {
+        id: PrincipalId(row.uuid("id")?),
+        display_name: row.opt_text("display_name")?,
+        avatar_url: row.opt_text("avatar_url")?,
+        bio: row.opt_text("bio")?,
+        locale: row.opt_text("locale")?,
+        status: row.text("status")?,
+        metadata: row.json("metadata")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
