@@ -29,7 +29,9 @@ HASH_LIMIT=$(sed -n 's/^hashes_per_second=//p' <<<"$CAL")
 SINGLE_HASH_MS=$(sed -n 's/^single_hash_ms=//p' <<<"$CAL")
 PARAMS=$(head -1 <<<"$CAL")
 
-SESAME_LOG_LEVEL=warn $BIN serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+# The sign-in scenarios hammer one user from one address: lift the rate limits.
+SESAME_RATE_LIMITS__PER_IDENTIFIER__LIMIT=100000000 SESAME_RATE_LIMITS__PER_IP__LIMIT=100000000 \
+    SESAME_LOG_LEVEL=warn $BIN serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do curl -sf "$BASE/health/live" >/dev/null && break; sleep 0.1; done
 rss_kib() { awk "/^$1:/ {print \$2}" /proc/$PID/status; }

@@ -11,7 +11,8 @@ pub use sesame_testdb::{Postgres, TestBackend, TestDb, in_ci};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sesame::{Backend, Config, Hooks, Server};
-use sesame_core::{Clock, FailPoints, ManualClock};
+use sesame_app::RateLimits;
+use sesame_core::{Clock, FailPoints, ManualClock, Rate};
 use sesame_credentials::{Argon2Config, HashingConfig};
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -193,6 +194,12 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("addr"),
             argon2: TEST_ARGON2,
             hashing: HashingConfig::default(),
+            // Tests of other features send bursts from one address; the limits
+            // have tests of their own.
+            rate_limits: RateLimits {
+                per_identifier: Rate::new(10_000, 60),
+                per_ip: Rate::new(10_000, 60),
+            },
             ..Config::default()
         };
         TestAppBuilder {

@@ -1,6 +1,7 @@
 //! Verification codes: sending them (always `202`, whether or not the login
 //! exists), checking them inside other flows, and confirming a login method.
 
+use crate::guard::Action;
 use crate::{App, AuthContext, ClientMeta, LoginView};
 use serde::Deserialize;
 use serde_json::json;
@@ -47,8 +48,11 @@ impl App {
         &self,
         req: CodeRequest,
         auth: Option<&AuthContext>,
+        meta: &ClientMeta,
     ) -> Result<(), Error> {
         let login = self.code_login(&req.login)?;
+        self.limit_ip(Action::SendCode, meta).await?;
+        self.limit_login(Action::SendCode, &login).await?;
         if req.purpose == CodePurpose::Bind && auth.is_none() {
             return Err(Error::problem(
                 ErrorCode::InvalidToken,
@@ -104,7 +108,8 @@ impl App {
         now: OffsetDateTime,
     ) -> Result<Option<u64>, Error> {
         let cooldown = self.0.settings.code_resend_cooldown;
-        if let Some(limits) = &self.0.stores.limits {
+        let limits = &self.0.stores.limits;
+        if limits.is_shared() {
             let key = self.0.codes.cooldown_key(purpose, login, subject)?;
             let ttl = std::time::Duration::from_secs(cooldown.whole_seconds().max(0) as u64);
             match limits.start_cooldown(&key, ttl).await {
@@ -212,6 +217,8 @@ impl App {
         meta: &ClientMeta,
     ) -> Result<LoginView, Error> {
         let login = self.code_login(&req.login)?;
+        self.limit_ip(Action::ConfirmCode, meta).await?;
+        self.limit_login(Action::ConfirmCode, &login).await?;
         let now = self.0.clock.now();
         let record = self
             .check_code(CodePurpose::Verify, &login, None, &req.code, now)

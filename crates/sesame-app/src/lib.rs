@@ -4,6 +4,7 @@
 
 mod cache;
 mod codes;
+mod guard;
 mod keys;
 mod logins;
 mod me;
@@ -14,10 +15,12 @@ mod sign_in;
 pub mod views;
 
 use cache::Cache;
-use sesame_core::{Clock, Database, Error, FailPoints, PrincipalId, SessionId, SharedLimits};
+use sesame_core::{
+    Clock, Database, Error, FailPoints, MemoryLimits, PrincipalId, SessionId, SharedLimits,
+};
 use sesame_credentials::{
-    AccessClaims, AuditStore, CodeBook, KeyRing, LoginMethodStore, MasterKey, NormaliseConfig,
-    PasswordHasher, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
+    AccessClaims, AuditStore, CodeBook, KeyRing, LoginAttemptStore, LoginMethodStore, MasterKey,
+    NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
     VerificationCodeStore,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
@@ -27,6 +30,7 @@ use std::sync::{Arc, RwLock};
 use time::Duration;
 
 pub use codes::{CodeRequest, ConfirmRequest};
+pub use guard::{LockoutPolicy, RateLimits};
 pub use logins::BindRequest;
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use views::{
@@ -57,9 +61,12 @@ pub struct Stores {
     pub outbox: Arc<dyn OutboxStore>,
     /// Verification codes.
     pub codes: Arc<dyn VerificationCodeStore>,
-    /// Cooldowns shared by every instance (Redis); without it, the code store
-    /// decides.
-    pub limits: Option<Arc<dyn SharedLimits>>,
+    /// Sign-in attempts.
+    pub attempts: Arc<dyn LoginAttemptStore>,
+    /// Rate limits, failure counters and cooldowns: in this process, or shared
+    /// by every instance (Redis). Code cooldowns use them only when shared;
+    /// otherwise the code store decides.
+    pub limits: Arc<dyn SharedLimits>,
 }
 
 impl Stores {
@@ -76,6 +83,7 @@ impl Stores {
             + AuditStore
             + OutboxStore
             + VerificationCodeStore
+            + LoginAttemptStore
             + 'static,
     {
         Self {
@@ -88,8 +96,9 @@ impl Stores {
             signing_keys: backend.clone(),
             audit: backend.clone(),
             outbox: backend.clone(),
-            codes: backend,
-            limits: None,
+            codes: backend.clone(),
+            attempts: backend,
+            limits: Arc::new(MemoryLimits::default()),
         }
     }
 }
@@ -112,6 +121,10 @@ pub struct Settings {
     /// Keep verified tokens, session state and account views in memory. Only
     /// correct when every write goes through this process (the embedded store).
     pub in_process_caches: bool,
+    /// Locking after consecutive failed sign-ins.
+    pub lockout: LockoutPolicy,
+    /// Rate limits per login and per client IP.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for Settings {
@@ -124,6 +137,8 @@ impl Default for Settings {
             normalise: NormaliseConfig::default(),
             code_resend_cooldown: Duration::seconds(60),
             in_process_caches: true,
+            lockout: LockoutPolicy::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }

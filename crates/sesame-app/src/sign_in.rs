@@ -1,10 +1,11 @@
 //! Sign-in with an identifier and a password, or with a one-time code.
 
+use crate::guard::{Action, locked, secs_until};
 use crate::registration::Proof;
 use crate::{App, ClientMeta, SessionGrant, SignInRequest};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode};
-use sesame_credentials::{CodePurpose, LoginMethod, LoginType, VerificationCode};
+use sesame_credentials::{CodePurpose, LoginAttempt, LoginMethod, LoginType, VerificationCode};
 use sesame_events::topics;
 
 impl App {
@@ -19,6 +20,7 @@ impl App {
         let proof = Proof::of(req.password, req.code)?;
         let stores = &self.0.stores;
         let now = self.0.clock.now();
+        self.limit_ip(Action::SignIn, meta).await?;
         let (method, code) = match &proof {
             Proof::Password(password) => {
                 if password.chars().count() > sesame_credentials::password::MAX_LEN {
@@ -28,6 +30,31 @@ impl App {
                     .logins
                     .find_login_method(login.login_type, &login.identifier)
                     .await?;
+                let principal = match &method {
+                    Some(m) => Some(stores.principals.get_principal(m.principal_id).await?),
+                    None => None,
+                };
+                // A lock answers before the password is looked at, identically
+                // for every password and for logins that belong to nobody.
+                let lock = match &principal {
+                    Some(p) => p
+                        .locked_until
+                        .filter(|until| *until > now)
+                        .map(|until| secs_until(until, now)),
+                    None => self.unknown_login_lock(&login).await?,
+                };
+                if let Some(wait) = lock {
+                    let id = principal.as_ref().map(|p| p.id);
+                    self.record_failure(&login, id, ErrorCode::AccountLocked, meta)
+                        .await?;
+                    return Err(locked(wait));
+                }
+                if let Err(refused) = self.limit_login(Action::SignIn, &login).await {
+                    let id = principal.as_ref().map(|p| p.id);
+                    self.record_failure(&login, id, ErrorCode::RateLimited, meta)
+                        .await?;
+                    return Err(refused);
+                }
                 let stored_hash = match &method {
                     Some(m) => stores.passwords.get_password(m.principal_id).await?,
                     None => None,
@@ -39,13 +66,22 @@ impl App {
                     .await?;
                 match method {
                     Some(m) if verified => (m, None),
-                    _ => return Err(Error::code(ErrorCode::InvalidCredentials)),
+                    _ => {
+                        let id = principal.as_ref().map(|p| p.id);
+                        self.record_failure(&login, id, ErrorCode::InvalidCredentials, meta)
+                            .await?;
+                        if id.is_none() {
+                            self.fail_unknown_login(&login).await?;
+                        }
+                        return Err(Error::code(ErrorCode::InvalidCredentials));
+                    }
                 }
             }
             Proof::Code(code) => {
                 if login.login_type == LoginType::Username {
                     return Err(Error::field("login.type", "codes_not_supported"));
                 }
+                self.limit_login(Action::SignIn, &login).await?;
                 let record = self
                     .check_code(CodePurpose::SignIn, &login, None, code, now)
                     .await?;
@@ -92,6 +128,20 @@ impl App {
         stores
             .logins
             .touch_login_method(tx.as_mut(), method.id, now)
+            .await?;
+        let attempt = LoginAttempt {
+            id: uuid::Uuid::now_v7(),
+            login_type: method.login_type,
+            identifier: method.identifier.clone(),
+            principal_id: Some(principal.id),
+            ip: meta.ip.clone(),
+            success: true,
+            reason: None,
+            at: now,
+        };
+        stores
+            .attempts
+            .record_attempt(tx.as_mut(), &attempt)
             .await?;
         let data = json!({
             "login_type": method.login_type.as_str(),

@@ -1,14 +1,269 @@
-//! Short-lived state that every instance must see the same way: cooldowns (and,
-//! later, rate-limit counters). Shared through Redis when it is configured.
+//! Short-lived state that decides whether a request may go on: rate limits,
+//! failure counters and cooldowns. In process memory by default ([`MemoryLimits`]);
+//! shared by every instance through Redis when it is configured.
 
 use crate::StoreError;
 use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
+use time::OffsetDateTime;
 
-/// Cooldowns shared by every instance.
+/// A rate: at most `limit` events per `window`, with bursts up to `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rate {
+    /// Events allowed per window.
+    pub limit: u32,
+    /// The window in seconds.
+    pub window_secs: u64,
+}
+
+impl Default for Rate {
+    /// Ten a minute.
+    fn default() -> Self {
+        Self::new(10, 60)
+    }
+}
+
+impl Rate {
+    /// `limit` per `window_secs`.
+    pub const fn new(limit: u32, window_secs: u64) -> Self {
+        Self { limit, window_secs }
+    }
+
+    /// Time between two events at the sustained rate, in milliseconds.
+    pub fn interval_ms(&self) -> i64 {
+        (self.window_secs as i64 * 1000) / i64::from(self.limit.max(1))
+    }
+
+    /// The window in milliseconds.
+    pub fn window_ms(&self) -> i64 {
+        self.window_secs as i64 * 1000
+    }
+}
+
+/// Seconds, rounded up, from a positive number of milliseconds.
+pub fn ceil_secs(ms: i64) -> u64 {
+    (ms.max(1) as u64).div_ceil(1000)
+}
+
+/// One step of GCRA (the generic cell rate algorithm): given the stored
+/// theoretical arrival time `tat` (ms), either the new one to store, or the
+/// milliseconds to wait.
+pub fn gcra_step(tat: Option<i64>, now_ms: i64, rate: Rate) -> Result<i64, i64> {
+    let tat = tat.unwrap_or(now_ms).max(now_ms);
+    let next = tat + rate.interval_ms();
+    let allow_at = next - rate.window_ms();
+    if now_ms < allow_at {
+        Err(allow_at - now_ms)
+    } else {
+        Ok(next)
+    }
+}
+
+/// Rate limits, failure counters and cooldowns.
 #[async_trait]
 pub trait SharedLimits: Send + Sync {
+    /// Whether every instance sees the same state (Redis) or only this process.
+    fn is_shared(&self) -> bool;
+
     /// Starts the cooldown `key` for `ttl` unless it is running already, in one
     /// atomic step; `Some(seconds left)` when it was running.
     async fn start_cooldown(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError>;
+
+    /// Seconds left of the cooldown `key`, if it is running.
+    async fn cooldown_left(&self, key: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Counts one event against `rate` for `key` at `now`; `Some(seconds to
+    /// wait)` when the event is over the limit (and then it is not counted).
+    async fn hit(
+        &self,
+        key: &str,
+        rate: Rate,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// Adds one to the failure counter `key`, which expires `ttl` after the
+    /// last failure; returns the new count.
+    async fn count_failure(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
+
+    /// Forgets the failure counter `key`.
+    async fn reset_failures(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// What [`MemoryLimits`] keeps under a key.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// A cooldown or a failure counter, until `until` (monotonic ms).
+    Until { until: u128, count: u64 },
+    /// A GCRA theoretical arrival time (ms since the Unix epoch, by the
+    /// caller's clock), useless after `until` (monotonic ms).
+    Tat { tat: i64, until: u128 },
+}
+
+/// Limits in this process only: right for one instance, and the default.
+#[derive(Debug)]
+pub struct MemoryLimits {
+    slots: Mutex<HashMap<String, Slot>>,
+    started: std::time::Instant,
+    /// Entries kept before expired ones are swept.
+    sweep_at: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            started: std::time::Instant::now(),
+            sweep_at: 100_000,
+        }
+    }
+}
+
+impl MemoryLimits {
+    fn now_ms(&self) -> u128 {
+        self.started.elapsed().as_millis()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Slot>, u128) -> T) -> T {
+        let now = self.now_ms();
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() >= self.sweep_at {
+            slots.retain(|_, slot| match slot {
+                Slot::Until { until, .. } | Slot::Tat { until, .. } => *until > now,
+            });
+            if slots.len() >= self.sweep_at {
+                slots.clear();
+            }
+        }
+        f(&mut slots, now)
+    }
+}
+
+#[async_trait]
+impl SharedLimits for MemoryLimits {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn start_cooldown(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+        Ok(self.with(|slots, now| {
+            if let Some(Slot::Until { until, .. }) = slots.get(key)
+                && *until > now
+            {
+                return Some(ceil_secs((*until - now) as i64));
+            }
+            slots.insert(
+                key.to_owned(),
+                Slot::Until {
+                    until: now + ttl.as_millis(),
+                    count: 1,
+                },
+            );
+            None
+        }))
+    }
+
+    async fn cooldown_left(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.with(|slots, now| match slots.get(key) {
+            Some(Slot::Until { until, .. }) if *until > now => {
+                Some(ceil_secs((*until - now) as i64))
+            }
+            _ => None,
+        }))
+    }
+
+    async fn hit(
+        &self,
+        key: &str,
+        rate: Rate,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, StoreError> {
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        Ok(self.with(|slots, mono| {
+            let tat = match slots.get(key) {
+                Some(Slot::Tat { tat, .. }) => Some(*tat),
+                _ => None,
+            };
+            match gcra_step(tat, now_ms, rate) {
+                Ok(next) => {
+                    let until = mono + (next - now_ms).max(0) as u128;
+                    slots.insert(key.to_owned(), Slot::Tat { tat: next, until });
+                    None
+                }
+                Err(wait_ms) => Some(ceil_secs(wait_ms)),
+            }
+        }))
+    }
+
+    async fn count_failure(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        Ok(self.with(|slots, now| {
+            let count = match slots.get(key) {
+                Some(Slot::Until { until, count }) if *until > now => count + 1,
+                _ => 1,
+            };
+            slots.insert(
+                key.to_owned(),
+                Slot::Until {
+                    until: now + ttl.as_millis(),
+                    count,
+                },
+            );
+            count
+        }))
+    }
+
+    async fn reset_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|slots, _| slots.remove(key));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_allows_a_burst_then_the_sustained_rate() {
+        let rate = Rate::new(5, 60); // one every 12 s, bursts of 5
+        let mut tat = None;
+        for _ in 0..5 {
+            tat = Some(gcra_step(tat, 0, rate).unwrap());
+        }
+        assert_eq!(gcra_step(tat, 0, rate), Err(12_000));
+        assert_eq!(gcra_step(tat, 11_999, rate), Err(1));
+        let after = gcra_step(tat, 12_000, rate).unwrap();
+        assert_eq!(gcra_step(Some(after), 12_000, rate), Err(12_000));
+        // A long pause refills the whole burst.
+        let mut tat = Some(after);
+        for _ in 0..5 {
+            tat = Some(gcra_step(tat, 1_000_000, rate).unwrap());
+        }
+        assert!(gcra_step(tat, 1_000_000, rate).is_err());
+    }
+
+    #[tokio::test]
+    async fn memory_limits_count_and_forget() {
+        let limits = MemoryLimits::default();
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1);
+        let rate = Rate::new(2, 10);
+        assert_eq!(limits.hit("k", rate, now).await.unwrap(), None);
+        assert_eq!(limits.hit("k", rate, now).await.unwrap(), None);
+        assert_eq!(limits.hit("k", rate, now).await.unwrap(), Some(5));
+        assert_eq!(limits.hit("other", rate, now).await.unwrap(), None);
+        let later = now + time::Duration::seconds(5);
+        assert_eq!(limits.hit("k", rate, later).await.unwrap(), None);
+
+        let ttl = Duration::from_secs(60);
+        assert_eq!(limits.count_failure("f", ttl).await.unwrap(), 1);
+        assert_eq!(limits.count_failure("f", ttl).await.unwrap(), 2);
+        limits.reset_failures("f").await.unwrap();
+        assert_eq!(limits.count_failure("f", ttl).await.unwrap(), 1);
+
+        assert_eq!(limits.cooldown_left("c").await.unwrap(), None);
+        assert_eq!(limits.start_cooldown("c", ttl).await.unwrap(), None);
+        assert_eq!(limits.start_cooldown("c", ttl).await.unwrap(), Some(60));
+        assert_eq!(limits.cooldown_left("c").await.unwrap(), Some(60));
+    }
 }

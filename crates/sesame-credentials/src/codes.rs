@@ -132,7 +132,24 @@ impl CodeBook {
         subject: &str,
     ) -> Result<String, Error> {
         let mac = self.mac(purpose, login, subject, "cooldown")?;
-        Ok(mac.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex(&mac))
+    }
+
+    /// A name for `login` in shared state (rate limits, failure counters):
+    /// keyed, so the store never holds the identifier itself.
+    pub fn login_key(&self, login: &Login) -> Result<String, Error> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .map_err(|_| Error::Internal("bad code key".into()))?;
+        for part in [
+            "login",
+            login.login_type.as_str(),
+            login.identifier.as_str(),
+        ] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        // 128 bits name a login well enough, and keep keys short.
+        Ok(hex(&mac.finalize().into_bytes()[..16]))
     }
 
     /// A new code for `login` asked for by `subject`: the digits to send, and the
@@ -188,6 +205,10 @@ impl CodeBook {
 }
 
 /// Six uniformly distributed decimal digits.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn six_digits() -> Result<String, Error> {
     // Rejection sampling: 4,294,000,000 is the largest multiple of 10^6 below 2^32.
     loop {

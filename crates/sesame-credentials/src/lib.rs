@@ -14,12 +14,12 @@ pub mod tokens;
 pub use codes::{CodeBook, CodePurpose, VerificationCode};
 pub use keys::{KeyRing, SigningKeyRecord};
 pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
-pub use model::{AuditEntry, LoginMethod, Principal, RefreshToken, Session};
+pub use model::{AuditEntry, LoginAttempt, LoginMethod, Principal, RefreshToken, Session};
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, Sealed};
 pub use store::{
-    AuditStore, LOGIN_IDENTIFIER_UNIQUE, LoginMethodStore, PasswordStore, PrincipalStore,
-    SessionStore, SigningKeyStore, VerificationCodeStore,
+    AuditStore, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore, LoginMethodStore, PasswordStore,
+    PrincipalStore, SessionStore, SigningKeyStore, VerificationCodeStore,
 };
 pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 

@@ -134,3 +134,24 @@ pub struct AuditEntry {
     /// When.
     pub at: OffsetDateTime,
 }
+
+/// One sign-in attempt, successful or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginAttempt {
+    /// Row id.
+    pub id: Uuid,
+    /// The login type given.
+    pub login_type: LoginType,
+    /// The identifier given, normalised.
+    pub identifier: String,
+    /// The principal, when the identifier belongs to one.
+    pub principal_id: Option<PrincipalId>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Whether it signed in.
+    pub success: bool,
+    /// Why it failed: `invalid_credentials`, `account_locked`, `rate_limited`, …
+    pub reason: Option<String>,
+    /// When.
+    pub at: OffsetDateTime,
+}

@@ -3,8 +3,8 @@
 
 use crate::keys::SigningKeyRecord;
 use crate::{
-    AuditEntry, CodePurpose, LoginMethod, LoginType, Principal, RefreshToken, Session,
-    VerificationCode,
+    AuditEntry, CodePurpose, LoginAttempt, LoginMethod, LoginType, Principal, RefreshToken,
+    Session, VerificationCode,
 };
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
@@ -26,12 +26,38 @@ pub trait PrincipalStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Reads a principal.
     async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError>;
-    /// Records a successful sign-in.
+    /// Records a successful sign-in: clears the failure count and any lock.
     async fn record_sign_in(
         &self,
         tx: &mut dyn Tx,
         id: PrincipalId,
         at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Counts a failed sign-in; returns the consecutive failures so far.
+    async fn record_failed_sign_in(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<i64, StoreError>;
+    /// Locks the principal until `until`.
+    async fn lock_principal(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        until: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// Records sign-in attempts.
+#[async_trait]
+pub trait LoginAttemptStore: Send + Sync {
+    /// Appends an attempt in the caller's transaction.
+    async fn record_attempt(
+        &self,
+        tx: &mut dyn Tx,
+        attempt: &LoginAttempt,
     ) -> Result<(), StoreError>;
 }
 

@@ -29,4 +29,6 @@ pub mod topics {
     pub const PASSWORD_CHANGED: &str = "identity.password.changed";
     /// The password was reset with a code.
     pub const PASSWORD_RESET: &str = "identity.password.reset";
+    /// Consecutive failed sign-ins locked the account for a while.
+    pub const ACCOUNT_LOCKED: &str = "identity.account.locked";
 }

@@ -149,10 +149,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| addr.ip());
+        let forwarded_for = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = peer.map(|peer| {
+            match parts
+                .extensions
+                .get::<std::sync::Arc<crate::TrustedProxies>>()
+            {
+                Some(proxies) => proxies.client_ip(peer, forwarded_for),
+                None => peer,
+            }
+            .to_string()
+        });
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -2,16 +2,19 @@
 
 mod error;
 pub mod extract;
+mod proxies;
 mod routes;
 
 pub use error::{ApiError, PROBLEM_JSON};
+pub use proxies::TrustedProxies;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
+use axum::{Extension, Router};
 use sesame_app::App;
 use sesame_core::Error;
+use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use routes::OPENAPI;
@@ -19,8 +22,13 @@ pub use routes::OPENAPI;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The whole HTTP API.
+/// The whole HTTP API; client addresses come from the socket alone.
 pub fn router(app: App) -> Router {
+    router_behind(app, TrustedProxies::default())
+}
+
+/// The whole HTTP API behind `proxies`, whose `X-Forwarded-For` names the client.
+pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
     Router::new()
         .route("/v1/registrations", post(routes::register))
         .route("/v1/sessions", post(routes::sign_in))
@@ -44,6 +52,7 @@ pub fn router(app: App) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(Extension(Arc::new(proxies)))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response {
                 ApiError(Error::Internal("handler panicked".into())).into_response()

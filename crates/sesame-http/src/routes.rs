@@ -82,9 +82,10 @@ pub async fn revoke_session(
 pub async fn send_code(
     State(app): State<App>,
     MaybeAuth(auth): MaybeAuth,
+    Meta(meta): Meta,
     JsonBody(req): JsonBody<CodeRequest>,
 ) -> Result<StatusCode> {
-    app.send_code(req, auth.as_ref()).await?;
+    app.send_code(req, auth.as_ref(), &meta).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

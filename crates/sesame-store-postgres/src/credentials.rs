@@ -4,7 +4,8 @@ use crate::{PgStore, conn, map_err};
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::{
-    LoginMethod, LoginMethodStore, LoginType, PasswordStore, Principal, PrincipalStore,
+    LoginAttempt, LoginAttemptStore, LoginMethod, LoginMethodStore, LoginType, PasswordStore,
+    Principal, PrincipalStore,
 };
 use sesame_store_sql::{login_method, principal};
 use time::OffsetDateTime;
@@ -63,13 +64,49 @@ impl PrincipalStore for PgStore {
         id: PrincipalId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE credentials.principals SET last_login_at = $1, failed_attempts = 0, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE credentials.principals SET last_login_at = $1, failed_attempts = 0, locked_until = NULL, updated_at = $2 WHERE id = $3")
             .bind(at)
             .bind(at)
             .bind(id.0)
             .execute(conn(tx)?)
             .await
             .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE credentials.principals SET failed_attempts = failed_attempts + 1, updated_at = $1
+             WHERE id = $2 RETURNING failed_attempts",
+        )
+        .bind(at)
+        .bind(id.0)
+        .fetch_one(conn(tx)?)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn lock_principal(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        until: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE credentials.principals SET locked_until = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(until)
+        .bind(at)
+        .bind(id.0)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 }
@@ -257,5 +294,27 @@ impl PasswordStore for PgStore {
         .fetch_all(&self.credentials)
         .await
         .map_err(map_err)
+    }
+}
+
+#[async_trait]
+impl LoginAttemptStore for PgStore {
+    async fn record_attempt(&self, tx: &mut dyn Tx, a: &LoginAttempt) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials.login_attempts (id, login_type, identifier, principal_id, ip, success, reason, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(a.id)
+        .bind(a.login_type.as_str())
+        .bind(&a.identifier)
+        .bind(a.principal_id.map(|p| p.0))
+        .bind(&a.ip)
+        .bind(a.success)
+        .bind(&a.reason)
+        .bind(a.at)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 }

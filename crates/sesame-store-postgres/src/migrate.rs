@@ -35,11 +35,18 @@ impl Domain {
                 "users",
                 include_str!("../migrations/identity/0001_users.sql"),
             )],
-            Domain::Credentials => &[(
-                1,
-                "credentials",
-                include_str!("../migrations/credentials/0001_credentials.sql"),
-            )],
+            Domain::Credentials => &[
+                (
+                    1,
+                    "credentials",
+                    include_str!("../migrations/credentials/0001_credentials.sql"),
+                ),
+                (
+                    2,
+                    "login_attempts",
+                    include_str!("../migrations/credentials/0002_login_attempts.sql"),
+                ),
+            ],
         }
     }
 

@@ -4,7 +4,8 @@ use crate::{SqliteStore, conn, map_err};
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::{
-    LoginMethod, LoginMethodStore, LoginType, PasswordStore, Principal, PrincipalStore,
+    LoginAttempt, LoginAttemptStore, LoginMethod, LoginMethodStore, LoginType, PasswordStore,
+    Principal, PrincipalStore,
 };
 use sesame_store_sql::{login_method, principal};
 use time::OffsetDateTime;
@@ -62,8 +63,42 @@ impl PrincipalStore for SqliteStore {
         id: PrincipalId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE principals SET last_login_at = ?, failed_attempts = 0, updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE principals SET last_login_at = ?, failed_attempts = 0, locked_until = NULL, updated_at = ? WHERE id = ?")
             .bind(at)
+            .bind(at)
+            .bind(id.0)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE principals SET failed_attempts = failed_attempts + 1, updated_at = ?
+             WHERE id = ? RETURNING failed_attempts",
+        )
+        .bind(at)
+        .bind(id.0)
+        .fetch_one(conn(tx)?)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn lock_principal(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        until: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE principals SET locked_until = ?, updated_at = ? WHERE id = ?")
+            .bind(until)
             .bind(at)
             .bind(id.0)
             .execute(conn(tx)?)
@@ -247,5 +282,27 @@ impl PasswordStore for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)
+    }
+}
+
+#[async_trait]
+impl LoginAttemptStore for SqliteStore {
+    async fn record_attempt(&self, tx: &mut dyn Tx, a: &LoginAttempt) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_attempts (id, login_type, identifier, principal_id, ip, success, reason, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.id)
+        .bind(a.login_type.as_str())
+        .bind(&a.identifier)
+        .bind(a.principal_id.map(|p| p.0))
+        .bind(&a.ip)
+        .bind(a.success)
+        .bind(&a.reason)
+        .bind(a.at)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 }

@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "verification_codes",
         include_str!("../migrations/0004_verification_codes.sql"),
     ),
+    (
+        5,
+        "login_attempts",
+        include_str!("../migrations/0005_login_attempts.sql"),
+    ),
 ];
 
 /// The SQLite backend: one pool, every store trait.

@@ -5,6 +5,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
+use sesame_app::{LockoutPolicy, RateLimits};
 use sesame_credentials::{Argon2Config, HashingConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
 use sesame_store_postgres::{PgSettings, PgTarget};
@@ -87,6 +88,13 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// Seconds before another code may be sent for the same purpose and login.
     pub code_resend_cooldown_secs: u64,
+    /// Locking after consecutive failed sign-ins.
+    pub lockout: LockoutPolicy,
+    /// Rate limits of sign-ins, code requests and confirmations.
+    pub rate_limits: RateLimits,
+    /// Proxies (addresses or networks) whose `X-Forwarded-For` names the
+    /// client; without any, the socket's peer is the client.
+    pub trusted_proxies: Vec<String>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter, in `RUST_LOG` syntax.
@@ -118,6 +126,9 @@ impl Default for Config {
             mail_from: "Sesame <no-reply@localhost>".into(),
             smtp: None,
             code_resend_cooldown_secs: 60,
+            lockout: LockoutPolicy::default(),
+            rate_limits: RateLimits::default(),
+            trusted_proxies: Vec::new(),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
         }
@@ -148,6 +159,9 @@ const KEYS: &[&str] = &[
     "mail_from",
     "smtp",
     "code_resend_cooldown_secs",
+    "lockout",
+    "rate_limits",
+    "trusted_proxies",
     "log_format",
     "log_level",
 ];
@@ -217,6 +231,18 @@ impl Config {
     /// Checks values that the types alone do not.
     pub fn validate(&self) -> Result<(), String> {
         self.backend()?;
+        sesame_http::TrustedProxies::parse(&self.trusted_proxies)?;
+        for (name, rate) in [
+            (
+                "rate_limits.per_identifier",
+                self.rate_limits.per_identifier,
+            ),
+            ("rate_limits.per_ip", self.rate_limits.per_ip),
+        ] {
+            if rate.limit == 0 || rate.window_secs == 0 {
+                return Err(format!("{name}: limit and window_secs must be positive"));
+            }
+        }
         if let Some(region) = &self.phone_default_region
             && sesame_credentials::login::parse_region(region).is_none()
         {
@@ -270,6 +296,8 @@ mod tests {
             jail.set_env("SESAME_UNRELATED_THING", "ignored");
             jail.set_env("SESAME_SMTP__HOST", "smtp.example.com");
             jail.set_env("SESAME_SMTP__TLS", "tls");
+            jail.set_env("SESAME_RATE_LIMITS__PER_IP__LIMIT", "500");
+            jail.set_env("SESAME_TRUSTED_PROXIES", "[\"10.0.0.0/8\", \"::1\"]");
             let cfg = Config::load(Some(Path::new("sesame.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(cfg.listen.to_string(), "127.0.0.1:7000");
             assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/sesame"));
@@ -284,6 +312,13 @@ mod tests {
             let smtp = cfg.smtp.as_ref().ok_or("smtp missing")?;
             assert_eq!(smtp.host, "smtp.example.com");
             assert_eq!(smtp.tls, sesame_delivery::SmtpTls::Tls);
+            assert_eq!(cfg.rate_limits.per_ip, sesame_core::Rate::new(500, 60));
+            assert_eq!(
+                cfg.rate_limits.per_identifier,
+                sesame_core::Rate::new(10, 60)
+            );
+            assert_eq!(cfg.trusted_proxies, vec!["10.0.0.0/8", "::1"]);
+            cfg.validate()?;
             Ok(())
         });
     }

@@ -96,7 +96,7 @@ impl Server {
             let limits = RedisLimits::connect(url, &config.redis_key_prefix)
                 .await
                 .map_err(|e| StartError::Service(e.to_string()))?;
-            stores.limits = Some(Arc::new(limits));
+            stores.limits = Arc::new(limits);
         }
         // Only the embedded store has a single writer, this process; on a shared
         // database every request reads what other instances may have changed.
@@ -137,6 +137,8 @@ impl Server {
             },
             code_resend_cooldown: time::Duration::seconds(config.code_resend_cooldown_secs as i64),
             in_process_caches: !shared_database,
+            lockout: config.lockout,
+            rate_limits: config.rate_limits,
         };
         let outbox = config.data_dir.join("outbox");
         let mailer: Arc<dyn sesame_delivery::Mailer> = match &config.smtp {
@@ -168,7 +170,9 @@ impl Server {
 
         let (shutdown, rx) = watch::channel(false);
 
-        let router = sesame_http::router(app.clone());
+        let proxies = sesame_http::TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(StartError::Config)?;
+        let router = sesame_http::router_behind(app.clone(), proxies);
         let mut serve_rx = rx.clone();
         let http = tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();

@@ -265,7 +265,7 @@ async fn a_code_cooldown_set_on_one_instance_holds_on_the_other_through_redis() 
     };
     assert_eq!(call(send(&a)).await.0, 202);
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
+        .arg(format!("{prefix}cooldown:*"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -297,6 +297,55 @@ async fn a_code_cooldown_set_on_one_instance_holds_on_the_other_through_redis() 
         .query_async(&mut conn)
         .await
         .unwrap();
+    drop((a, b));
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn rate_limits_and_locks_are_shared_through_redis() {
+    let Some((url, _conn)) = redis().await else {
+        return;
+    };
+    let prefix = format!("sesame-test-{}:", uuid::Uuid::now_v7().simple());
+    let Some((a, b, db, _dir)) = pair(&[
+        ("SESAME_REDIS_URL", url),
+        ("SESAME_REDIS_KEY_PREFIX", prefix),
+        ("SESAME_RATE_LIMITS__PER_IDENTIFIER__LIMIT", "4".to_owned()),
+        ("SESAME_LOCKOUT__MAX_FAILURES", "3".to_owned()),
+        ("SESAME_CODE_RESEND_COOLDOWN_SECS", "0".to_owned()),
+    ])
+    .await
+    else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let sign_in = |on: &Instance, email: &str| {
+        client
+            .post(format!("{}/v1/sessions", on.base))
+            .json(&json!({"login": {"type": "email", "identifier": email}, "password": "wrong"}))
+    };
+    // Failures on an unknown login, spread over both instances, lock it on both.
+    for on in [&a, &b, &a] {
+        assert_eq!(call(sign_in(on, "nobody@example.com")).await.0, 401);
+    }
+    for on in [&b, &a] {
+        let (status, body) = call(sign_in(on, "nobody@example.com")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (423, Some("account_locked"))
+        );
+    }
+    // The per-login budget is one budget, whichever instance spends it.
+    let send = |on: &Instance| {
+        client
+            .post(format!("{}/v1/verifications", on.base))
+            .json(&json!({"login": {"type": "email", "identifier": "carol@example.com"}, "purpose": "register"}))
+    };
+    let mut statuses = Vec::new();
+    for on in [&a, &b, &b, &a, &b] {
+        statuses.push(call(send(on)).await.0);
+    }
+    assert_eq!(statuses, vec![202, 202, 202, 202, 429]);
     drop((a, b));
     db.drop_now().await;
 }
