@@ -6,6 +6,7 @@
 mod codes;
 mod crash;
 mod errors;
+mod legacy;
 mod lockout;
 mod logins;
 mod me;

@@ -108,6 +108,9 @@ impl App {
         now: OffsetDateTime,
     ) -> Result<Option<u64>, Error> {
         let cooldown = self.0.settings.code_resend_cooldown;
+        if !cooldown.is_positive() {
+            return Ok(None);
+        }
         let limits = &self.0.stores.limits;
         if limits.is_shared() {
             let key = self.0.codes.cooldown_key(purpose, login, subject)?;

@@ -5,6 +5,7 @@ use crate::registration::Proof;
 use crate::{App, ClientMeta, SessionGrant, SignInRequest};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode};
+use sesame_credentials::password::Verified;
 use sesame_credentials::{CodePurpose, LoginAttempt, LoginMethod, LoginType, VerificationCode};
 use sesame_events::topics;
 
@@ -21,6 +22,7 @@ impl App {
         let stores = &self.0.stores;
         let now = self.0.clock.now();
         self.limit_ip(Action::SignIn, meta).await?;
+        let mut upgrade = None;
         let (method, code) = match &proof {
             Proof::Password(password) => {
                 if password.chars().count() > sesame_credentials::password::MAX_LEN {
@@ -59,13 +61,21 @@ impl App {
                     Some(m) => stores.passwords.get_password(m.principal_id).await?,
                     None => None,
                 };
-                let verified = self
+                let verdict = self
                     .0
                     .hasher
-                    .verify(password, stored_hash.as_deref())
+                    .check(password, stored_hash.as_deref())
                     .await?;
                 match method {
-                    Some(m) if verified => (m, None),
+                    Some(m) if verdict != Verified::No => {
+                        // A hash made elsewhere or with an older cost is
+                        // replaced, in the transaction that opens the session.
+                        if let (Verified::Outdated, Some(old)) = (verdict, stored_hash) {
+                            let new = self.0.hasher.hash(password).await?;
+                            upgrade = Some((old, new));
+                        }
+                        (m, None)
+                    }
                     _ => {
                         let id = principal.as_ref().map(|p| p.id);
                         self.record_failure(&login, id, ErrorCode::InvalidCredentials, meta)
@@ -93,7 +103,7 @@ impl App {
                 (method, Some(record))
             }
         };
-        self.open_session(method, code, proof.amr(login.login_type), meta)
+        self.open_session(method, code, upgrade, proof.amr(login.login_type), meta)
             .await
     }
 
@@ -102,6 +112,7 @@ impl App {
         &self,
         method: LoginMethod,
         code: Option<VerificationCode>,
+        upgrade: Option<(String, String)>,
         amr: &str,
         meta: &ClientMeta,
     ) -> Result<SessionGrant, Error> {
@@ -119,6 +130,16 @@ impl App {
                 .logins
                 .mark_login_verified(tx.as_mut(), method.id, now)
                 .await?;
+        }
+        if let Some((old, new)) = &upgrade {
+            let upgraded = stores
+                .passwords
+                .upgrade_hash(tx.as_mut(), principal.id, old, new, now)
+                .await?;
+            if upgraded {
+                let scheme = sesame_credentials::password::legacy::Scheme::of(old);
+                tracing::info!(principal = %principal.id, from = ?scheme, "password hash upgraded");
+            }
         }
         self.insert_session(tx.as_mut(), &session).await?;
         stores

@@ -123,6 +123,16 @@ pub trait PasswordStore: Send + Sync {
         phc: &str,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Replaces the hash `old` by `new` (the same password, re-hashed) in the
+    /// password and its history; false when the password changed meanwhile.
+    async fn upgrade_hash(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        old: &str,
+        new: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// The password hash, if the principal has one.
     async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError>;
     /// Forgets all but the `keep` most recent password hashes of the history.

@@ -255,6 +255,33 @@ impl PasswordStore for PgStore {
         Ok(())
     }
 
+    async fn upgrade_hash(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        old: &str,
+        new: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let c = conn(tx)?;
+        let done = sqlx::query("UPDATE credentials.passwords SET hash = $1, updated_at = $2 WHERE principal_id = $3 AND hash = $4")
+            .bind(new)
+            .bind(at)
+            .bind(principal.0)
+            .bind(old)
+            .execute(&mut *c)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE credentials.password_history SET hash = $1 WHERE principal_id = $2 AND hash = $3")
+            .bind(new)
+            .bind(principal.0)
+            .bind(old)
+            .execute(&mut *c)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT hash FROM credentials.passwords WHERE principal_id = $1")
             .bind(principal.0)

@@ -242,6 +242,35 @@ impl PasswordStore for SqliteStore {
         Ok(())
     }
 
+    async fn upgrade_hash(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        old: &str,
+        new: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let c = conn(tx)?;
+        let done = sqlx::query(
+            "UPDATE passwords SET hash = ?, updated_at = ? WHERE principal_id = ? AND hash = ?",
+        )
+        .bind(new)
+        .bind(at)
+        .bind(principal.0)
+        .bind(old)
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("UPDATE password_history SET hash = ? WHERE principal_id = ? AND hash = ?")
+            .bind(new)
+            .bind(principal.0)
+            .bind(old)
+            .execute(&mut *c)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT hash FROM passwords WHERE principal_id = ?")
             .bind(principal.0)

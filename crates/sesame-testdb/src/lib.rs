@@ -226,6 +226,22 @@ impl TestDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Runs a statement that returns no rows (to set up a case behind the API).
+    pub async fn execute(&self, sql: &str) -> u64 {
+        let statement = || AssertSqlSafe(sql.to_owned());
+        match self {
+            Self::Sqlite(pool) => sqlx::query(statement())
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            Self::Postgres { check, .. } => sqlx::query(statement())
+                .execute(check)
+                .await
+                .map(|r| r.rows_affected()),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Every row of `table` as text (binary columns in hex), to search for
     /// something that must not be stored.
     pub async fn dump(&self, table: &str) -> String {

@@ -2,8 +2,7 @@
 //! hash computing its lanes in parallel. A full queue refuses at once with
 //! `overloaded` instead of letting every request stall.
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::password_hash::PasswordHasher as _;
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use sesame_core::{Error, ErrorCode};
@@ -51,6 +50,17 @@ impl Default for HashingConfig {
             queue: 64,
         }
     }
+}
+
+/// The outcome of a password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// The password does not match (or nothing was stored).
+    No,
+    /// It matches a hash made with the current parameters.
+    Yes,
+    /// It matches a hash of another scheme or cost: re-hash it now.
+    Outdated,
 }
 
 /// Hashes and verifies passwords off the async runtime, with bounded concurrency.
@@ -110,23 +120,34 @@ impl PasswordHasher {
             .await?
     }
 
-    /// Verifies `password` against a stored PHC string; with `None` (unknown
+    /// Verifies `password` against a stored hash; with `None` (unknown
     /// identifier) it verifies against a dummy hash so the time taken is the same,
-    /// and answers false.
+    /// and answers false. Hashes made elsewhere (see [`super::legacy`]) verify
+    /// too; a hash in an unknown format never matches.
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, Error> {
-        let argon2 = self.argon2.clone();
+        Ok(self.check(password, stored).await? != Verified::No)
+    }
+
+    /// Like [`PasswordHasher::verify`], and says whether a matching hash
+    /// should be replaced by one with the current parameters.
+    pub async fn check(&self, password: &str, stored: Option<&str>) -> Result<Verified, Error> {
         let password = password.to_owned();
         let known = stored.is_some();
         let phc = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
+        let params = self.argon2.params().clone();
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let ok = self
+        let verdict = self
             .run(move || {
-                PasswordHash::new(&phc)
-                    .map(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
-                    .unwrap_or(false)
+                if super::legacy::verify(password.as_bytes(), &phc) != Some(true) {
+                    Verified::No
+                } else if super::legacy::is_current(&phc, &params) {
+                    Verified::Yes
+                } else {
+                    Verified::Outdated
+                }
             })
             .await?;
-        Ok(known && ok)
+        Ok(if known { verdict } else { Verified::No })
     }
 
     /// Password verifications started so far (dummy ones included).
