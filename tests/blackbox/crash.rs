@@ -43,7 +43,17 @@ async fn a_registration_interrupted_at_any_step_leaves_nothing_behind() {
             "audit_log",
             "outbox",
         ] {
-            let n = app.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+            // The server's own start-up (its first signing key) is audited too.
+            let n = app
+                .count(&format!(
+                    "SELECT COUNT(*) FROM {table} {}",
+                    if table == "audit_log" {
+                        "WHERE event NOT LIKE 'signing_key.%'"
+                    } else {
+                        ""
+                    }
+                ))
+                .await;
             assert_eq!(n, 0, "{table} has a row after a failure at {step}");
         }
     }

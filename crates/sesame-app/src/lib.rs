@@ -5,7 +5,7 @@
 mod cache;
 mod codes;
 mod guard;
-mod keys;
+pub mod keys;
 mod logins;
 mod me;
 mod password;
@@ -19,7 +19,7 @@ use sesame_core::{
     Clock, Database, Error, FailPoints, MemoryLimits, PrincipalId, SessionId, SharedLimits,
 };
 use sesame_credentials::{
-    AccessClaims, AuditStore, CodeBook, KeyRing, LoginAttemptStore, LoginMethodStore, MasterKey,
+    AccessClaims, AuditStore, CodeBook, KeyRing, LoginAttemptStore, LoginMethodStore, MasterKeys,
     NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
     VerificationCodeStore,
 };
@@ -185,7 +185,7 @@ struct Inner {
     hasher: PasswordHasher,
     /// Replaced as a whole when the stored keys change.
     keys: RwLock<Arc<KeyRing>>,
-    master: MasterKey,
+    master: MasterKeys,
     clock: Arc<dyn Clock>,
     settings: Settings,
     failpoints: FailPoints,
@@ -218,7 +218,7 @@ impl App {
     pub async fn new(
         stores: Stores,
         hasher: PasswordHasher,
-        master: MasterKey,
+        master: MasterKeys,
         clock: Arc<dyn Clock>,
         settings: Settings,
         failpoints: FailPoints,
@@ -231,7 +231,7 @@ impl App {
             sessions: Cache::new(100_000, on),
             me: Cache::new(100_000, on),
         };
-        let codes = CodeBook::new(master.derive("sesame/verification-codes/v1")?);
+        let codes = CodeBook::new(master.current().derive("sesame/verification-codes/v1")?);
         Ok(Self(Arc::new(Inner {
             caches,
             codes,
@@ -260,11 +260,17 @@ impl App {
             .clone()
     }
 
-    /// Reads the signing keys again and switches to them when they changed
-    /// (another instance rotated a key); true when they did.
+    /// Reads the signing keys again and switches to them when the set to
+    /// publish or the key that signs changed (a key was added by another
+    /// process, one activated or one retired); true when they did.
     pub async fn reload_keys(&self) -> Result<bool, Error> {
         let records = self.0.stores.signing_keys.list_signing_keys().await?;
-        let ring = KeyRing::from_records(&records, &self.0.master, &self.0.settings.issuer)?;
+        let ring = KeyRing::from_records(
+            &records,
+            &self.0.master,
+            &self.0.settings.issuer,
+            self.0.clock.now(),
+        )?;
         let current = self.key_ring();
         if ring.jwks() == current.jwks() && ring.signing_kid() == current.signing_kid() {
             return Ok(false);

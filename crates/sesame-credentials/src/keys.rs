@@ -1,7 +1,7 @@
 //! Ed25519 signing keys: generated here, sealed under the master key, published
 //! as a JWKS, and held in memory as a key ring for signing and verifying tokens.
 
-use crate::seal::{MasterKey, Sealed};
+use crate::seal::{MasterKey, MasterKeys, Sealed};
 use crate::tokens::AccessClaims;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -80,17 +80,22 @@ impl std::fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
-    /// Builds the ring from stored records: unretired keys verify and are published;
-    /// the most recently activated one signs.
+    /// Builds the ring from stored records as of `now`: keys not yet retired
+    /// verify and are published (including keys that do not sign yet); of the
+    /// keys activated by `now`, the most recent one signs.
     pub fn from_records(
         records: &[SigningKeyRecord],
-        master: &MasterKey,
+        master: &MasterKeys,
         issuer: &str,
+        now: OffsetDateTime,
     ) -> Result<Self, Error> {
         let mut verifying = HashMap::new();
         let mut published = Vec::new();
         let mut signer: Option<&SigningKeyRecord> = None;
-        for rec in records.iter().filter(|r| r.retired_at.is_none()) {
+        for rec in records
+            .iter()
+            .filter(|r| r.retired_at.is_none_or(|at| at > now))
+        {
             let x = rec
                 .public_jwk
                 .get("x")
@@ -100,7 +105,7 @@ impl KeyRing {
                 .map_err(|e| Error::Internal(format!("bad public key {}: {e}", rec.kid)))?;
             verifying.insert(rec.kid.clone(), key);
             published.push(rec.public_jwk.clone());
-            if rec.activated_at.is_some()
+            if rec.activated_at.is_some_and(|at| at <= now)
                 && signer.is_none_or(|s| rec.activated_at > s.activated_at)
             {
                 signer = Some(rec);
@@ -196,9 +201,13 @@ mod tests {
         let master = MasterKey::generate().unwrap();
         let now = OffsetDateTime::now_utc();
         let rec = SigningKeyRecord::generate(&master, now).unwrap();
-        let ring =
-            KeyRing::from_records(std::slice::from_ref(&rec), &master, "https://auth.example")
-                .unwrap();
+        let ring = KeyRing::from_records(
+            std::slice::from_ref(&rec),
+            &master.clone().into(),
+            "https://auth.example",
+            now,
+        )
+        .unwrap();
         let c = claims(now);
         let token = ring.sign(&c).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
@@ -217,9 +226,13 @@ mod tests {
         let master = MasterKey::generate().unwrap();
         let now = OffsetDateTime::now_utc();
         let rec = SigningKeyRecord::generate(&master, now).unwrap();
-        let ring =
-            KeyRing::from_records(std::slice::from_ref(&rec), &master, "https://auth.example")
-                .unwrap();
+        let ring = KeyRing::from_records(
+            std::slice::from_ref(&rec),
+            &master.clone().into(),
+            "https://auth.example",
+            now,
+        )
+        .unwrap();
         let token = ring.sign(&claims(now)).unwrap();
         let mut tampered = token.clone().into_bytes();
         let mid = token.find('.').unwrap() + 3;
@@ -231,15 +244,20 @@ mod tests {
 
         let other = KeyRing::from_records(
             &[SigningKeyRecord::generate(&master, now).unwrap()],
-            &master,
+            &master.clone().into(),
             "https://auth.example",
+            now,
         )
         .unwrap();
         assert!(other.verify(&token, now).is_err());
 
-        let wrong_iss =
-            KeyRing::from_records(std::slice::from_ref(&rec), &master, "https://evil.example")
-                .unwrap();
+        let wrong_iss = KeyRing::from_records(
+            std::slice::from_ref(&rec),
+            &master.clone().into(),
+            "https://evil.example",
+            now,
+        )
+        .unwrap();
         assert!(wrong_iss.verify(&token, now).is_err());
         assert!(ring.verify("not.a.jwt", now).is_err());
     }
@@ -247,8 +265,11 @@ mod tests {
     #[test]
     fn jwks_publishes_the_public_key_only() {
         let master = MasterKey::generate().unwrap();
-        let rec = SigningKeyRecord::generate(&master, OffsetDateTime::now_utc()).unwrap();
-        let ring = KeyRing::from_records(std::slice::from_ref(&rec), &master, "i").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let rec = SigningKeyRecord::generate(&master, now).unwrap();
+        let ring =
+            KeyRing::from_records(std::slice::from_ref(&rec), &master.clone().into(), "i", now)
+                .unwrap();
         let jwks: serde_json::Value = serde_json::from_slice(ring.jwks()).unwrap();
         let key = &jwks["keys"][0];
         assert_eq!(key["kty"], "OKP");
@@ -256,5 +277,47 @@ mod tests {
         assert_eq!(key["kid"], rec.kid.as_str());
         assert!(key.get("d").is_none());
         assert_eq!(B64.decode(key["x"].as_str().unwrap()).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_it_retires() {
+        let master = MasterKey::generate().unwrap();
+        let keys: MasterKeys = master.clone().into();
+        let t0 = OffsetDateTime::now_utc();
+        let mut old = SigningKeyRecord::generate(&master, t0).unwrap();
+        let mut new = SigningKeyRecord::generate(&master, t0).unwrap();
+        let activation = t0 + time::Duration::minutes(10);
+        new.activated_at = Some(activation);
+        old.retired_at = Some(activation + time::Duration::minutes(15));
+        let records = [old.clone(), new.clone()];
+        let kids = |ring: &KeyRing| {
+            let jwks: serde_json::Value = serde_json::from_slice(ring.jwks()).unwrap();
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let before = KeyRing::from_records(&records, &keys, "https://auth.example", t0).unwrap();
+        assert_eq!(before.signing_kid(), Some(old.kid.as_str()));
+        assert_eq!(kids(&before), vec![old.kid.clone(), new.kid.clone()]);
+        let old_token = before.sign(&claims(t0)).unwrap();
+
+        let after =
+            KeyRing::from_records(&records, &keys, "https://auth.example", activation).unwrap();
+        assert_eq!(after.signing_kid(), Some(new.kid.as_str()));
+        assert_eq!(kids(&after), vec![old.kid.clone(), new.kid.clone()]);
+        assert!(after.verify(&old_token, t0).is_ok());
+
+        let retired = KeyRing::from_records(
+            &records,
+            &keys,
+            "https://auth.example",
+            activation + time::Duration::minutes(15),
+        )
+        .unwrap();
+        assert_eq!(kids(&retired), vec![new.kid.clone()]);
+        assert!(retired.verify(&old_token, t0).is_err());
     }
 }

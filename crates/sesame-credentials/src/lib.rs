@@ -16,7 +16,7 @@ pub use keys::{KeyRing, SigningKeyRecord};
 pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
 pub use model::{AuditEntry, LoginAttempt, LoginMethod, Principal, RefreshToken, Session};
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
-pub use seal::{MasterKey, Sealed};
+pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{
     AuditStore, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore, LoginMethodStore, PasswordStore,
     PrincipalStore, SessionStore, SigningKeyStore, VerificationCodeStore,

@@ -126,6 +126,68 @@ impl MasterKey {
     }
 }
 
+/// The master key that seals, and earlier ones that may still open what they
+/// sealed while a rotation is under way.
+#[derive(Clone)]
+pub struct MasterKeys {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+}
+
+impl std::fmt::Debug for MasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKeys")
+            .field("current", &self.current.id())
+            .field(
+                "previous",
+                &self.previous.iter().map(MasterKey::id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl MasterKeys {
+    /// `current` seals; `previous` only open.
+    pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Self {
+        Self { current, previous }
+    }
+
+    /// The key that seals.
+    pub fn current(&self) -> &MasterKey {
+        &self.current
+    }
+
+    /// Opens a blob sealed under any of these keys, chosen by the id beside it.
+    pub fn open(&self, sealed: &Sealed, context: &[u8]) -> Result<Vec<u8>, Error> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id() == sealed.key_id)
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "secret sealed under master key {}, which is not configured",
+                    sealed.key_id
+                ))
+            })?
+            .open(sealed, context)
+    }
+
+    /// Seals under the current key again a blob sealed under any of these keys;
+    /// `None` when it already is.
+    pub fn reseal(&self, sealed: &Sealed, context: &[u8]) -> Result<Option<Sealed>, Error> {
+        if sealed.key_id == self.current.id() {
+            return Ok(None);
+        }
+        let plain = self.open(sealed, context)?;
+        self.current.seal(&plain, context).map(Some)
+    }
+}
+
+impl From<MasterKey> for MasterKeys {
+    fn from(current: MasterKey) -> Self {
+        Self::new(current, Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +234,21 @@ mod tests {
         assert!(MasterKey::parse("abc").is_err());
         assert!(MasterKey::parse(&"zz".repeat(32)).is_err());
         assert!(!format!("{a:?}").contains("0011"));
+    }
+
+    #[test]
+    fn a_rotation_keeps_old_secrets_openable_and_reseals_them() {
+        let old = MasterKey::generate().unwrap();
+        let new = MasterKey::generate().unwrap();
+        let sealed = old.seal(b"seed", b"kid").unwrap();
+        let keys = MasterKeys::new(new.clone(), vec![old.clone()]);
+        assert_eq!(keys.open(&sealed, b"kid").unwrap(), b"seed");
+        let resealed = keys.reseal(&sealed, b"kid").unwrap().unwrap();
+        assert_eq!(resealed.key_id, new.id());
+        assert!(keys.reseal(&resealed, b"kid").unwrap().is_none());
+        let only_new = MasterKeys::from(new);
+        assert_eq!(only_new.open(&resealed, b"kid").unwrap(), b"seed");
+        assert!(only_new.open(&sealed, b"kid").is_err());
+        assert!(only_new.open(&resealed, b"other").is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! transaction; reads use the pool.
 
 use crate::keys::SigningKeyRecord;
+use crate::seal::Sealed;
 use crate::{
     AuditEntry, CodePurpose, LoginAttempt, LoginMethod, LoginType, Principal, RefreshToken,
     Session, VerificationCode,
@@ -233,7 +234,25 @@ pub trait VerificationCodeStore: Send + Sync {
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
     /// Inserts a key.
-    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    async fn insert_signing_key(
+        &self,
+        tx: &mut dyn Tx,
+        key: &SigningKeyRecord,
+    ) -> Result<(), StoreError>;
+    /// Sets when a key stops being published (and verifying).
+    async fn retire_signing_key(
+        &self,
+        tx: &mut dyn Tx,
+        kid: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Replaces a key's sealed private half (after a master-key rotation).
+    async fn reseal_signing_key(
+        &self,
+        tx: &mut dyn Tx,
+        kid: &str,
+        sealed: &Sealed,
+    ) -> Result<(), StoreError>;
     /// Every key, oldest first.
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
 }

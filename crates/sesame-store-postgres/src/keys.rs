@@ -3,12 +3,17 @@
 use crate::{PgStore, conn, map_err};
 use async_trait::async_trait;
 use sesame_core::{StoreError, Tx};
-use sesame_credentials::{AuditEntry, AuditStore, SigningKeyRecord, SigningKeyStore};
+use sesame_credentials::{AuditEntry, AuditStore, Sealed, SigningKeyRecord, SigningKeyStore};
 use sesame_store_sql::signing_key;
+use time::OffsetDateTime;
 
 #[async_trait]
 impl SigningKeyStore for PgStore {
-    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+    async fn insert_signing_key(
+        &self,
+        tx: &mut dyn Tx,
+        k: &SigningKeyRecord,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO credentials.signing_keys (kid, alg, private_key_sealed, master_key_id, public_jwk, created_at, activated_at, retired_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -21,7 +26,40 @@ impl SigningKeyStore for PgStore {
         .bind(k.created_at)
         .bind(k.activated_at)
         .bind(k.retired_at)
-        .execute(&self.credentials)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn retire_signing_key(
+        &self,
+        tx: &mut dyn Tx,
+        kid: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE credentials.signing_keys SET retired_at = $1 WHERE kid = $2")
+            .bind(at)
+            .bind(kid)
+            .execute(conn(tx)?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn reseal_signing_key(
+        &self,
+        tx: &mut dyn Tx,
+        kid: &str,
+        sealed: &Sealed,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE credentials.signing_keys SET private_key_sealed = $1, master_key_id = $2 WHERE kid = $3",
+        )
+        .bind(&sealed.blob)
+        .bind(&sealed.key_id)
+        .bind(kid)
+        .execute(conn(tx)?)
         .await
         .map_err(map_err)?;
         Ok(())

@@ -67,6 +67,12 @@ pub struct Config {
     /// File holding the master key; defaults to `<data_dir>/master.key`, created
     /// with mode 0600 when missing.
     pub master_key_file: Option<PathBuf>,
+    /// Earlier master keys, still needed to open what they sealed while a
+    /// master-key rotation rolls out.
+    pub previous_master_key_files: Vec<PathBuf>,
+    /// Seconds a new signing key from `sesame keys rotate` is published before
+    /// it signs, so that verifiers that cache the JWKS learn it first.
+    pub key_publish_secs: u64,
     /// Access-token lifetime in seconds.
     pub access_token_ttl_secs: u64,
     /// Session (and refresh-token) lifetime in seconds.
@@ -116,6 +122,8 @@ impl Default for Config {
             public_url: None,
             master_key: None,
             master_key_file: None,
+            previous_master_key_files: Vec::new(),
+            key_publish_secs: 600,
             access_token_ttl_secs: 900,
             session_ttl_secs: 30 * 24 * 3600,
             phone_default_region: None,
@@ -149,6 +157,8 @@ const KEYS: &[&str] = &[
     "public_url",
     "master_key",
     "master_key_file",
+    "previous_master_key_files",
+    "key_publish_secs",
     "access_token_ttl_secs",
     "session_ttl_secs",
     "phone_default_region",

@@ -6,5 +6,5 @@ pub mod config;
 pub mod server;
 
 pub use config::Config;
-pub use server::{Backend, Hooks, Server, StartError, migrate};
+pub use server::{Backend, Hooks, KeysCommand, Server, StartError, keys, migrate};
 pub use sesame_store_postgres::RoleNames;

@@ -24,12 +24,14 @@ CONFIGURATION
   postgres.min_connections SESAME_POSTGRES__MIN_CONNECTIONS  1
   postgres.statement_timeout_ms SESAME_POSTGRES__STATEMENT_TIMEOUT_MS  5000
   postgres.acquire_timeout_ms SESAME_POSTGRES__ACQUIRE_TIMEOUT_MS  5000
-  key_refresh_secs       SESAME_KEY_REFRESH_SECS     10 (PostgreSQL: re-read signing keys)
+  key_refresh_secs       SESAME_KEY_REFRESH_SECS     10 (re-read signing keys)
   redis_url              SESAME_REDIS_URL            none (cooldowns shared via Redis)
   redis_key_prefix       SESAME_REDIS_KEY_PREFIX     sesame:
   public_url             SESAME_PUBLIC_URL           http://<listen> (token issuer)
   master_key_file        SESAME_MASTER_KEY_FILE      <data_dir>/master.key (created, 0600)
   master_key             SESAME_MASTER_KEY           64 hex digits; prefer the file
+  previous_master_key_files SESAME_PREVIOUS_MASTER_KEY_FILES  [] (during a rotation)
+  key_publish_secs       SESAME_KEY_PUBLISH_SECS     600 (new key published before it signs)
   access_token_ttl_secs  SESAME_ACCESS_TOKEN_TTL_SECS  900
   session_ttl_secs       SESAME_SESSION_TTL_SECS     2592000 (30 days)
   phone_default_region   SESAME_PHONE_DEFAULT_REGION none (numbers need +country)
@@ -87,6 +89,11 @@ enum Command {
         #[arg(long, default_value = "sesame_credentials", value_name = "NAME")]
         credentials_role: String,
     },
+    /// Signing keys and the master key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCmd,
+    },
     /// Measure one password hash and the machine's hashing limit with the configured Argon2 cost.
     Calibrate {
         /// Seconds of the every-core run.
@@ -95,6 +102,30 @@ enum Command {
         /// Timed single hashes on an idle pool.
         #[arg(long, default_value_t = 5)]
         samples: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// List the signing keys and their state.
+    List,
+    /// Add a signing key: published in the JWKS at once, signing after
+    /// --publish-secs; the keys signing now stay published until every token
+    /// they signed has expired.
+    Rotate {
+        /// Seconds the new key is published before it signs [env:
+        /// SESAME_KEY_PUBLISH_SECS] [default: 600]
+        #[arg(long, value_name = "SECS")]
+        publish_secs: Option<u64>,
+    },
+    /// Re-seal every signing key under a new master key. Run while instances
+    /// still have the old key (as master_key_file or in
+    /// previous_master_key_files); then point master_key_file at the new one.
+    RotateMaster {
+        /// File with the new master key (64 hex digits, e.g. from
+        /// `head -c 32 /dev/urandom | xxd -p -c 64`)
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
     },
 }
 
@@ -198,6 +229,30 @@ async fn main() -> ExitCode {
             match sesame::migrate(&config, roles.as_ref()).await {
                 Ok(report) => {
                     for line in report {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sesame: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Keys { command } => {
+            init_logging(&config);
+            let command = match command {
+                KeysCmd::List => sesame::KeysCommand::List,
+                KeysCmd::Rotate { publish_secs } => sesame::KeysCommand::Rotate {
+                    publish_secs: publish_secs.unwrap_or(config.key_publish_secs),
+                },
+                KeysCmd::RotateMaster { new_key_file } => {
+                    sesame::KeysCommand::RotateMaster { new_key_file }
+                }
+            };
+            match sesame::keys(&config, command).await {
+                Ok(lines) => {
+                    for line in lines {
                         println!("{line}");
                     }
                     ExitCode::SUCCESS

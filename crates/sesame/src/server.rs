@@ -4,7 +4,9 @@
 use crate::config::{BackendTarget, Config};
 use sesame_app::{App, Delivery, Settings, Stores};
 use sesame_core::{Clock, FailPoints, SystemClock};
-use sesame_credentials::{MasterKey, NormaliseConfig, PasswordHasher, login::parse_region};
+use sesame_credentials::{
+    MasterKey, MasterKeys, NormaliseConfig, PasswordHasher, login::parse_region,
+};
 use sesame_delivery::{FileMailer, FileSmsSender, SmtpMailer, Templates};
 use sesame_events::{LogSink, Relay};
 use sesame_redis::RedisLimits;
@@ -89,7 +91,7 @@ impl Server {
     pub async fn start(config: &Config, hooks: Hooks) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
         create_private_dir(&config.data_dir)?;
-        let master = load_master_key(config)?;
+        let master = load_master_keys(config)?;
         let backend = open_backend(config, false).await?;
         let mut stores = backend.stores();
         if let Some(url) = &config.redis_url {
@@ -191,11 +193,14 @@ impl Server {
             hooks.clock,
             Duration::from_millis(500),
         );
-        let mut tasks = vec![http, tokio::spawn(relay.run(rx.clone()))];
-        if shared_database {
-            let every = Duration::from_secs(config.key_refresh_secs.max(1));
-            tasks.push(tokio::spawn(refresh_keys(app.clone(), every, rx)));
-        }
+        // Keys are re-read on every backend: `sesame keys rotate` may add one
+        // from another process, and activations and retirements happen in time.
+        let every = Duration::from_secs(config.key_refresh_secs.max(1));
+        let tasks = vec![
+            http,
+            tokio::spawn(relay.run(rx.clone())),
+            tokio::spawn(refresh_keys(app.clone(), every, rx)),
+        ];
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "sesame is listening");
         Ok(Self {
             addr,
@@ -243,6 +248,25 @@ fn create_private_dir(dir: &Path) -> Result<(), StartError> {
         builder.create(dir).map_err(io)?;
     }
     Ok(())
+}
+
+/// The master key that seals (see [`load_master_key`]) and the previous ones
+/// still configured to open what they sealed.
+pub(crate) fn load_master_keys(config: &Config) -> Result<MasterKeys, StartError> {
+    let current = load_master_key(config)?;
+    let previous = config
+        .previous_master_key_files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|source| StartError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            MasterKey::parse(&text)
+                .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MasterKeys::new(current, previous))
 }
 
 /// The master key from the configuration, its file, or a new file in the data
@@ -361,6 +385,122 @@ pub async fn migrate(
                 report.push(format!("schema {}: {state:?}", domain.schema()));
             }
             Ok(report)
+        }
+    }
+}
+
+/// `sesame keys …`.
+#[derive(Debug, Clone)]
+pub enum KeysCommand {
+    /// Every signing key and its state.
+    List,
+    /// Adds a key that signs after `publish_secs`.
+    Rotate {
+        /// Seconds the new key is published before it signs.
+        publish_secs: u64,
+    },
+    /// Re-seals every sealed secret under the master key in `new_key_file`.
+    RotateMaster {
+        /// File holding the new master key (64 hex digits).
+        new_key_file: PathBuf,
+    },
+}
+
+/// Runs a `sesame keys` command against the configured database; returns the
+/// lines to print.
+pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, StartError> {
+    let service = |e: sesame_core::Error| StartError::Service(e.to_string());
+    let stores = open_backend(config, false).await?.stores();
+    let now = time::OffsetDateTime::now_utc();
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    match command {
+        KeysCommand::List => {
+            let records = stores
+                .signing_keys
+                .list_signing_keys()
+                .await
+                .map_err(|e| StartError::Service(e.to_string()))?;
+            Ok(records
+                .iter()
+                .map(|r| {
+                    let state = match (r.activated_at, r.retired_at) {
+                        (_, Some(at)) if at <= now => "retired",
+                        (Some(at), _) if at > now => "published, not signing yet",
+                        (Some(_), Some(_)) => "retiring: published, no longer signing",
+                        (Some(_), None) => "signing",
+                        (None, _) => "published",
+                    };
+                    format!(
+                        "{} {state} (created {}, signs from {}, published until {}, sealed under master key {})",
+                        r.kid,
+                        rfc3339(r.created_at),
+                        r.activated_at.map_or("-".into(), rfc3339),
+                        r.retired_at.map_or("-".into(), rfc3339),
+                        r.private_key_sealed.key_id,
+                    )
+                })
+                .collect())
+        }
+        KeysCommand::Rotate { publish_secs } => {
+            let master = load_master_keys(config)?;
+            // Old tokens live for the access-token lifetime; instances notice a
+            // change within `key_refresh_secs`.
+            let keep_after = time::Duration::seconds(
+                (config.access_token_ttl_secs + config.key_refresh_secs.max(1)) as i64,
+            );
+            let rotation = sesame_app::keys::rotate_signing_key(
+                &stores,
+                &master,
+                now,
+                time::Duration::seconds(publish_secs as i64),
+                keep_after,
+            )
+            .await
+            .map_err(service)?;
+            let mut lines = vec![format!(
+                "new key {}: published now, signs from {}",
+                rotation.kid,
+                rfc3339(rotation.activates_at)
+            )];
+            lines.extend(rotation.retiring.iter().map(|(kid, at)| {
+                format!(
+                    "key {kid}: stops signing then, published until {}",
+                    rfc3339(*at)
+                )
+            }));
+            Ok(lines)
+        }
+        KeysCommand::RotateMaster { new_key_file } => {
+            let old = load_master_keys(config)?;
+            let text = std::fs::read_to_string(&new_key_file).map_err(|source| StartError::Io {
+                path: new_key_file.clone(),
+                source,
+            })?;
+            let new = MasterKey::parse(&text)
+                .map_err(|e| StartError::Config(format!("{}: {e}", new_key_file.display())))?;
+            let mut previous = vec![old.current().clone()];
+            for path in &config.previous_master_key_files {
+                if let Ok(text) = std::fs::read_to_string(path)
+                    && let Ok(key) = MasterKey::parse(&text)
+                {
+                    previous.push(key);
+                }
+            }
+            let new_id = new.id().to_owned();
+            let keys = MasterKeys::new(new, previous);
+            let count = sesame_app::keys::reseal_signing_keys(&stores, &keys, now)
+                .await
+                .map_err(service)?;
+            Ok(vec![
+                format!("re-sealed {count} signing key(s) under master key {new_id}"),
+                format!(
+                    "next: set master_key_file = {} on every instance, and keep the old key in previous_master_key_files until all have restarted",
+                    new_key_file.display()
+                ),
+            ])
         }
     }
 }

@@ -5,108 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
+mod common;
+
+use common::*;
 use serde_json::{Value, json};
-use sesame_credentials::{MasterKey, SigningKeyRecord, SigningKeyStore};
 use sesame_store_postgres::{PgSettings, PgStore, PgTarget};
 use sesame_testdb::{Postgres, TestDb, in_ci, postgres_available};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const MASTER_KEY: &str = "6f1c1d7e2b3a4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
-const PASSWORD: &str = "correct horse battery staple";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One `sesame serve` process.
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `sesame serve` with cheap hashing, a shared master key and issuer,
-/// and `env` on top; waits until it answers.
-async fn start(data_dir: &Path, env: &[(&str, String)]) -> Instance {
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SESAME_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.arg("serve")
-        .env("SESAME_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SESAME_DATA_DIR", data_dir)
-        .env("SESAME_MASTER_KEY", MASTER_KEY)
-        .env("SESAME_PUBLIC_URL", "http://sesame.test")
-        .env("SESAME_ARGON2__MEMORY_KIB", "256")
-        .env("SESAME_ARGON2__ITERATIONS", "1")
-        .env("SESAME_ARGON2__PARALLELISM", "1")
-        .env("SESAME_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/health/live")).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("sesame exited early with {status}");
-        }
-        assert!(Instant::now() < deadline, "sesame did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Instance { child, base }
-}
-
-/// Status and JSON body.
-async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.json().await.unwrap_or(Value::Null);
-    (status, body)
-}
-
-fn register_body(email: &str) -> Value {
-    json!({"login": {"type": "email", "identifier": email}, "password": PASSWORD})
-}
-
-async fn register(client: &reqwest::Client, on: &Instance, email: &str) -> Value {
-    let (status, body) = call(
-        client
-            .post(format!("{}/v1/registrations", on.base))
-            .json(&register_body(email)),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body
-}
-
-async fn me(client: &reqwest::Client, on: &Instance, token: &str) -> (u16, Value) {
-    call(client.get(format!("{}/v1/me", on.base)).bearer_auth(token)).await
-}
 
 /// Two instances on one fresh PostgreSQL database.
 async fn pair(env: &[(&str, String)]) -> Option<(Instance, Instance, Postgres, tempfile::TempDir)> {
@@ -350,19 +257,8 @@ async fn rate_limits_and_locks_are_shared_through_redis() {
     db.drop_now().await;
 }
 
-/// The `kid` in a JWT's header.
-fn kid_of(jwt: &str) -> String {
-    use base64::Engine;
-    let header = jwt.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .unwrap();
-    let header: Value = serde_json::from_slice(&bytes).unwrap();
-    header["kid"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
-async fn a_signing_key_added_to_the_database_is_picked_up_by_every_instance() {
+async fn a_key_rotated_from_the_command_line_is_picked_up_by_every_instance() {
     let Some((a, b, db, _dir)) = pair(&[]).await else {
         return;
     };
@@ -370,12 +266,29 @@ async fn a_signing_key_added_to_the_database_is_picked_up_by_every_instance() {
     let before = register(&client, &a, "ada@example.com").await;
     let old_kid = kid_of(before["access_token"].as_str().unwrap());
 
-    let store = PgStore::connect(&PgTarget::Single(db.url()), &PgSettings::default())
-        .await
+    // `sesame keys rotate`, run beside the instances, as an operator would.
+    let out = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args(["keys", "rotate", "--publish-secs", "0"])
+        .env("SESAME_DATABASE_URL", db.url())
+        .env("SESAME_MASTER_KEY", MASTER_KEY)
+        .env("SESAME_LOG_LEVEL", "warn")
+        .output()
         .unwrap();
-    let master = MasterKey::parse(MASTER_KEY).unwrap();
-    let record = SigningKeyRecord::generate(&master, time::OffsetDateTime::now_utc()).unwrap();
-    store.insert_signing_key(&record).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_kid = text
+        .strip_prefix("new key ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_owned();
+    assert!(
+        text.contains(&format!("key {old_kid}: stops signing")),
+        "{text}"
+    );
 
     for on in [&a, &b] {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -387,7 +300,7 @@ async fn a_signing_key_added_to_the_database_is_picked_up_by_every_instance() {
                 .iter()
                 .filter_map(|k| k["kid"].as_str())
                 .collect();
-            if kids.contains(&record.kid.as_str()) {
+            if kids.contains(&new_kid.as_str()) {
                 assert!(
                     kids.contains(&old_kid.as_str()),
                     "the old key stays published"
@@ -405,7 +318,7 @@ async fn a_signing_key_added_to_the_database_is_picked_up_by_every_instance() {
     // New tokens carry the new key; tokens of either key verify on either instance.
     let after = register(&client, &b, "bob@example.com").await;
     let new_token = after["access_token"].as_str().unwrap();
-    assert_eq!(kid_of(new_token), record.kid);
+    assert_eq!(kid_of(new_token), new_kid);
     assert_eq!(me(&client, &a, new_token).await.0, 200);
     assert_eq!(
         me(&client, &b, before["access_token"].as_str().unwrap())
@@ -413,7 +326,6 @@ async fn a_signing_key_added_to_the_database_is_picked_up_by_every_instance() {
             .0,
         200
     );
-    store.credentials_pool().close().await;
     drop((a, b));
     db.drop_now().await;
 }

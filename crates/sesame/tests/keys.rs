@@ -1,0 +1,129 @@
+//! `sesame keys rotate` and `sesame keys rotate-master` beside a running
+//! server on the embedded store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn a_rotated_key_is_published_first_and_the_old_one_verifies_until_its_tokens_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let old_key = dir.path().join("old.key");
+    std::fs::write(&old_key, format!("{MASTER_KEY}\n")).unwrap();
+    let env = vec![
+        ("SESAME_DATA_DIR", data.display().to_string()),
+        ("SESAME_MASTER_KEY_FILE", old_key.display().to_string()),
+        ("SESAME_KEY_REFRESH_SECS", "1".to_owned()),
+        ("SESAME_ACCESS_TOKEN_TTL_SECS", "8".to_owned()),
+    ];
+    let server = start(&data, &env).await;
+    let client = reqwest::Client::new();
+    let first = register(&client, &server, "ada@example.com").await;
+    let old_token = first["access_token"].as_str().unwrap().to_owned();
+    let old_kid = kid_of(&old_token);
+    assert_eq!(published(&client, &server).await, vec![old_kid.clone()]);
+
+    let (ok, text) = run(&["keys", "rotate", "--publish-secs", "3"], &env);
+    assert!(ok, "{text}");
+    let new_kid = text
+        .strip_prefix("new key ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_owned();
+
+    // Published before it signs: both keys in the JWKS, tokens still from the old one.
+    eventually(3, "the new key is published", || async {
+        published(&client, &server).await.contains(&new_kid)
+    })
+    .await;
+    let sign_in = || async {
+        let (status, body) = call(
+            client
+                .post(format!("{}/v1/sessions", server.base))
+                .json(&register_body("ada@example.com")),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        kid_of(&sign_in().await),
+        old_kid,
+        "signed before activation"
+    );
+
+    // Then it signs, and the old key's tokens still verify.
+    eventually(6, "the new key signs", || async {
+        kid_of(&sign_in().await) == new_kid
+    })
+    .await;
+    assert_eq!(
+        published(&client, &server).await,
+        vec![old_kid.clone(), new_kid.clone()]
+    );
+    assert_eq!(me(&client, &server, &old_token).await.0, 200);
+    let (ok, list) = run(&["keys", "list"], &env);
+    assert!(ok, "{list}");
+    assert!(list.contains(&format!("{old_kid} retiring")), "{list}");
+    assert!(list.contains(&format!("{new_kid} signing")), "{list}");
+
+    // Once every token of the old key has expired, it is withdrawn.
+    eventually(15, "the old key is withdrawn", || async {
+        published(&client, &server).await == vec![new_kid.clone()]
+    })
+    .await;
+    assert_eq!(me(&client, &server, &old_token).await.0, 401);
+    drop(server);
+
+    // Master-key rotation: every key is re-sealed and usable under the new key.
+    let new_key = dir.path().join("new.key");
+    std::fs::write(
+        &new_key,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    let (ok, text) = run(
+        &[
+            "keys",
+            "rotate-master",
+            "--new-key-file",
+            &new_key.display().to_string(),
+        ],
+        &env,
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("re-sealed 2 signing key(s)"), "{text}");
+    let mut with_new = env.clone();
+    with_new[1].1 = new_key.display().to_string();
+    let server = start(&data, &with_new).await;
+    let token = sign_in_on(&client, &server).await;
+    assert_eq!(kid_of(&token), new_kid);
+    assert_eq!(me(&client, &server, &token).await.0, 200);
+    drop(server);
+    // The old master key alone opens nothing any more.
+    let (ok, text) = run(
+        &[
+            "keys",
+            "rotate-master",
+            "--new-key-file",
+            &old_key.display().to_string(),
+        ],
+        &env,
+    );
+    assert!(!ok, "{text}");
+    assert!(text.contains("which is not configured"), "{text}");
+}
+
+async fn sign_in_on(client: &reqwest::Client, on: &Instance) -> String {
+    let (status, body) = call(
+        client
+            .post(format!("{}/v1/sessions", on.base))
+            .json(&register_body("ada@example.com")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
