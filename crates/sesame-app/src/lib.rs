@@ -19,9 +19,9 @@ use sesame_core::{
     Clock, Database, Error, FailPoints, MemoryLimits, PrincipalId, SessionId, SharedLimits,
 };
 use sesame_credentials::{
-    AccessClaims, AuditStore, CodeBook, KeyRing, LoginAttemptStore, LoginMethodStore, MasterKeys,
-    NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
-    VerificationCodeStore,
+    AccessClaims, AuditStore, CodeBook, ImportStore, KeyRing, LoginAttemptStore, LoginMethodStore,
+    MasterKeys, NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore, SessionStore,
+    SigningKeyStore, VerificationCodeStore,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
@@ -63,6 +63,8 @@ pub struct Stores {
     pub codes: Arc<dyn VerificationCodeStore>,
     /// Sign-in attempts.
     pub attempts: Arc<dyn LoginAttemptStore>,
+    /// Bulk paths of `sesame import`.
+    pub import: Arc<dyn ImportStore>,
     /// Rate limits, failure counters and cooldowns: in this process, or shared
     /// by every instance (Redis). Code cooldowns use them only when shared;
     /// otherwise the code store decides.
@@ -84,6 +86,7 @@ impl Stores {
             + OutboxStore
             + VerificationCodeStore
             + LoginAttemptStore
+            + ImportStore
             + 'static,
     {
         Self {
@@ -97,7 +100,8 @@ impl Stores {
             audit: backend.clone(),
             outbox: backend.clone(),
             codes: backend.clone(),
-            attempts: backend,
+            attempts: backend.clone(),
+            import: backend,
             limits: Arc::new(MemoryLimits::default()),
         }
     }

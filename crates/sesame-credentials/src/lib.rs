@@ -18,8 +18,9 @@ pub use model::{AuditEntry, LoginAttempt, LoginMethod, Principal, RefreshToken, 
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{
-    AuditStore, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore, LoginMethodStore, PasswordStore,
-    PrincipalStore, SessionStore, SigningKeyStore, VerificationCodeStore,
+    AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore,
+    LoginMethodStore, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
+    VerificationCodeStore,
 };
 pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 

@@ -263,3 +263,36 @@ pub trait AuditStore: Send + Sync {
     /// Appends an entry in the caller's transaction.
     async fn append_audit(&self, tx: &mut dyn Tx, entry: &AuditEntry) -> Result<(), StoreError>;
 }
+
+/// An account arriving from another system, ready to store.
+#[derive(Debug, Clone)]
+pub struct ImportedAccount {
+    /// The principal.
+    pub principal: Principal,
+    /// Its login methods.
+    pub logins: Vec<LoginMethod>,
+    /// Its password hash, as the other system stored it.
+    pub password_hash: Option<String>,
+}
+
+/// Bulk paths for `sesame import`.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// Which of `ids` exist already.
+    async fn existing_principals(
+        &self,
+        ids: &[PrincipalId],
+    ) -> Result<std::collections::HashSet<PrincipalId>, StoreError>;
+    /// Who owns each of `logins` that is taken.
+    async fn login_owners(
+        &self,
+        logins: &[(LoginType, String)],
+    ) -> Result<Vec<(LoginType, String, PrincipalId)>, StoreError>;
+    /// Inserts principals, login methods and passwords (with their history)
+    /// in multi-row statements.
+    async fn insert_accounts(
+        &self,
+        tx: &mut dyn Tx,
+        accounts: &[ImportedAccount],
+    ) -> Result<(), StoreError>;
+}

@@ -10,6 +10,12 @@ use time::OffsetDateTime;
 pub trait ProfileStore: Send + Sync {
     /// Inserts a new profile.
     async fn insert_profile(&self, tx: &mut dyn Tx, profile: &Profile) -> Result<(), StoreError>;
+    /// Inserts many profiles at once (bulk import).
+    async fn insert_profiles(
+        &self,
+        tx: &mut dyn Tx,
+        profiles: &[Profile],
+    ) -> Result<(), StoreError>;
     /// Reads a profile.
     async fn get_profile(&self, id: PrincipalId) -> Result<Profile, StoreError>;
     /// Applies a patch and returns the updated profile.

@@ -6,6 +6,7 @@
 mod codes;
 mod credentials;
 mod identity;
+mod import;
 mod keys;
 mod migrate;
 mod outbox;

@@ -29,6 +29,14 @@ impl ProfileStore for SqliteStore {
         Ok(())
     }
 
+    async fn insert_profiles(
+        &self,
+        tx: &mut dyn Tx,
+        profiles: &[Profile],
+    ) -> Result<(), StoreError> {
+        crate::import::insert_profiles(crate::conn(tx)?, profiles).await
+    }
+
     async fn get_profile(&self, id: PrincipalId) -> Result<Profile, StoreError> {
         let row = sqlx::query(
             "SELECT id, display_name, avatar_url, bio, locale, status, metadata, created_at, updated_at

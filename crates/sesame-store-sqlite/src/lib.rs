@@ -3,6 +3,7 @@
 mod codes;
 mod credentials;
 mod identity;
+mod import;
 mod keys;
 mod outbox;
 mod rotation;

@@ -3,8 +3,9 @@
 
 pub mod calibrate;
 pub mod config;
+pub mod import;
 pub mod server;
 
 pub use config::Config;
-pub use server::{Backend, Hooks, KeysCommand, Server, StartError, keys, migrate};
+pub use server::{Backend, Hooks, KeysCommand, Server, StartError, import, keys, migrate};
 pub use sesame_store_postgres::RoleNames;

@@ -89,6 +89,31 @@ enum Command {
         #[arg(long, default_value = "sesame_credentials", value_name = "NAME")]
         credentials_role: String,
     },
+    /// Import users from a wide table (JSON Lines, or CSV with a header row):
+    /// one row per user with any of id, email, email_verified, phone,
+    /// phone_verified, username, password_hash, display_name, avatar_url, bio,
+    /// locale, created_at. Idempotent: run it again to resume.
+    Import {
+        /// The input file (`.csv` is read as CSV, anything else as JSON Lines).
+        file: PathBuf,
+        /// Read the file as `jsonl` or `csv` whatever its name.
+        #[arg(long, value_parser = ["jsonl", "csv"])]
+        format: Option<String>,
+        /// A field read from a differently named column, e.g. `email=user_email`
+        /// (repeatable).
+        #[arg(long = "map", value_name = "FIELD=COLUMN")]
+        map: Vec<String>,
+        /// Where refused rows are listed, one JSON object per line
+        /// [default: FILE.refused.jsonl]
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Signing keys and the master key.
     Keys {
         #[command(subcommand)]
@@ -230,6 +255,64 @@ async fn main() -> ExitCode {
                 Ok(report) => {
                     for line in report {
                         println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sesame: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Import {
+            file,
+            format,
+            map,
+            report,
+            batch,
+            quiet,
+        } => {
+            init_logging(&config);
+            let mut mapping = std::collections::HashMap::new();
+            for item in map {
+                match item.split_once('=') {
+                    Some((field, column)) if sesame::import::FIELDS.contains(&field) => {
+                        mapping.insert(field.to_owned(), column.to_owned());
+                    }
+                    _ => {
+                        eprintln!(
+                            "sesame: --map {item:?}: expected FIELD=COLUMN with FIELD one of {}",
+                            sesame::import::FIELDS.join(", ")
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let options = sesame::import::ImportOptions {
+                format: match format.as_deref() {
+                    Some("csv") => sesame::import::Format::Csv,
+                    Some(_) => sesame::import::Format::JsonLines,
+                    None => sesame::import::Format::of(&file),
+                },
+                report: report.unwrap_or_else(|| {
+                    let mut name = file.clone().into_os_string();
+                    name.push(".refused.jsonl");
+                    PathBuf::from(name)
+                }),
+                input: file,
+                mapping,
+                batch,
+                progress: !quiet,
+            };
+            match sesame::import(&config, &options).await {
+                Ok(summary) => {
+                    println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+                    if summary.refused > 0 {
+                        eprintln!(
+                            "sesame import: {} rows refused, listed in {}",
+                            summary.refused,
+                            options.report.display()
+                        );
                     }
                     ExitCode::SUCCESS
                 }

@@ -130,13 +130,7 @@ impl Server {
             ),
             access_token_ttl: time::Duration::seconds(config.access_token_ttl_secs as i64),
             session_ttl: time::Duration::seconds(config.session_ttl_secs as i64),
-            normalise: NormaliseConfig {
-                phone_default_region: config
-                    .phone_default_region
-                    .as_deref()
-                    .and_then(parse_region),
-                username_charset: config.username_charset,
-            },
+            normalise: normalise_of(config),
             code_resend_cooldown: time::Duration::seconds(config.code_resend_cooldown_secs as i64),
             in_process_caches: !shared_database,
             lockout: config.lockout,
@@ -503,4 +497,26 @@ pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, 
             ])
         }
     }
+}
+
+fn normalise_of(config: &Config) -> NormaliseConfig {
+    NormaliseConfig {
+        phone_default_region: config
+            .phone_default_region
+            .as_deref()
+            .and_then(parse_region),
+        username_charset: config.username_charset,
+    }
+}
+
+/// `sesame import`: a wide table into the configured database.
+pub async fn import(
+    config: &Config,
+    options: &crate::import::ImportOptions,
+) -> Result<crate::import::Summary, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let stores = open_backend(config, false).await?.stores();
+    crate::import::run(&stores, &normalise_of(config), options)
+        .await
+        .map_err(StartError::Service)
 }
