@@ -93,8 +93,18 @@ impl ImportStore for PgStore {
         )
         .bind(logins.iter().map(|m| m.id).collect::<Vec<_>>())
         .bind(logins.iter().map(|m| m.principal_id.0).collect::<Vec<_>>())
-        .bind(logins.iter().map(|m| m.login_type.as_str()).collect::<Vec<_>>())
-        .bind(logins.iter().map(|m| m.identifier.clone()).collect::<Vec<_>>())
+        .bind(
+            logins
+                .iter()
+                .map(|m| m.login_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            logins
+                .iter()
+                .map(|m| m.identifier.clone())
+                .collect::<Vec<_>>(),
+        )
         .bind(logins.iter().map(|m| m.verified_at).collect::<Vec<_>>())
         .bind(logins.iter().map(|m| m.created_at).collect::<Vec<_>>())
         .bind(logins.iter().map(|m| m.last_used_at).collect::<Vec<_>>())
@@ -105,16 +115,24 @@ impl ImportStore for PgStore {
             .iter()
             .filter_map(|a| {
                 a.password_hash.as_ref().map(|h| {
-                    (a.principal.id.0, h.clone(), a.principal.created_at, a.principal.updated_at)
+                    (
+                        a.principal.id.0,
+                        h.clone(),
+                        a.principal.created_at,
+                        a.principal.updated_at,
+                    )
                 })
             })
-            .fold(Default::default(), |mut v: (Vec<_>, Vec<_>, Vec<_>, Vec<_>), r| {
-                v.0.push(r.0);
-                v.1.push(r.1);
-                v.2.push(r.2);
-                v.3.push(r.3);
-                v
-            });
+            .fold(
+                Default::default(),
+                |mut v: (Vec<_>, Vec<_>, Vec<_>, Vec<_>), r| {
+                    v.0.push(r.0);
+                    v.1.push(r.1);
+                    v.2.push(r.2);
+                    v.3.push(r.3);
+                    v
+                },
+            );
         sqlx::query(
             "INSERT INTO credentials.passwords (principal_id, hash, created_at, updated_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[])",
