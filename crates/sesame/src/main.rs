@@ -154,7 +154,13 @@ enum KeysCmd {
     },
 }
 
+/// Logs of `serve` go to stdout; the other commands print their results on
+/// stdout, so their logs go to stderr.
 fn init_logging(config: &Config) {
+    init_logging_to(config, false);
+}
+
+fn init_logging_to(config: &Config, stderr: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter =
@@ -165,10 +171,15 @@ fn init_logging(config: &Config) {
         sesame::config::LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.compact().init();
+    match (json, stderr) {
+        (true, false) => builder.json().flatten_event(true).init(),
+        (true, true) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .init(),
+        (false, false) => builder.compact().init(),
+        (false, true) => builder.compact().with_writer(std::io::stderr).init(),
     }
 }
 
@@ -246,7 +257,7 @@ async fn main() -> ExitCode {
                 config.identity_database_url = identity_url;
                 config.credentials_database_url = credentials_url;
             }
-            init_logging(&config);
+            init_logging_to(&config, true);
             let roles = create_roles.then_some(sesame::RoleNames {
                 identity: identity_role,
                 credentials: credentials_role,
@@ -272,7 +283,7 @@ async fn main() -> ExitCode {
             batch,
             quiet,
         } => {
-            init_logging(&config);
+            init_logging_to(&config, true);
             let mut mapping = std::collections::HashMap::new();
             for item in map {
                 match item.split_once('=') {
@@ -323,7 +334,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Keys { command } => {
-            init_logging(&config);
+            init_logging_to(&config, true);
             let command = match command {
                 KeysCmd::List => sesame::KeysCommand::List,
                 KeysCmd::Rotate { publish_secs } => sesame::KeysCommand::Rotate {

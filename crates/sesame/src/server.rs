@@ -515,8 +515,22 @@ pub async fn import(
     options: &crate::import::ImportOptions,
 ) -> Result<crate::import::Summary, StartError> {
     config.validate().map_err(StartError::Config)?;
-    let stores = open_backend(config, false).await?.stores();
-    crate::import::run(&stores, &normalise_of(config), options)
+    let backend = open_backend(config, false).await?;
+    if let Backend::Sqlite(store) = &backend {
+        store
+            .prepare_bulk_load()
+            .await
+            .map_err(|e| StartError::Service(e.to_string()))?;
+    }
+    let stores = backend.stores();
+    let summary = crate::import::run(&stores, &normalise_of(config), options)
         .await
-        .map_err(StartError::Service)
+        .map_err(StartError::Service)?;
+    if let Backend::Sqlite(store) = &backend {
+        store
+            .finish_bulk_load()
+            .await
+            .map_err(|e| StartError::Service(e.to_string()))?;
+    }
+    Ok(summary)
 }
