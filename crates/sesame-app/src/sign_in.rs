@@ -6,7 +6,9 @@ use crate::{App, ClientMeta, SessionGrant, SignInRequest};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode};
 use sesame_credentials::password::Verified;
-use sesame_credentials::{CodePurpose, LoginAttempt, LoginMethod, LoginType, VerificationCode};
+use sesame_credentials::{
+    CodePurpose, LoginAttempt, LoginMethod, LoginType, Principal, VerificationCode,
+};
 use sesame_events::topics;
 
 impl App {
@@ -23,7 +25,8 @@ impl App {
         let now = self.0.clock.now();
         self.limit_ip(Action::SignIn, meta).await?;
         let mut upgrade = None;
-        let (method, code) = match &proof {
+        // The principal read for the lock check is reused to open the session.
+        let (method, code, principal) = match &proof {
             Proof::Password(password) => {
                 if password.chars().count() > sesame_credentials::password::MAX_LEN {
                     return Err(Error::field("password", "too_long"));
@@ -74,7 +77,7 @@ impl App {
                             let new = self.0.hasher.hash(password).await?;
                             upgrade = Some((old, new));
                         }
-                        (m, None)
+                        (m, None, principal)
                     }
                     _ => {
                         let id = principal.as_ref().map(|p| p.id);
@@ -100,24 +103,36 @@ impl App {
                     .find_login_method(login.login_type, &login.identifier)
                     .await?
                     .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
-                (method, Some(record))
+                (method, Some(record), None)
             }
         };
-        self.open_session(method, code, upgrade, proof.amr(login.login_type), meta)
-            .await
+        self.open_session(
+            method,
+            principal,
+            code,
+            upgrade,
+            proof.amr(login.login_type),
+            meta,
+        )
+        .await
     }
 
-    /// Opens a session for a principal that has proven itself with `method`.
+    /// Opens a session for a principal that has proven itself with `method`
+    /// (read here unless the caller already has it).
     async fn open_session(
         &self,
         method: LoginMethod,
+        principal: Option<Principal>,
         code: Option<VerificationCode>,
         upgrade: Option<(String, String)>,
         amr: &str,
         meta: &ClientMeta,
     ) -> Result<SessionGrant, Error> {
         let stores = &self.0.stores;
-        let principal = stores.principals.get_principal(method.principal_id).await?;
+        let principal = match principal {
+            Some(p) => p,
+            None => stores.principals.get_principal(method.principal_id).await?,
+        };
         if !principal.is_active {
             return Err(Error::code(ErrorCode::AccountSuspended));
         }
