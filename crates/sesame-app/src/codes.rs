@@ -131,11 +131,7 @@ impl App {
         Ok(previous.and_then(|previous| {
             let ready_at = previous.created_at + cooldown;
             // Rounded up: a client that waits this long is never refused again.
-            (ready_at > now).then(|| {
-                let left = ready_at - now;
-                let whole = left.whole_seconds() + i64::from(left.subsec_nanoseconds() > 0);
-                whole.max(1) as u64
-            })
+            (ready_at > now).then(|| crate::guard::secs_until(ready_at, now))
         }))
     }
 
