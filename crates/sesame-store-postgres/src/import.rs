@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::{ImportStore, ImportedAccount, LoginType};
 use sesame_identity::Profile;
-use sqlx::Row;
 use std::collections::HashSet;
 
 #[async_trait]
@@ -44,15 +43,7 @@ impl ImportStore for PgStore {
         .map_err(map_err)?;
         let mut owners = Vec::with_capacity(rows.len());
         for row in rows {
-            let login_type: String = row.try_get("login_type").map_err(map_err)?;
-            let Some(login_type) = LoginType::parse(&login_type) else {
-                continue;
-            };
-            owners.push((
-                login_type,
-                row.try_get("identifier").map_err(map_err)?,
-                PrincipalId(row.try_get("principal_id").map_err(map_err)?),
-            ));
+            owners.extend(sesame_store_sql::login_owner(&row).map_err(map_err)?);
         }
         Ok(owners)
     }

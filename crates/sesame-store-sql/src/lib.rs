@@ -200,3 +200,16 @@ pub fn profile(row: &impl Columns) -> Result<Profile> {
         updated_at: row.time("updated_at")?,
     })
 }
+
+/// A login method's type, identifier and owner; `None` for a type this build
+/// does not know.
+pub fn login_owner(row: &impl Columns) -> Result<Option<(LoginType, String, PrincipalId)>> {
+    let Some(login_type) = LoginType::parse(&row.text("login_type")?) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        login_type,
+        row.text("identifier")?,
+        PrincipalId(row.uuid("principal_id")?),
+    )))
+}

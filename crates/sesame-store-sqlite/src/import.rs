@@ -49,15 +49,7 @@ impl ImportStore for SqliteStore {
             q.push(")");
             let rows = q.build().fetch_all(&self.pool).await.map_err(map_err)?;
             for row in rows {
-                let login_type: String = row.try_get("login_type").map_err(map_err)?;
-                let Some(login_type) = LoginType::parse(&login_type) else {
-                    continue;
-                };
-                owners.push((
-                    login_type,
-                    row.try_get("identifier").map_err(map_err)?,
-                    PrincipalId(row.try_get("principal_id").map_err(map_err)?),
-                ));
+                owners.extend(sesame_store_sql::login_owner(&row).map_err(map_err)?);
             }
         }
         Ok(owners)
