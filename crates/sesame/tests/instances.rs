@@ -330,23 +330,6 @@ async fn a_key_rotated_from_the_command_line_is_picked_up_by_every_instance() {
     db.drop_now().await;
 }
 
-/// Runs `sesame migrate` with `args`; returns success and the combined output.
-fn migrate(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sesame"))
-        .arg("migrate")
-        .args(args)
-        .env("SESAME_LOG_LEVEL", "warn")
-        .env_remove("SESAME_DATABASE_URL")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[tokio::test]
 async fn split_mode_roles_see_only_their_own_schema() {
     if !postgres_available().await {
@@ -363,6 +346,7 @@ async fn split_mode_roles_see_only_their_own_schema() {
         ("SESAME_CREDENTIALS_DATABASE_URL", db.url_as(&cr_role)),
     ];
     let with_roles = [
+        "migrate",
         "--database-url",
         &url,
         "--create-roles",
@@ -373,7 +357,7 @@ async fn split_mode_roles_see_only_their_own_schema() {
     ];
     // Twice: the second run finds everything in place and changes nothing.
     for _ in 0..2 {
-        let (ok, text) = migrate(&with_roles);
+        let (ok, text) = run(&with_roles, &[]);
         assert!(ok, "{text}");
         assert!(text.contains("schema identity: Current"), "{text}");
         assert!(text.contains("schema credentials: Current"), "{text}");
@@ -440,7 +424,7 @@ async fn split_mode_roles_see_only_their_own_schema() {
     .execute(&owner)
     .await
     .unwrap();
-    let (ok, text) = migrate(&["--database-url", &url]);
+    let (ok, text) = run(&["migrate", "--database-url", &url], &[]);
     assert!(!ok);
     assert!(text.contains("newer than this binary"), "{text}");
     let mut serve = Command::new(env!("CARGO_BIN_EXE_sesame"))
