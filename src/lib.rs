@@ -11,7 +11,7 @@ pub use sesame_testdb::{Postgres, TestBackend, TestDb, in_ci};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use sesame::{Backend, Config, Hooks, Server};
-use sesame_app::RateLimits;
+use sesame_app::{LockoutPolicy, RateLimits};
 use sesame_core::{Clock, FailPoints, ManualClock, Rate};
 use sesame_credentials::{Argon2Config, HashingConfig};
 use std::sync::Arc;
@@ -196,9 +196,13 @@ impl TestApp {
             hashing: HashingConfig::default(),
             // Tests of other features send bursts from one address; the limits
             // have tests of their own.
+            code_lockout: LockoutPolicy {
+                max_failures: 10_000,
+                ..LockoutPolicy::codes()
+            },
             rate_limits: RateLimits {
-                per_identifier: Rate::new(10_000, 60),
-                per_ip: Rate::new(10_000, 60),
+                hashing_per_address: 10_000,
+                ..RateLimits::uniform(Rate::new(10_000, 60), Rate::new(10_000, 60))
             },
             ..Config::default()
         };
@@ -339,6 +343,51 @@ impl TestApp {
         extract_code(text).unwrap_or_else(|| panic!("no code in {text}"))
     }
 
+    /// Sends `requests` so that they arrive together: each on its own
+    /// connection, written but for its last byte, then every last byte at
+    /// once. Answers in the order of `requests`.
+    pub async fn race(&self, requests: &[Raw]) -> Vec<Resp> {
+        self.race_with(requests, async {}).await.0
+    }
+
+    /// Like [`TestApp::race`], and runs `during` once the last bytes are out,
+    /// while the answers are awaited.
+    pub async fn race_with<F: std::future::Future>(
+        &self,
+        requests: &[Raw],
+        during: F,
+    ) -> (Vec<Resp>, F::Output) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = self.base.trim_start_matches("http://").to_owned();
+        let mut streams = Vec::with_capacity(requests.len());
+        for req in requests {
+            let bytes = req.bytes(&host);
+            let mut stream = tokio::net::TcpStream::connect(&host)
+                .await
+                .expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let (head, last) = bytes.split_at(bytes.len() - 1);
+            stream.write_all(head).await.expect("write");
+            stream.flush().await.expect("flush");
+            streams.push((stream, last.to_vec()));
+        }
+        for (stream, last) in &mut streams {
+            stream.write_all(last).await.expect("last byte");
+        }
+        // The server answers every connection at its own pace; the kernel
+        // buffers what is not read yet.
+        let read = async {
+            let mut answers = Vec::with_capacity(streams.len());
+            for (mut stream, _) in streams {
+                let mut buf = Vec::new();
+                stream.read_to_end(&mut buf).await.expect("read");
+                answers.push(parse_response(&buf));
+            }
+            answers
+        };
+        tokio::join!(read, during)
+    }
+
     /// Runs a scalar SQL query against the server's database.
     pub async fn count(&self, sql: &str) -> i64 {
         self.db.count(sql).await
@@ -353,6 +402,107 @@ impl TestApp {
         if let Some(db) = self.database.take() {
             db.drop_now().await;
         }
+    }
+}
+
+/// One request for [`TestApp::race`].
+#[derive(Debug, Clone)]
+pub struct Raw {
+    method: &'static str,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Value>,
+}
+
+impl Raw {
+    /// `POST path` with a JSON body.
+    pub fn post(path: &str, body: Value) -> Self {
+        Self {
+            method: "POST",
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Some(body),
+        }
+    }
+
+    /// `PUT path` with a JSON body.
+    pub fn put(path: &str, body: Value) -> Self {
+        Self {
+            method: "PUT",
+            ..Self::post(path, body)
+        }
+    }
+
+    /// Adds a header line (repeated names make repeated lines).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Adds a bearer token.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// The same request through an ordinary client.
+    pub fn to_reqwest(&self, client: &reqwest::Client, base: &str) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(self.method.as_bytes()).expect("method");
+        let mut req = client.request(method, format!("{base}{}", self.path));
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
+        }
+        if let Some(body) = &self.body {
+            req = req.json(body);
+        }
+        req
+    }
+
+    fn bytes(&self, host: &str) -> Vec<u8> {
+        let body = self
+            .body
+            .as_ref()
+            .map(|b| serde_json::to_vec(b).expect("json"))
+            .unwrap_or_default();
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
+            self.method,
+            self.path,
+            body.len()
+        );
+        if self.body.is_some() {
+            head.push_str("content-type: application/json\r\n");
+        }
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+}
+
+/// Parses a whole HTTP/1.1 response read until the server closed.
+fn parse_response(bytes: &[u8]) -> Resp {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let head_len = match parsed.parse(bytes).expect("an HTTP response") {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => panic!("a partial response: {bytes:?}"),
+    };
+    let status = parsed.code.expect("a status");
+    let mut map = HeaderMap::new();
+    for h in parsed.headers.iter() {
+        map.append(
+            reqwest::header::HeaderName::from_bytes(h.name.as_bytes()).expect("header name"),
+            reqwest::header::HeaderValue::from_bytes(h.value).expect("header value"),
+        );
+    }
+    let body = serde_json::from_slice(&bytes[head_len..]).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers: map,
+        body,
     }
 }
 

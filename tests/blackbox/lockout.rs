@@ -125,10 +125,7 @@ async fn sign_ins_are_limited_per_identifier_and_per_address() {
                 max_failures: 0,
                 ..LockoutPolicy::default()
             };
-            c.rate_limits = RateLimits {
-                per_identifier: Rate::new(3, 60),
-                per_ip: Rate::new(6, 60),
-            };
+            c.rate_limits = RateLimits::uniform(Rate::new(3, 60), Rate::new(6, 60));
         })
         .spawn()
         .await;
@@ -166,10 +163,7 @@ async fn code_requests_and_confirmations_are_limited_too() {
         .manual_clock()
         .config(|c| {
             c.code_resend_cooldown_secs = 0;
-            c.rate_limits = RateLimits {
-                per_identifier: Rate::new(2, 60),
-                per_ip: Rate::new(100, 60),
-            };
+            c.rate_limits = RateLimits::uniform(Rate::new(2, 60), Rate::new(100, 60));
         })
         .spawn()
         .await;

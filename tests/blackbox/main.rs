@@ -13,6 +13,7 @@ mod logins;
 mod me;
 mod overload;
 mod password;
+mod races;
 mod registration;
 mod sessions;
 mod smtp;

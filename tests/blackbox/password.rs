@@ -34,7 +34,7 @@ async fn changing_the_password_needs_the_current_one_and_revokes_other_sessions(
         json!({"current_password": "not it at all", "new_password": NEW}),
     )
     .await
-    .assert_problem(401, "invalid_credentials");
+    .assert_problem(403, "invalid_current_password");
     let weak = put_password(
         &app,
         token,

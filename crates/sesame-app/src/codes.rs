@@ -164,8 +164,11 @@ impl App {
         }
     }
 
-    /// Checks a code for `purpose` and `login`, counting a wrong try. The record
-    /// returned must be consumed in the caller's transaction.
+    /// Checks a code for `purpose` and `login`. The guess is compared only
+    /// after one of the login's failure budget and one of the code's tries
+    /// have been claimed, each by one atomic step; a right guess gives the
+    /// budget back. The record returned must be consumed in the caller's
+    /// transaction.
     pub(crate) async fn check_code(
         &self,
         purpose: CodePurpose,
@@ -176,23 +179,43 @@ impl App {
     ) -> Result<VerificationCode, Error> {
         let subject = &subject_of(purpose, auth);
         let stores = &self.0.stores;
-        let record = stores
+        let budget = self.code_budget(login)?;
+        self.claim_budget(&budget, self.0.settings.code_lockout)
+            .await?;
+        let claimed = stores
             .codes
-            .find_code(purpose, login.login_type, &login.identifier, subject)
-            .await?
-            .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
-        match self.0.codes.check(&record, code, now) {
-            Ok(()) => Ok(record),
-            Err(e) => {
-                if e.error_code() == ErrorCode::InvalidCode
-                    && record.consumed_at.is_none()
-                    && record.attempts < MAX_ATTEMPTS
-                {
-                    stores.codes.record_code_attempt(record.id).await?;
-                }
-                Err(e)
-            }
-        }
+            .claim_code_try(
+                purpose,
+                login.login_type,
+                &login.identifier,
+                subject,
+                MAX_ATTEMPTS,
+            )
+            .await?;
+        let Some(record) = claimed else {
+            // Only an expired code is worth telling apart; used and spent
+            // codes are simply not valid.
+            let expired = stores
+                .codes
+                .find_code(purpose, login.login_type, &login.identifier, subject)
+                .await?
+                .is_some_and(|c| {
+                    c.consumed_at.is_none() && c.attempts < MAX_ATTEMPTS && c.expires_at <= now
+                });
+            return Err(Error::code(if expired {
+                ErrorCode::CodeExpired
+            } else {
+                ErrorCode::InvalidCode
+            }));
+        };
+        self.0.codes.check(&record, code, now)?;
+        self.release_budget(&budget).await?;
+        Ok(record)
+    }
+
+    /// The failure budget of code confirmations for `login`, across codes.
+    fn code_budget(&self, login: &Login) -> Result<String, Error> {
+        Ok(format!("code:{}", self.0.codes.login_key(login)?))
     }
 
     /// Marks a checked code used; a concurrent use of the same code loses.
@@ -202,7 +225,13 @@ impl App {
         record: &VerificationCode,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
-        if self.0.stores.codes.consume_code(tx, record.id, now).await? {
+        let consumed = self
+            .0
+            .stores
+            .codes
+            .consume_code(tx, record.id, MAX_ATTEMPTS, now)
+            .await?;
+        if consumed && record.expires_at > now {
             Ok(())
         } else {
             Err(Error::code(ErrorCode::InvalidCode))

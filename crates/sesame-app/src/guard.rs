@@ -36,6 +36,15 @@ impl Default for LockoutPolicy {
 }
 
 impl LockoutPolicy {
+    /// The default for code confirmations: ten failures across codes.
+    pub const fn codes() -> Self {
+        Self {
+            max_failures: 10,
+            lock_secs: 60,
+            max_lock_secs: 3600,
+        }
+    }
+
     /// The lock that `failures` consecutive failures earn, if any.
     pub fn lock_for(&self, failures: i64) -> Option<Duration> {
         if self.max_failures == 0 || failures < i64::from(self.max_failures) {
@@ -50,14 +59,32 @@ impl LockoutPolicy {
     }
 }
 
-/// Rate limits of sign-ins, code requests and code confirmations.
+/// Rate limits of every flow that hashes, sends or confirms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
-    /// Attempts per login (type and identifier), for each of the three actions.
+    /// Attempts per login (type and identifier), for each action that has no
+    /// budget of its own.
     pub per_identifier: Rate,
-    /// Attempts per client IP, for each of the three actions.
+    /// Attempts per client address, for each action that has no budget of
+    /// its own.
     pub per_ip: Rate,
+    /// IPv6 clients are counted per network of this prefix length (one
+    /// customer usually holds a whole /64).
+    pub ipv6_prefix: u8,
+    /// Password hashes one client address may have in the hashing pool at
+    /// once, so that no client can fill its queue.
+    pub hashing_per_address: u32,
+    /// Password sign-ins and code sign-ins.
+    pub sign_in: Budget,
+    /// Registrations, with a password or a code.
+    pub register: Budget,
+    /// Code requests and password-reset requests.
+    pub send_code: Budget,
+    /// Code confirmations: verification, registration, binding, reset.
+    pub confirm_code: Budget,
+    /// Password changes.
+    pub change_password: Budget,
 }
 
 impl Default for RateLimits {
@@ -65,24 +92,119 @@ impl Default for RateLimits {
         Self {
             per_identifier: Rate::new(10, 60),
             per_ip: Rate::new(100, 60),
+            ipv6_prefix: 64,
+            hashing_per_address: 8,
+            sign_in: Budget::default(),
+            register: Budget {
+                per_identifier: None,
+                per_ip: Some(Rate::new(20, 60)),
+            },
+            send_code: Budget::default(),
+            confirm_code: Budget::default(),
+            change_password: Budget::default(),
         }
     }
+}
+
+impl RateLimits {
+    /// The same rates for every action.
+    pub fn uniform(per_identifier: Rate, per_ip: Rate) -> Self {
+        let none = Budget::default();
+        Self {
+            per_identifier,
+            per_ip,
+            sign_in: none,
+            register: none,
+            send_code: none,
+            confirm_code: none,
+            change_password: none,
+            ..Self::default()
+        }
+    }
+
+    fn budget(&self, action: Action) -> Budget {
+        match action {
+            Action::SignIn => self.sign_in,
+            Action::Register => self.register,
+            Action::SendCode => self.send_code,
+            Action::ConfirmCode => self.confirm_code,
+            Action::ChangePassword => self.change_password,
+        }
+    }
+}
+
+/// An action's own rates; unset ones fall back to the defaults of
+/// [`RateLimits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budget {
+    /// Per login.
+    pub per_identifier: Option<Rate>,
+    /// Per client address (IPv6 per network, see `ipv6_prefix`).
+    pub per_ip: Option<Rate>,
 }
 
 /// The actions that are rate-limited, each with its own budget.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Action {
     SignIn,
+    Register,
     SendCode,
     ConfirmCode,
+    ChangePassword,
 }
 
 impl Action {
     fn as_str(self) -> &'static str {
         match self {
             Action::SignIn => "sign_in",
+            Action::Register => "register",
             Action::SendCode => "send_code",
             Action::ConfirmCode => "confirm_code",
+            Action::ChangePassword => "change_password",
+        }
+    }
+}
+
+/// The address a client is counted under: IPv6 addresses by their network of
+/// `prefix` bits; IPv4 (and IPv4-mapped) addresses whole.
+pub fn client_network(ip: &str, prefix: u8) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let prefix = prefix.min(128);
+            let mask = u128::MAX.checked_shl(u32::from(128 - prefix)).unwrap_or(0);
+            let net = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+            format!("{net}/{prefix}")
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.to_owned(), |v4| v4.to_string()),
+        _ => ip.to_owned(),
+    }
+}
+
+/// Password hashes in flight per client address (see
+/// [`RateLimits::hashing_per_address`]); an entry lives while its hashes do.
+#[derive(Debug, Default)]
+pub(crate) struct HashingSlots(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+/// One client's place in the hashing pool, given back when dropped.
+pub(crate) struct HashingSlot {
+    slots: std::sync::Arc<HashingSlots>,
+    key: Option<String>,
+}
+
+impl Drop for HashingSlot {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        let mut map = self.slots.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&key);
+            }
         }
     }
 }
@@ -114,8 +236,11 @@ impl App {
         let Some(ip) = &meta.ip else {
             return Ok(());
         };
-        let key = format!("{}:ip:{ip}", action.as_str());
-        self.limit(&key, self.0.settings.rate_limits.per_ip).await
+        let limits = &self.0.settings.rate_limits;
+        let network = client_network(ip, limits.ipv6_prefix);
+        let key = format!("{}:ip:{network}", action.as_str());
+        let rate = limits.budget(action).per_ip.unwrap_or(limits.per_ip);
+        self.limit(&key, rate).await
     }
 
     /// Counts one `action` on `login` against its rate.
@@ -125,8 +250,51 @@ impl App {
             action.as_str(),
             self.0.codes.login_key(login)?
         );
-        self.limit(&key, self.0.settings.rate_limits.per_identifier)
-            .await
+        let limits = &self.0.settings.rate_limits;
+        let rate = limits
+            .budget(action)
+            .per_identifier
+            .unwrap_or(limits.per_identifier);
+        self.limit(&key, rate).await
+    }
+
+    /// A place in the hashing pool for the client: refused with
+    /// `429 rate_limited` while the client's address already has
+    /// `hashing_per_address` hashes in flight.
+    pub(crate) fn hashing_slot(&self, meta: &ClientMeta) -> Result<HashingSlot, Error> {
+        let slots = self.0.hashing_slots.clone();
+        let limits = &self.0.settings.rate_limits;
+        let Some(ip) = &meta.ip else {
+            return Ok(HashingSlot { slots, key: None });
+        };
+        let key = client_network(ip, limits.ipv6_prefix);
+        {
+            let mut map = slots.0.lock().unwrap_or_else(|e| e.into_inner());
+            let n = map.entry(key.clone()).or_insert(0);
+            if *n >= limits.hashing_per_address.max(1) {
+                return Err(rate_limited(1));
+            }
+            *n += 1;
+        }
+        Ok(HashingSlot {
+            slots,
+            key: Some(key),
+        })
+    }
+
+    /// Counts one `action` by a signed-in principal against the per-login rate.
+    pub(crate) async fn limit_principal(
+        &self,
+        action: Action,
+        principal: PrincipalId,
+    ) -> Result<(), Error> {
+        let key = format!("{}:principal:{principal}", action.as_str());
+        let limits = &self.0.settings.rate_limits;
+        let rate = limits
+            .budget(action)
+            .per_identifier
+            .unwrap_or(limits.per_identifier);
+        self.limit(&key, rate).await
     }
 
     async fn limit(&self, key: &str, rate: Rate) -> Result<(), Error> {
@@ -142,57 +310,75 @@ impl App {
         }
     }
 
-    /// The lock on an identifier that belongs to nobody, if one holds.
-    pub(crate) async fn unknown_login_lock(&self, login: &Login) -> Result<Option<u64>, Error> {
-        let key = format!("lock:{}", self.0.codes.login_key(login)?);
-        Ok(self.0.stores.limits.cooldown_left(&key).await?)
-    }
-
-    /// Counts a failed sign-in on an identifier that belongs to nobody, locking
-    /// it exactly as a principal would be locked.
-    pub(crate) async fn fail_unknown_login(&self, login: &Login) -> Result<(), Error> {
-        let policy = self.0.settings.lockout;
-        let name = self.0.codes.login_key(login)?;
+    /// Claims one attempt against the failure budget `name` in the shared
+    /// limits before a guess is evaluated: the count goes up first, and the
+    /// claim that reaches `policy`'s limit starts the lock itself, so guesses
+    /// released together evaluate at most the limit. While the lock holds
+    /// nothing is counted and the answer is `423` with `Retry-After`. Each
+    /// claim after a lock has run out starts a longer one.
+    pub(crate) async fn claim_budget(
+        &self,
+        name: &str,
+        policy: LockoutPolicy,
+    ) -> Result<(), Error> {
         let limits = &self.0.stores.limits;
+        let lock_key = format!("lock:{name}");
+        if let Some(wait) = limits.cooldown_left(&lock_key).await? {
+            return Err(locked(wait));
+        }
         let remember = std::time::Duration::from_secs(policy.max_lock_secs.max(3600) * 2);
         let failures = limits
             .count_failure(&format!("failures:{name}"), remember)
             .await?;
         if let Some(lock) = policy.lock_for(failures as i64) {
             let ttl = std::time::Duration::from_secs(lock.whole_seconds().max(1) as u64);
-            limits.start_cooldown(&format!("lock:{name}"), ttl).await?;
+            // Only the claim that starts the lock is evaluated.
+            if let Some(wait) = limits.start_cooldown(&lock_key, ttl).await? {
+                return Err(locked(wait));
+            }
         }
         Ok(())
     }
 
-    /// Writes a failed attempt (and, for a known principal, the failure count,
-    /// the lock it earns and their audit rows) in one transaction.
+    /// Gives a budget back after a right guess: the count and any lock go.
+    pub(crate) async fn release_budget(&self, name: &str) -> Result<(), Error> {
+        let limits = &self.0.stores.limits;
+        limits.reset_failures(&format!("failures:{name}")).await?;
+        limits.end_cooldown(&format!("lock:{name}")).await?;
+        Ok(())
+    }
+
+    /// The password failure budget of an identifier that belongs to nobody:
+    /// claimed like a principal's, so that a lock reveals nothing.
+    pub(crate) fn unknown_login_budget(&self, login: &Login) -> Result<String, Error> {
+        Ok(format!("password:{}", self.0.codes.login_key(login)?))
+    }
+
+    /// Seconds left of the lock on the budget `name`, if one holds.
+    pub(crate) async fn budget_lock(&self, name: &str) -> Result<Option<u64>, Error> {
+        let key = format!("lock:{name}");
+        Ok(self.0.stores.limits.cooldown_left(&key).await?)
+    }
+
+    /// Writes a failed attempt, its audit row and, when the attempt's claim
+    /// locked the principal (`lock`: failures and until when), the lock's
+    /// audit row and event, in one transaction.
     pub(crate) async fn record_failure(
         &self,
         login: &Login,
         principal: Option<PrincipalId>,
         reason: ErrorCode,
         meta: &ClientMeta,
+        lock: Option<(i64, OffsetDateTime)>,
     ) -> Result<(), Error> {
         let stores = &self.0.stores;
         let now = self.0.clock.now();
         let mut tx = stores.db.begin().await?;
-        let mut lock = None;
-        if let Some(id) = principal
-            && reason == ErrorCode::InvalidCredentials
-        {
-            let failures = stores
+        if let (Some(id), ErrorCode::AccountLocked) = (principal, reason) {
+            stores
                 .principals
-                .record_failed_sign_in(tx.as_mut(), id, now)
+                .note_refused_attempt(tx.as_mut(), id)
                 .await?;
-            if let Some(duration) = self.0.settings.lockout.lock_for(failures) {
-                let until = now + duration;
-                stores
-                    .principals
-                    .lock_principal(tx.as_mut(), id, until, now)
-                    .await?;
-                lock = Some((failures, until));
-            }
         }
         let attempt = LoginAttempt {
             id: Uuid::now_v7(),
@@ -263,6 +449,24 @@ mod tests {
             ..policy
         };
         assert_eq!(off.lock_for(1000), None);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_network() {
+        assert_eq!(
+            client_network("2001:db8:1:2:aaaa::1", 64),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            client_network("2001:db8:1:2:ffff:ffff:ffff:ffff", 64),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(client_network("2001:db8:1:3::1", 64), "2001:db8:1:3::/64");
+        assert_eq!(client_network("2001:db8:1:2::1", 48), "2001:db8:1::/48");
+        assert_eq!(client_network("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(client_network("2001:db8::1", 0), "::/0");
+        assert_eq!(client_network("203.0.113.9", 64), "203.0.113.9");
+        assert_eq!(client_network("::ffff:203.0.113.9", 64), "203.0.113.9");
     }
 
     #[test]

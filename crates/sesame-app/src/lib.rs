@@ -30,7 +30,7 @@ use std::sync::{Arc, RwLock};
 use time::Duration;
 
 pub use codes::{CodeRequest, ConfirmRequest};
-pub use guard::{LockoutPolicy, RateLimits};
+pub use guard::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use logins::BindRequest;
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use views::{
@@ -127,6 +127,8 @@ pub struct Settings {
     pub in_process_caches: bool,
     /// Locking after consecutive failed sign-ins.
     pub lockout: LockoutPolicy,
+    /// Locking of a login's code confirmations after failed ones, across codes.
+    pub code_lockout: LockoutPolicy,
     /// Rate limits per login and per client IP.
     pub rate_limits: RateLimits,
 }
@@ -142,6 +144,7 @@ impl Default for Settings {
             code_resend_cooldown: Duration::seconds(60),
             in_process_caches: true,
             lockout: LockoutPolicy::default(),
+            code_lockout: LockoutPolicy::codes(),
             rate_limits: RateLimits::default(),
         }
     }
@@ -196,6 +199,7 @@ struct Inner {
     caches: Caches,
     codes: CodeBook,
     delivery: Delivery,
+    hashing_slots: Arc<guard::HashingSlots>,
 }
 
 /// What the in-process caches hold.
@@ -240,6 +244,7 @@ impl App {
             caches,
             codes,
             delivery,
+            hashing_slots: Arc::default(),
             stores,
             hasher,
             keys: RwLock::new(Arc::new(ring)),
@@ -294,5 +299,10 @@ impl App {
     /// The password hashing pool.
     pub fn hasher(&self) -> &PasswordHasher {
         &self.0.hasher
+    }
+
+    /// How many code guesses have been compared with a stored code.
+    pub fn code_comparisons(&self) -> u64 {
+        self.0.codes.comparisons()
     }
 }

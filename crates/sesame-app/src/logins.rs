@@ -1,6 +1,7 @@
 //! Binding and unbinding login methods. Every way in is a row; adding or
 //! removing one never touches the profile, roles or other sessions.
 
+use crate::guard::Action;
 use crate::registration::identifier_taken;
 use crate::{App, AuthContext, ClientMeta, LoginView};
 use serde::Deserialize;
@@ -36,10 +37,14 @@ impl App {
             (LoginType::Username, None) => None,
             (LoginType::Username, Some(_)) => return Err(Error::field("code", "not_allowed")),
             (_, None) => return Err(Error::field("code", "required")),
-            (_, Some(code)) => Some(
-                self.check_code(CodePurpose::Bind, &login, Some(auth), code, now)
-                    .await?,
-            ),
+            (_, Some(code)) => {
+                self.limit_ip(Action::ConfirmCode, meta).await?;
+                self.limit_login(Action::ConfirmCode, &login).await?;
+                Some(
+                    self.check_code(CodePurpose::Bind, &login, Some(auth), code, now)
+                        .await?,
+                )
+            }
         };
         let method = LoginMethod {
             id: Uuid::now_v7(),

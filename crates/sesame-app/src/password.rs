@@ -1,6 +1,7 @@
 //! The password lifecycle: set a first one (progressive authentication), change
 //! it, reset it with a code. Each change revokes other sessions.
 
+use crate::guard::Action;
 use crate::{App, AuthContext, ClientMeta};
 use serde::Deserialize;
 use serde_json::json;
@@ -53,15 +54,17 @@ impl App {
         meta: &ClientMeta,
     ) -> Result<(), Error> {
         let stores = &self.0.stores;
+        self.limit_ip(Action::ChangePassword, meta).await?;
+        self.limit_principal(Action::ChangePassword, auth.principal_id)
+            .await?;
+        let _slot = self.hashing_slot(meta)?;
         let current = stores.passwords.get_password(auth.principal_id).await?;
         if let Some(hash) = &current {
             let given = req
                 .current_password
                 .as_deref()
                 .ok_or_else(|| Error::field("current_password", "required"))?;
-            if !self.0.hasher.verify(given, Some(hash)).await? {
-                return Err(Error::code(ErrorCode::InvalidCredentials));
-            }
+            self.check_current_password(auth, given, hash, meta).await?;
         }
         let first = current.is_none();
         let topic = if first {
@@ -80,10 +83,67 @@ impl App {
         .await
     }
 
+    /// Checks the caller's current password. The attempt is claimed on the
+    /// principal's failure count first, exactly like a sign-in, so wrong
+    /// guesses here lock the account too; a right one gives the claim back.
+    async fn check_current_password(
+        &self,
+        auth: &AuthContext,
+        given: &str,
+        hash: &str,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
+        let stores = &self.0.stores;
+        let now = self.0.clock.now();
+        let principal = stores.principals.get_principal(auth.principal_id).await?;
+        let claim = self.claim_sign_in(principal, now).await?;
+        let right = self.0.hasher.verify(given, Some(hash)).await?;
+        if right
+            && stores
+                .principals
+                .release_sign_in_claim(auth.principal_id, claim.seq, now)
+                .await?
+        {
+            return Ok(());
+        }
+        let mut tx = stores.db.begin().await?;
+        let audit = sesame_credentials::AuditEntry {
+            id: uuid::Uuid::now_v7(),
+            principal_id: Some(auth.principal_id),
+            event: "password.check_failed".to_owned(),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            data: json!({ "reason": ErrorCode::InvalidCurrentPassword.as_str(), "failures": claim.failures }),
+            at: now,
+        };
+        stores.audit.append_audit(tx.as_mut(), &audit).await?;
+        if let Some(until) = claim.lock {
+            let data =
+                json!({ "failures": claim.failures, "locked_until": until.unix_timestamp() });
+            self.announce(
+                tx.as_mut(),
+                auth.principal_id,
+                topics::ACCOUNT_LOCKED,
+                meta,
+                data,
+                now,
+            )
+            .await?;
+        }
+        stores.db.commit(tx).await?;
+        Err(Error::code(ErrorCode::InvalidCurrentPassword))
+    }
+
     /// Sends a reset code to a verified e-mail or phone; answers alike whether
     /// or not it exists.
-    pub async fn request_password_reset(&self, req: ResetRequest) -> Result<(), Error> {
+    pub async fn request_password_reset(
+        &self,
+        req: ResetRequest,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
         let login = self.code_login(&req.login)?;
+        self.limit_ip(Action::SendCode, meta).await?;
+        self.limit_login(Action::SendCode, &login).await?;
         self.issue_code(CodePurpose::Reset, &login, None).await
     }
 
@@ -94,6 +154,9 @@ impl App {
         meta: &ClientMeta,
     ) -> Result<(), Error> {
         let login = self.code_login(&req.login)?;
+        self.limit_ip(Action::ConfirmCode, meta).await?;
+        self.limit_login(Action::ConfirmCode, &login).await?;
+        let _slot = self.hashing_slot(meta)?;
         let now = self.0.clock.now();
         let record = self
             .check_code(CodePurpose::Reset, &login, None, &req.code, now)

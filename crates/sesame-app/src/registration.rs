@@ -1,6 +1,7 @@
 //! Registration: profile, principal, login method, password, session, audit row
 //! and outbox event in one transaction.
 
+use crate::guard::Action;
 use crate::{App, ClientMeta, RegisterRequest, Registered};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, FieldError, PrincipalId, StoreError};
@@ -89,6 +90,8 @@ impl App {
             (Ok(l), Ok(p), Ok(pr)) => (l, p, pr),
             (l, p, pr) => return Err(merge_errors([l.err(), p.err(), pr.err()])),
         };
+        self.limit_ip(Action::Register, meta).await?;
+        self.limit_login(Action::Register, &login).await?;
         let (hash, code) = match &proof {
             Proof::Password(password) => {
                 check_new_password(password, &[login.identifier.as_str()], "password")?;
@@ -103,6 +106,7 @@ impl App {
                 if taken.is_some() {
                     return Err(identifier_in_use());
                 }
+                let _slot = self.hashing_slot(meta)?;
                 (Some(self.0.hasher.hash(password).await?), None)
             }
             Proof::Code(code) => {

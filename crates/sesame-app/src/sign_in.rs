@@ -7,9 +7,37 @@ use serde_json::json;
 use sesame_core::{Error, ErrorCode};
 use sesame_credentials::password::Verified;
 use sesame_credentials::{
-    CodePurpose, LoginAttempt, LoginMethod, LoginType, Principal, VerificationCode,
+    CodePurpose, Login, LoginAttempt, LoginMethod, LoginType, Principal, VerificationCode,
 };
 use sesame_events::topics;
+
+/// A password attempt's claim on the principal's failure count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claim {
+    /// The count after this attempt was claimed.
+    pub(crate) failures: i64,
+    /// The attempt's number on the principal.
+    pub(crate) seq: i64,
+    /// The lock this claim set, should the attempt fail.
+    pub(crate) lock: Option<time::OffsetDateTime>,
+}
+
+/// What opening a session must know of the attempt that earned it.
+struct Attempt<'a> {
+    login: &'a Login,
+    /// The password attempt's claim, if it was one.
+    claimed: Option<Claim>,
+    /// A hash to replace by a re-hash of the same password.
+    upgrade: Option<(String, String)>,
+}
+
+/// Seconds left of `principal`'s lock at `now`, if one holds.
+fn lock_left(principal: &Principal, now: time::OffsetDateTime) -> Option<u64> {
+    principal
+        .locked_until
+        .filter(|until| *until > now)
+        .map(|until| secs_until(until, now))
+}
 
 impl App {
     /// Signs in. An unknown identifier and a wrong password answer alike, after
@@ -26,7 +54,7 @@ impl App {
         self.limit_ip(Action::SignIn, meta).await?;
         let mut upgrade = None;
         // The principal read for the lock check is reused to open the session.
-        let (method, code, principal) = match &proof {
+        let (method, code, principal, claimed) = match &proof {
             Proof::Password(password) => {
                 if password.chars().count() > sesame_credentials::password::MAX_LEN {
                     return Err(Error::field("password", "too_long"));
@@ -39,27 +67,43 @@ impl App {
                     Some(m) => Some(stores.principals.get_principal(m.principal_id).await?),
                     None => None,
                 };
+                let id = principal.as_ref().map(|p| p.id);
                 // A lock answers before the password is looked at, identically
                 // for every password and for logins that belong to nobody.
+                let unknown = self.unknown_login_budget(&login)?;
                 let lock = match &principal {
-                    Some(p) => p
-                        .locked_until
-                        .filter(|until| *until > now)
-                        .map(|until| secs_until(until, now)),
-                    None => self.unknown_login_lock(&login).await?,
+                    Some(p) => lock_left(p, now),
+                    None => self.budget_lock(&unknown).await?,
                 };
                 if let Some(wait) = lock {
-                    let id = principal.as_ref().map(|p| p.id);
-                    self.record_failure(&login, id, ErrorCode::AccountLocked, meta)
+                    self.record_failure(&login, id, ErrorCode::AccountLocked, meta, None)
                         .await?;
                     return Err(locked(wait));
                 }
                 if let Err(refused) = self.limit_login(Action::SignIn, &login).await {
-                    let id = principal.as_ref().map(|p| p.id);
-                    self.record_failure(&login, id, ErrorCode::RateLimited, meta)
+                    self.record_failure(&login, id, ErrorCode::RateLimited, meta, None)
                         .await?;
                     return Err(refused);
                 }
+                let _slot = self.hashing_slot(meta)?;
+                // The attempt is counted before the password is verified.
+                let claimed = match &principal {
+                    // With locking off there is no count to keep.
+                    Some(_) if self.0.settings.lockout.max_failures == 0 => Ok(None),
+                    Some(p) => self.claim_sign_in(p.clone(), now).await.map(Some),
+                    None => self
+                        .claim_budget(&unknown, self.0.settings.lockout)
+                        .await
+                        .map(|()| None),
+                };
+                let claimed = match claimed {
+                    Ok(claimed) => claimed,
+                    Err(refused) => {
+                        self.record_failure(&login, id, refused.error_code(), meta, None)
+                            .await?;
+                        return Err(refused);
+                    }
+                };
                 let stored_hash = match &method {
                     Some(m) => stores.passwords.get_password(m.principal_id).await?,
                     None => None,
@@ -69,23 +113,20 @@ impl App {
                     .hasher
                     .check(password, stored_hash.as_deref())
                     .await?;
-                match method {
-                    Some(m) if verdict != Verified::No => {
+                match (method, claimed) {
+                    (Some(m), claim) if verdict != Verified::No => {
                         // A hash made elsewhere or with an older cost is
                         // replaced, in the transaction that opens the session.
                         if let (Verified::Outdated, Some(old)) = (verdict, stored_hash) {
                             let new = self.0.hasher.hash(password).await?;
                             upgrade = Some((old, new));
                         }
-                        (m, None, principal)
+                        (m, None, principal, claim)
                     }
-                    _ => {
-                        let id = principal.as_ref().map(|p| p.id);
-                        self.record_failure(&login, id, ErrorCode::InvalidCredentials, meta)
+                    (_, claim) => {
+                        let lock = claim.and_then(|c| c.lock.map(|until| (c.failures, until)));
+                        self.record_failure(&login, id, ErrorCode::InvalidCredentials, meta, lock)
                             .await?;
-                        if id.is_none() {
-                            self.fail_unknown_login(&login).await?;
-                        }
                         return Err(Error::code(ErrorCode::InvalidCredentials));
                     }
                 }
@@ -103,18 +144,65 @@ impl App {
                     .find_login_method(login.login_type, &login.identifier)
                     .await?
                     .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
-                (method, Some(record), None)
+                (method, Some(record), None, None)
             }
+        };
+        let attempt = Attempt {
+            login: &login,
+            claimed,
+            upgrade,
         };
         self.open_session(
             method,
             principal,
             code,
-            upgrade,
+            attempt,
             proof.amr(login.login_type),
             meta,
         )
         .await
+    }
+
+    /// Claims a sign-in attempt on `principal` before its password is
+    /// verified (see [`sesame_credentials::PrincipalStore::claim_sign_in_attempt`]): the count
+    /// goes up, and the claim that reaches the limit sets the lock itself, so
+    /// that attempts released together verify at most the limit.
+    pub(crate) async fn claim_sign_in(
+        &self,
+        mut principal: Principal,
+        now: time::OffsetDateTime,
+    ) -> Result<Claim, Error> {
+        let stores = &self.0.stores;
+        // Each lost race means another attempt was counted; the limit bounds them.
+        for _ in 0..=self.0.settings.lockout.max_failures.max(4) * 2 {
+            if let Some(wait) = lock_left(&principal, now) {
+                return Err(locked(wait));
+            }
+            let failures = principal.failed_attempts + 1;
+            let lock = self.0.settings.lockout.lock_for(failures).map(|d| now + d);
+            if let Some(seq) = stores
+                .principals
+                .claim_sign_in_attempt(
+                    principal.id,
+                    principal.failed_attempts,
+                    principal.locked_until,
+                    lock,
+                    now,
+                )
+                .await?
+            {
+                return Ok(Claim {
+                    failures,
+                    seq,
+                    lock,
+                });
+            }
+            principal = stores.principals.get_principal(principal.id).await?;
+        }
+        Err(Error::Busy {
+            code: ErrorCode::Overloaded,
+            retry_after_secs: 1,
+        })
     }
 
     /// Opens a session for a principal that has proven itself with `method`
@@ -124,7 +212,7 @@ impl App {
         method: LoginMethod,
         principal: Option<Principal>,
         code: Option<VerificationCode>,
-        upgrade: Option<(String, String)>,
+        attempt: Attempt<'_>,
         amr: &str,
         meta: &ClientMeta,
     ) -> Result<SessionGrant, Error> {
@@ -139,6 +227,27 @@ impl App {
         let now = self.0.clock.now();
         let session = self.new_session(principal.id, &principal.kind, &[amr], meta, now)?;
         let mut tx = stores.db.begin().await?;
+        // The success clears the count only if no other attempt reached the
+        // principal since this one was claimed: a burst of guesses cannot slip
+        // a right one past the lock (and the right one answers like a wrong one).
+        let claimed = attempt.claimed;
+        if !stores
+            .principals
+            .record_sign_in(tx.as_mut(), principal.id, claimed.map(|c| c.seq), now)
+            .await?
+        {
+            drop(tx);
+            let lock = claimed.and_then(|c| c.lock.map(|until| (c.failures, until)));
+            self.record_failure(
+                attempt.login,
+                Some(principal.id),
+                ErrorCode::InvalidCredentials,
+                meta,
+                lock,
+            )
+            .await?;
+            return Err(Error::code(ErrorCode::InvalidCredentials));
+        }
         if let Some(code) = &code {
             self.consume_code(tx.as_mut(), code, now).await?;
             stores
@@ -146,7 +255,7 @@ impl App {
                 .mark_login_verified(tx.as_mut(), method.id, now)
                 .await?;
         }
-        if let Some((old, new)) = &upgrade {
+        if let Some((old, new)) = &attempt.upgrade {
             let upgraded = stores
                 .passwords
                 .upgrade_hash(tx.as_mut(), principal.id, old, new, now)
@@ -157,10 +266,6 @@ impl App {
             }
         }
         self.insert_session(tx.as_mut(), &session).await?;
-        stores
-            .principals
-            .record_sign_in(tx.as_mut(), principal.id, now)
-            .await?;
         stores
             .logins
             .touch_login_method(tx.as_mut(), method.id, now)

@@ -39,6 +39,7 @@ error_codes! {
     ValidationFailed => ("validation_failed", 400, "The request is not valid"),
     IdentifierTaken => ("identifier_taken", 409, "The identifier is already in use"),
     InvalidCredentials => ("invalid_credentials", 401, "Invalid credentials"),
+    InvalidCurrentPassword => ("invalid_current_password", 403, "The current password is not right"),
     AccountLocked => ("account_locked", 423, "The account is temporarily locked"),
     RateLimited => ("rate_limited", 429, "Too many requests"),
     LastLoginMethod => ("last_login_method", 409, "The last way to sign in cannot be removed"),

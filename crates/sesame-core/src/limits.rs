@@ -72,6 +72,9 @@ pub trait SharedLimits: Send + Sync {
     /// atomic step; `Some(seconds left)` when it was running.
     async fn start_cooldown(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError>;
 
+    /// Ends the cooldown `key` now, if it is running.
+    async fn end_cooldown(&self, key: &str) -> Result<(), StoreError>;
+
     /// Seconds left of the cooldown `key`, if it is running.
     async fn cooldown_left(&self, key: &str) -> Result<Option<u64>, StoreError>;
 
@@ -163,6 +166,11 @@ impl SharedLimits for MemoryLimits {
             );
             None
         }))
+    }
+
+    async fn end_cooldown(&self, key: &str) -> Result<(), StoreError> {
+        self.with(|slots, _| slots.remove(key));
+        Ok(())
     }
 
     async fn cooldown_left(&self, key: &str) -> Result<Option<u64>, StoreError> {

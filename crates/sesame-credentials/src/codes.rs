@@ -87,6 +87,8 @@ pub struct VerificationCode {
 #[derive(Clone)]
 pub struct CodeBook {
     key: [u8; 32],
+    /// Guesses compared with a stored code, for tests and metrics.
+    compared: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for CodeBook {
@@ -98,7 +100,15 @@ impl std::fmt::Debug for CodeBook {
 impl CodeBook {
     /// A code book keyed with `key` (derived from the master key).
     pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
+        Self {
+            key,
+            compared: Default::default(),
+        }
+    }
+
+    /// How many guesses have been compared with a stored code so far.
+    pub fn comparisons(&self) -> u64 {
+        self.compared.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn mac(
@@ -177,15 +187,16 @@ impl CodeBook {
         Ok((code, record))
     }
 
-    /// Checks `code` against a stored record at `now`: `code_expired` past its
-    /// time, `invalid_code` when used, dead after five wrong tries, or wrong.
+    /// Checks `code` against a record whose try has been claimed (so its
+    /// `attempts` counts this guess) at `now`: `code_expired` past its time,
+    /// `invalid_code` when used, past its tries, or wrong.
     pub fn check(
         &self,
         record: &VerificationCode,
         code: &str,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
-        if record.consumed_at.is_some() || record.attempts >= MAX_ATTEMPTS {
+        if record.consumed_at.is_some() || record.attempts > MAX_ATTEMPTS {
             return Err(Error::code(ErrorCode::InvalidCode));
         }
         if record.expires_at <= now {
@@ -196,6 +207,8 @@ impl CodeBook {
             identifier: record.identifier.clone(),
         };
         let expected = self.mac(record.purpose, &login, &record.subject, code.trim())?;
+        self.compared
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if bool::from(expected.ct_eq(&record.code_hash)) {
             Ok(())
         } else {
@@ -279,8 +292,13 @@ mod tests {
             book.check(&record, &code, later).unwrap_err().error_code(),
             ErrorCode::CodeExpired
         );
-        let tired = VerificationCode {
+        let last_try = VerificationCode {
             attempts: MAX_ATTEMPTS,
+            ..record.clone()
+        };
+        assert!(book.check(&last_try, &code, now).is_ok());
+        let tired = VerificationCode {
+            attempts: MAX_ATTEMPTS + 1,
             ..record.clone()
         };
         assert_eq!(

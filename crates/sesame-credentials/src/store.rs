@@ -28,26 +28,44 @@ pub trait PrincipalStore: Send + Sync {
     /// Reads a principal.
     async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError>;
     /// Records a successful sign-in: clears the failure count and any lock.
+    /// With `claimed` (the attempt number its claim returned), only while no
+    /// other attempt reached the principal since: false, and nothing written,
+    /// otherwise.
     async fn record_sign_in(
         &self,
         tx: &mut dyn Tx,
         id: PrincipalId,
+        claimed: Option<i64>,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-    /// Counts a failed sign-in; returns the consecutive failures so far.
-    async fn record_failed_sign_in(
+    ) -> Result<bool, StoreError>;
+    /// Gives back a claimed attempt whose password was right without signing
+    /// in (a password change): clears the count and any lock while no other
+    /// attempt reached the principal since the claim; false otherwise.
+    async fn release_sign_in_claim(
+        &self,
+        id: PrincipalId,
+        claimed: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Claims a sign-in attempt before its password is verified: if the
+    /// principal still has the failure count `seen_failures` and the lock
+    /// `seen_lock` that were read, counts the attempt and sets `lock` (when
+    /// given) in one statement, and returns the attempt's number; `None` when
+    /// another attempt changed them first.
+    async fn claim_sign_in_attempt(
+        &self,
+        id: PrincipalId,
+        seen_failures: i64,
+        seen_lock: Option<OffsetDateTime>,
+        lock: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Notes an attempt refused by the lock, in the caller's transaction, so
+    /// that a right password being verified meanwhile does not count.
+    async fn note_refused_attempt(
         &self,
         tx: &mut dyn Tx,
         id: PrincipalId,
-        at: OffsetDateTime,
-    ) -> Result<i64, StoreError>;
-    /// Locks the principal until `until`.
-    async fn lock_principal(
-        &self,
-        tx: &mut dyn Tx,
-        id: PrincipalId,
-        until: OffsetDateTime,
-        at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 }
 
@@ -219,13 +237,26 @@ pub trait VerificationCodeStore: Send + Sync {
         identifier: &str,
         subject: &str,
     ) -> Result<Option<VerificationCode>, StoreError>;
-    /// Counts a wrong try.
-    async fn record_code_attempt(&self, id: Uuid) -> Result<(), StoreError>;
-    /// Marks a code used in the caller's transaction; false when it already was.
+    /// Claims one of a code's tries before its guess is looked at: in one
+    /// statement, counts a try on the live code for a purpose, login and
+    /// subject that still has tries left and returns it as it is after the
+    /// count; `None` when there is no such code, it was used or its tries are
+    /// gone. However many guesses race, at most `max_attempts` are claimed.
+    async fn claim_code_try(
+        &self,
+        purpose: CodePurpose,
+        login_type: LoginType,
+        identifier: &str,
+        subject: &str,
+        max_attempts: i64,
+    ) -> Result<Option<VerificationCode>, StoreError>;
+    /// Marks a code used in the caller's transaction, unless it already was or
+    /// more than `max_attempts` tries were claimed; false then.
     async fn consume_code(
         &self,
         tx: &mut dyn Tx,
         id: Uuid,
+        max_attempts: i64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 }

@@ -153,10 +153,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let forwarded_for = parts
+        // Several header lines are one list (RFC 9110 §5.3), the last line
+        // appended by the nearest proxy; a line that is not text stops the
+        // walk from the right there.
+        let lines: Vec<&str> = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("unreadable"))
+            .collect();
+        let joined = lines.join(",");
+        let forwarded_for = (!lines.is_empty()).then_some(joined.as_str());
         let ip = peer.map(|peer| {
             match parts
                 .extensions

@@ -132,9 +132,10 @@ pub async fn change_password(
 
 pub async fn request_reset(
     State(app): State<App>,
+    Meta(meta): Meta,
     JsonBody(req): JsonBody<ResetRequest>,
 ) -> Result<StatusCode> {
-    app.request_password_reset(req).await?;
+    app.request_password_reset(req, &meta).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -86,6 +86,16 @@ impl SharedLimits for RedisLimits {
         true
     }
 
+    async fn end_cooldown(&self, key: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.key("cooldown", key))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn cooldown_left(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let mut conn = self.conn.clone();
         let left_ms: i64 = redis::cmd("PTTL")

@@ -54,28 +54,45 @@ impl VerificationCodeStore for PgStore {
         row.as_ref().map(code).transpose().map_err(map_err)
     }
 
-    async fn record_code_attempt(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE credentials.verification_codes SET attempts = attempts + 1 WHERE id = $1",
+    async fn claim_code_try(
+        &self,
+        purpose: CodePurpose,
+        login_type: LoginType,
+        identifier: &str,
+        subject: &str,
+        max_attempts: i64,
+    ) -> Result<Option<VerificationCode>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE credentials.verification_codes SET attempts = attempts + 1
+             WHERE purpose = $1 AND login_type = $2 AND identifier = $3 AND subject = $4
+               AND consumed_at IS NULL AND attempts < $5
+             RETURNING *",
         )
-        .bind(id)
-        .execute(&self.credentials)
+        .bind(purpose.as_str())
+        .bind(login_type.as_str())
+        .bind(identifier)
+        .bind(subject)
+        .bind(max_attempts)
+        .fetch_optional(&self.credentials)
         .await
         .map_err(map_err)?;
-        Ok(())
+        row.as_ref().map(code).transpose().map_err(map_err)
     }
 
     async fn consume_code(
         &self,
         tx: &mut dyn Tx,
         id: Uuid,
+        max_attempts: i64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE credentials.verification_codes SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL",
+            "UPDATE credentials.verification_codes SET consumed_at = $1
+             WHERE id = $2 AND consumed_at IS NULL AND attempts <= $3",
         )
         .bind(at)
         .bind(id)
+        .bind(max_attempts)
         .execute(conn(tx)?)
         .await
         .map_err(map_err)?;

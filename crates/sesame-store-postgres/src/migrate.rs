@@ -46,6 +46,11 @@ impl Domain {
                     "login_attempts",
                     include_str!("../migrations/credentials/0002_login_attempts.sql"),
                 ),
+                (
+                    3,
+                    "attempt_seq",
+                    include_str!("../migrations/credentials/0003_attempt_seq.sql"),
+                ),
             ],
         }
     }

@@ -54,26 +54,45 @@ impl VerificationCodeStore for SqliteStore {
         row.as_ref().map(code).transpose().map_err(map_err)
     }
 
-    async fn record_code_attempt(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("UPDATE verification_codes SET attempts = attempts + 1 WHERE id = ?")
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(())
+    async fn claim_code_try(
+        &self,
+        purpose: CodePurpose,
+        login_type: LoginType,
+        identifier: &str,
+        subject: &str,
+        max_attempts: i64,
+    ) -> Result<Option<VerificationCode>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE verification_codes SET attempts = attempts + 1
+             WHERE purpose = ? AND login_type = ? AND identifier = ? AND subject = ?
+               AND consumed_at IS NULL AND attempts < ?
+             RETURNING *",
+        )
+        .bind(purpose.as_str())
+        .bind(login_type.as_str())
+        .bind(identifier)
+        .bind(subject)
+        .bind(max_attempts)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(code).transpose().map_err(map_err)
     }
 
     async fn consume_code(
         &self,
         tx: &mut dyn Tx,
         id: Uuid,
+        max_attempts: i64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE verification_codes SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
+            "UPDATE verification_codes SET consumed_at = ?
+             WHERE id = ? AND consumed_at IS NULL AND attempts <= ?",
         )
         .bind(at)
         .bind(id)
+        .bind(max_attempts)
         .execute(conn(tx)?)
         .await
         .map_err(map_err)?;

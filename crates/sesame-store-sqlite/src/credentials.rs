@@ -61,45 +61,72 @@ impl PrincipalStore for SqliteStore {
         &self,
         tx: &mut dyn Tx,
         id: PrincipalId,
+        claimed: Option<i64>,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE principals SET last_login_at = ?, failed_attempts = 0, locked_until = NULL, updated_at = ? WHERE id = ?")
-            .bind(at)
-            .bind(at)
-            .bind(id.0)
-            .execute(conn(tx)?)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn record_failed_sign_in(
-        &self,
-        tx: &mut dyn Tx,
-        id: PrincipalId,
-        at: OffsetDateTime,
-    ) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "UPDATE principals SET failed_attempts = failed_attempts + 1, updated_at = ?
-             WHERE id = ? RETURNING failed_attempts",
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE principals SET last_login_at = $1, failed_attempts = 0, locked_until = NULL, updated_at = $1
+             WHERE id = $2 AND ($3 IS NULL OR attempt_seq = $3)",
         )
         .bind(at)
         .bind(id.0)
-        .fetch_one(conn(tx)?)
+        .bind(claimed)
+        .execute(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_sign_in_claim(
+        &self,
+        id: PrincipalId,
+        claimed: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE principals SET failed_attempts = 0, locked_until = NULL, updated_at = $1
+             WHERE id = $2 AND attempt_seq = $3",
+        )
+        .bind(at)
+        .bind(id.0)
+        .bind(claimed)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_sign_in_attempt(
+        &self,
+        id: PrincipalId,
+        seen_failures: i64,
+        seen_lock: Option<OffsetDateTime>,
+        lock: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE principals
+             SET failed_attempts = failed_attempts + 1, attempt_seq = attempt_seq + 1,
+                 locked_until = COALESCE($1, locked_until), updated_at = $2
+             WHERE id = $3 AND failed_attempts = $4 AND locked_until IS $5
+             RETURNING attempt_seq",
+        )
+        .bind(lock)
+        .bind(at)
+        .bind(id.0)
+        .bind(seen_failures)
+        .bind(seen_lock)
+        .fetch_optional(&self.writer)
         .await
         .map_err(map_err)
     }
 
-    async fn lock_principal(
+    async fn note_refused_attempt(
         &self,
         tx: &mut dyn Tx,
         id: PrincipalId,
-        until: OffsetDateTime,
-        at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE principals SET locked_until = ?, updated_at = ? WHERE id = ?")
-            .bind(until)
-            .bind(at)
+        sqlx::query("UPDATE principals SET attempt_seq = attempt_seq + 1 WHERE id = $1")
             .bind(id.0)
             .execute(conn(tx)?)
             .await

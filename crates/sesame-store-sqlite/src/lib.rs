@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login_attempts",
         include_str!("../migrations/0005_login_attempts.sql"),
     ),
+    (
+        6,
+        "attempt_seq",
+        include_str!("../migrations/0006_attempt_seq.sql"),
+    ),
 ];
 
 /// The SQLite backend: one pool, every store trait.

@@ -96,6 +96,9 @@ pub struct Config {
     pub code_resend_cooldown_secs: u64,
     /// Locking after consecutive failed sign-ins.
     pub lockout: LockoutPolicy,
+    /// Locking of code confirmations for a login after failed ones, across
+    /// codes (default: 10 failures, then 60 s doubling up to an hour).
+    pub code_lockout: LockoutPolicy,
     /// Rate limits of sign-ins, code requests and confirmations.
     pub rate_limits: RateLimits,
     /// Proxies (addresses or networks) whose `X-Forwarded-For` names the
@@ -135,6 +138,7 @@ impl Default for Config {
             smtp: None,
             code_resend_cooldown_secs: 60,
             lockout: LockoutPolicy::default(),
+            code_lockout: LockoutPolicy::codes(),
             rate_limits: RateLimits::default(),
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Auto,
@@ -170,6 +174,7 @@ const KEYS: &[&str] = &[
     "smtp",
     "code_resend_cooldown_secs",
     "lockout",
+    "code_lockout",
     "rate_limits",
     "trusted_proxies",
     "log_format",

@@ -134,6 +134,7 @@ impl Server {
             code_resend_cooldown: time::Duration::seconds(config.code_resend_cooldown_secs as i64),
             in_process_caches: !shared_database,
             lockout: config.lockout,
+            code_lockout: config.code_lockout,
             rate_limits: config.rate_limits,
         };
         let outbox = config.data_dir.join("outbox");
