@@ -203,6 +203,21 @@ async fn failed_code_confirmations_across_codes_lock_the_login() {
             .await,
         0
     );
+    // Every refused confirmation is on record with its reason.
+    let reasons = [
+        ("verify:invalid_code", 10),
+        ("verify:account_locked", 1),
+        ("sign_in:account_locked", 1),
+    ];
+    for (reason, n) in reasons {
+        let sql = format!("SELECT COUNT(*) FROM login_attempts WHERE reason = '{reason}'");
+        assert_eq!(app.count(&sql).await, n, "{reason}");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE event = 'code.confirm_failed'")
+            .await,
+        12
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,13 @@ use serde::Deserialize;
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, Tx};
 use sesame_credentials::codes::{CODE_TTL, MAX_ATTEMPTS};
-use sesame_credentials::{CodePurpose, Login, LoginInput, LoginType, VerificationCode};
+use sesame_credentials::{
+    AuditEntry, CodePurpose, Login, LoginAttempt, LoginInput, LoginType, VerificationCode,
+};
 use sesame_delivery::CodeKind;
 use sesame_events::topics;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// `POST /v1/verifications`.
 #[derive(Deserialize)]
@@ -175,6 +178,77 @@ impl App {
         login: &Login,
         auth: Option<&AuthContext>,
         code: &str,
+        meta: &ClientMeta,
+    ) -> Result<VerificationCode, Error> {
+        let now = self.0.clock.now();
+        match self.claim_and_check(purpose, login, auth, code, now).await {
+            Ok(record) => Ok(record),
+            Err(refused @ (Error::Problem { .. } | Error::Busy { .. })) => {
+                self.record_code_failure(purpose, login, refused.error_code(), meta)
+                    .await?;
+                Err(refused)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Writes a refused code confirmation to `login_attempts` and the audit
+    /// log, with its reason.
+    async fn record_code_failure(
+        &self,
+        purpose: CodePurpose,
+        login: &Login,
+        reason: ErrorCode,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
+        let stores = &self.0.stores;
+        let now = self.0.clock.now();
+        let principal = stores
+            .logins
+            .find_login_method(login.login_type, &login.identifier)
+            .await?
+            .map(|m| m.principal_id);
+        let mut tx = stores.db.begin().await?;
+        let attempt = LoginAttempt {
+            id: Uuid::now_v7(),
+            login_type: login.login_type,
+            identifier: login.identifier.clone(),
+            principal_id: principal,
+            ip: meta.ip.clone(),
+            success: false,
+            reason: Some(format!("{}:{}", purpose.as_str(), reason.as_str())),
+            at: now,
+        };
+        stores
+            .attempts
+            .record_attempt(tx.as_mut(), &attempt)
+            .await?;
+        let audit = AuditEntry {
+            id: Uuid::now_v7(),
+            principal_id: principal,
+            event: "code.confirm_failed".to_owned(),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            data: json!({
+                "purpose": purpose.as_str(),
+                "login_type": login.login_type.as_str(),
+                "reason": reason.as_str(),
+                "known": principal.is_some(),
+            }),
+            at: now,
+        };
+        stores.audit.append_audit(tx.as_mut(), &audit).await?;
+        stores.db.commit(tx).await?;
+        Ok(())
+    }
+
+    /// Claims the budget and a try, then compares (see [`App::check_code`]).
+    async fn claim_and_check(
+        &self,
+        purpose: CodePurpose,
+        login: &Login,
+        auth: Option<&AuthContext>,
+        code: &str,
         now: OffsetDateTime,
     ) -> Result<VerificationCode, Error> {
         let subject = &subject_of(purpose, auth);
@@ -249,7 +323,7 @@ impl App {
         self.limit_login(Action::ConfirmCode, &login).await?;
         let now = self.0.clock.now();
         let record = self
-            .check_code(CodePurpose::Verify, &login, None, &req.code, now)
+            .check_code(CodePurpose::Verify, &login, None, &req.code, meta)
             .await?;
         let stores = &self.0.stores;
         let method = stores

@@ -41,7 +41,7 @@ impl App {
                 self.limit_ip(Action::ConfirmCode, meta).await?;
                 self.limit_login(Action::ConfirmCode, &login).await?;
                 Some(
-                    self.check_code(CodePurpose::Bind, &login, Some(auth), code, now)
+                    self.check_code(CodePurpose::Bind, &login, Some(auth), code, meta)
                         .await?,
                 )
             }

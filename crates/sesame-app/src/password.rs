@@ -157,9 +157,8 @@ impl App {
         self.limit_ip(Action::ConfirmCode, meta).await?;
         self.limit_login(Action::ConfirmCode, &login).await?;
         let _slot = self.hashing_slot(meta)?;
-        let now = self.0.clock.now();
         let record = self
-            .check_code(CodePurpose::Reset, &login, None, &req.code, now)
+            .check_code(CodePurpose::Reset, &login, None, &req.code, meta)
             .await?;
         let method = self
             .0

@@ -116,7 +116,7 @@ impl App {
                 (
                     None,
                     Some(
-                        self.check_code(CodePurpose::Register, &login, None, code, now)
+                        self.check_code(CodePurpose::Register, &login, None, code, meta)
                             .await?,
                     ),
                 )

@@ -137,7 +137,7 @@ impl App {
                 }
                 self.limit_login(Action::SignIn, &login).await?;
                 let record = self
-                    .check_code(CodePurpose::SignIn, &login, None, code, now)
+                    .check_code(CodePurpose::SignIn, &login, None, code, meta)
                     .await?;
                 let method = stores
                     .logins
