@@ -78,6 +78,7 @@ fn session_of(principal: &Principal, now: OffsetDateTime) -> Session {
         expires_at: now + time::Duration::days(1),
         revoked_at: None,
         revoke_reason: None,
+        proven_at: now,
     }
 }
 

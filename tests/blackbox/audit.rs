@@ -31,10 +31,13 @@ async fn every_security_event_is_audited_with_who_and_where_and_no_secret() {
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
     let code = app.last_code("ada@example.com");
+    // The owner confirms while signed in, so the account keeps its password.
     let confirmed = app
-        .post(
-            "/v1/verifications/confirm",
-            &json!({"login": {"type": "email", "identifier": "ada@example.com"}, "code": code}),
+        .send(
+            app.client
+                .post(app.url("/v1/verifications/confirm"))
+                .bearer_auth(&token)
+                .json(&json!({"login": {"type": "email", "identifier": "ada@example.com"}, "code": code})),
         )
         .await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);

@@ -10,6 +10,13 @@ async fn confirm(app: &TestApp, email: &str, code: &str) -> sesame_tests::Resp {
     app.post("/v1/verifications/confirm", &body).await
 }
 
+/// Confirms as the signed-in owner.
+async fn confirm_as(app: &TestApp, token: &str, email: &str, code: &str) -> sesame_tests::Resp {
+    let body = json!({"login": {"type": "email", "identifier": email}, "code": code});
+    let req = app.client.post(app.url("/v1/verifications/confirm"));
+    app.send(req.bearer_auth(token).json(&body)).await
+}
+
 fn wrong(code: &str) -> String {
     if code == "000000" {
         "000001".into()
@@ -36,7 +43,8 @@ async fn a_verify_code_marks_the_login_verified() {
         mail[0]
     );
     let code = extract_code(&mail[0]).unwrap();
-    let resp = confirm(&app, "ada@example.com", &code).await;
+    let token = reg["access_token"].as_str().unwrap();
+    let resp = confirm_as(&app, token, "ada@example.com", &code).await;
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert!(resp.body["verified_at"].is_string());
     let me = app.get("/v1/me", reg["access_token"].as_str()).await;

@@ -132,6 +132,7 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/sessions",
         "/v1/sessions/refresh",
         "/v1/sessions/current",
+        "/v1/sessions/reauthenticate",
         "/v1/me",
         "/v1/me/profile",
         "/v1/me/sessions",

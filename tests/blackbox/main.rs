@@ -17,4 +17,5 @@ mod races;
 mod registration;
 mod sessions;
 mod smtp;
+mod takeover;
 mod tokens;

@@ -62,15 +62,16 @@ async fn a_raced_reset_code_evaluates_at_most_five_guesses() {
         .config(|c| c.code_resend_cooldown_secs = 0)
         .spawn()
         .await;
-    app.register("ada@example.com").await;
+    let reg = app.register("ada@example.com").await;
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
     let code = app.last_code("ada@example.com");
     let confirm = json!({"login": email("ada@example.com"), "code": code});
-    assert_eq!(
-        app.post("/v1/verifications/confirm", &confirm).await.status,
-        200
-    );
+    // The owner confirms while signed in, so the account keeps its password.
+    let token = reg["access_token"].as_str().unwrap();
+    let req = app.client.post(app.url("/v1/verifications/confirm"));
+    let confirmed = app.send(req.bearer_auth(token).json(&confirm)).await;
+    assert_eq!(confirmed.status, 200);
     let reset = app
         .post(
             "/v1/password-resets",

@@ -312,10 +312,13 @@ impl App {
         }
     }
 
-    /// Confirms a bound login method with a `verify` code.
+    /// Confirms a bound login method with a `verify` code. A caller that holds
+    /// no session of the account (`auth`) reclaims it if this is the login's
+    /// first proof.
     pub async fn confirm_verification(
         &self,
         req: ConfirmRequest,
+        auth: Option<&AuthContext>,
         meta: &ClientMeta,
     ) -> Result<LoginView, Error> {
         let login = self.code_login(&req.login)?;
@@ -333,6 +336,9 @@ impl App {
             .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
         let mut tx = stores.db.begin().await?;
         self.consume_code(tx.as_mut(), &record, now).await?;
+        let revoked = self
+            .reclaim_on_first_proof(tx.as_mut(), &method, auth, None, meta, now)
+            .await?;
         stores
             .logins
             .mark_login_verified(tx.as_mut(), method.id, now)
@@ -348,6 +354,7 @@ impl App {
         )
         .await?;
         self.commit_for(tx, method.principal_id).await?;
+        self.forget_sessions(&revoked);
         let verified_at = method.verified_at.or(Some(now));
         Ok(LoginView::from(sesame_credentials::LoginMethod {
             verified_at,

@@ -9,6 +9,8 @@ pub mod keys;
 mod logins;
 mod me;
 mod password;
+mod reauth;
+mod reclaim;
 mod registration;
 mod sessions;
 mod sign_in;
@@ -33,6 +35,7 @@ pub use codes::{CodeRequest, ConfirmRequest};
 pub use guard::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use logins::BindRequest;
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
+pub use reauth::{Reauthenticate, Reauthenticated};
 pub use views::{
     LoginView, MeView, PrincipalRef, RefreshRequest, RegisterRequest, Registered, SessionGrant,
     SessionView, SignInRequest,
@@ -131,6 +134,9 @@ pub struct Settings {
     pub code_lockout: LockoutPolicy,
     /// Rate limits per login and per client IP.
     pub rate_limits: RateLimits,
+    /// How recently a session must have proved itself for sensitive changes
+    /// (a first password, binding and unbinding login methods).
+    pub reauth_window: Duration,
 }
 
 impl Default for Settings {
@@ -146,6 +152,7 @@ impl Default for Settings {
             lockout: LockoutPolicy::default(),
             code_lockout: LockoutPolicy::codes(),
             rate_limits: RateLimits::default(),
+            reauth_window: Duration::minutes(5),
         }
     }
 }
@@ -170,6 +177,8 @@ pub struct AuthContext {
     pub session_id: SessionId,
     /// Assurance level.
     pub aal: String,
+    /// When the session last proved itself (sign-in or re-authentication).
+    pub proven_at: time::OffsetDateTime,
 }
 
 /// Where messages go, and their texts.
@@ -219,6 +228,7 @@ struct SessionState {
     principal_id: PrincipalId,
     expires_at: time::OffsetDateTime,
     revoked: bool,
+    proven_at: time::OffsetDateTime,
 }
 
 impl App {

@@ -20,15 +20,17 @@ impl App {
 
     pub(crate) async fn me_of(&self, id: PrincipalId, kind: &str) -> Result<MeView, Error> {
         let stores = &self.0.stores;
-        // Three independent reads, at once: on a networked database the view
-        // costs one round trip instead of three.
-        let (profile, logins, password) = tokio::join!(
+        // Independent reads, at once: on a networked database the view costs
+        // one round trip instead of four.
+        let (profile, logins, password, principal) = tokio::join!(
             stores.profiles.get_profile(id),
             stores.logins.list_login_methods(id),
             stores.passwords.get_password(id),
+            stores.principals.get_principal(id),
         );
         let (profile, logins) = (profile?, logins?);
         let has_password = password?.is_some();
+        let password_removed_at = principal?.password_removed_at;
         Ok(MeView {
             id,
             kind: kind.to_owned(),
@@ -36,6 +38,7 @@ impl App {
             profile,
             logins: logins.into_iter().map(LoginView::from).collect(),
             has_password,
+            password_removed_at,
             mfa: MfaView { totp: false },
         })
     }

@@ -65,6 +65,10 @@ impl App {
                 .as_deref()
                 .ok_or_else(|| Error::field("current_password", "required"))?;
             self.check_current_password(auth, given, hash, meta).await?;
+        } else {
+            // Without a current password to check, only a recent proof stops a
+            // stolen token from locking the owner out.
+            self.require_recent_proof(auth)?;
         }
         let first = current.is_none();
         let topic = if first {
@@ -86,7 +90,7 @@ impl App {
     /// Checks the caller's current password. The attempt is claimed on the
     /// principal's failure count first, exactly like a sign-in, so wrong
     /// guesses here lock the account too; a right one gives the claim back.
-    async fn check_current_password(
+    pub(crate) async fn check_current_password(
         &self,
         auth: &AuthContext,
         given: &str,

@@ -42,6 +42,7 @@ impl App {
             expires_at,
             revoked_at: None,
             revoke_reason: None,
+            proven_at: now,
         };
         let (refresh, secret) = refresh_token(session.id, None, expires_at, now)?;
         Ok(NewSession {
@@ -177,6 +178,7 @@ impl App {
                     principal_id: session.principal_id,
                     expires_at: session.expires_at,
                     revoked: session.revoked_at.is_some(),
+                    proven_at: session.proven_at,
                 };
                 caches.sessions.fill(sid, state, ticket);
                 state
@@ -193,6 +195,7 @@ impl App {
             kind: claims.kind,
             session_id: sid,
             aal: claims.aal,
+            proven_at: state.proven_at,
         })
     }
 

@@ -248,8 +248,19 @@ impl App {
             .await?;
             return Err(Error::code(ErrorCode::InvalidCredentials));
         }
+        let mut revoked = Vec::new();
         if let Some(code) = &code {
             self.consume_code(tx.as_mut(), code, now).await?;
+            revoked = self
+                .reclaim_on_first_proof(
+                    tx.as_mut(),
+                    &method,
+                    None,
+                    Some(session.session.id),
+                    meta,
+                    now,
+                )
+                .await?;
             stores
                 .logins
                 .mark_login_verified(tx.as_mut(), method.id, now)
@@ -299,6 +310,7 @@ impl App {
         )
         .await?;
         stores.db.commit(tx).await?;
+        self.forget_sessions(&revoked);
         if code.is_some() {
             self.0.caches.me.invalidate(&principal.id);
         }

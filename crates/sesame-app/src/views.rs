@@ -127,6 +127,10 @@ pub struct MeView {
     pub logins: Vec<LoginView>,
     /// Whether a password is set.
     pub has_password: bool,
+    /// When a password set before a login's first proof was removed (account
+    /// pre-hijacking closed): the owner should set one again.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub password_removed_at: Option<OffsetDateTime>,
     /// MFA state.
     pub mfa: MfaView,
     /// When the account was created.

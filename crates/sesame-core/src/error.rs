@@ -59,6 +59,7 @@ error_codes! {
     AccountSuspended => ("account_suspended", 403, "The account is suspended"),
     LinkRequired => ("link_required", 409, "The identity must be linked first"),
     InvalidState => ("invalid_state", 400, "The request does not fit the current state"),
+    ReauthenticationRequired => ("reauthentication_required", 403, "This change needs a recent proof of identity"),
     Unavailable => ("unavailable", 503, "A dependency is unavailable"),
     Internal => ("internal", 500, "Internal error"),
 }

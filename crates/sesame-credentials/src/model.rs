@@ -24,6 +24,8 @@ pub struct Principal {
     pub created_at: OffsetDateTime,
     /// Last change.
     pub updated_at: OffsetDateTime,
+    /// When a password set before a login was first proven was removed.
+    pub password_removed_at: Option<OffsetDateTime>,
 }
 
 impl Principal {
@@ -38,6 +40,7 @@ impl Principal {
             last_login_at: None,
             created_at: now,
             updated_at: now,
+            password_removed_at: None,
         }
     }
 }
@@ -88,6 +91,9 @@ pub struct Session {
     pub revoked_at: Option<OffsetDateTime>,
     /// Why it was revoked.
     pub revoke_reason: Option<String>,
+    /// When the session last proved itself: at sign-in, or by
+    /// re-authentication.
+    pub proven_at: OffsetDateTime,
 }
 
 impl Session {

@@ -152,6 +152,14 @@ pub trait PasswordStore: Send + Sync {
         new: &str,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Removes the password (its history stays, for the reuse rule) and notes
+    /// when, for the owner to see; false when there was none.
+    async fn remove_password(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// The password hash, if the principal has one.
     async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError>;
     /// Forgets all but the `keep` most recent password hashes of the history.
@@ -193,6 +201,13 @@ pub trait SessionStore: Send + Sync {
         reason: &str,
         at: OffsetDateTime,
     ) -> Result<Vec<SessionId>, StoreError>;
+    /// Notes that an active session proved itself again at `at`; false when
+    /// it is revoked or gone.
+    async fn mark_session_proven(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Revokes a session; false if it was already revoked.
     async fn revoke_session(
         &self,

@@ -51,8 +51,15 @@ impl Templates {
             subject: format!("Your {p} code: {code}"),
             body: format!(
                 "Your {p} code is {code}. Use it to {} within {minutes} minutes.\n\
-                 If you did not ask for it, ignore this message.\n",
-                kind.purpose()
+                 If you did not ask for it, ignore this message.\n{}",
+                kind.purpose(),
+                if matches!(kind, CodeKind::SignIn | CodeKind::Verify) {
+                    "The first use of a code for this address proves it is yours: \
+                     unless you are signed in, every other session of the account \
+                     ends and any password set before is removed.\n"
+                } else {
+                    ""
+                }
             ),
         }
     }

@@ -31,4 +31,7 @@ pub mod topics {
     pub const PASSWORD_RESET: &str = "identity.password.reset";
     /// Consecutive failed sign-ins locked the account for a while.
     pub const ACCOUNT_LOCKED: &str = "identity.account.locked";
+    /// A login was first proven by someone holding no session of the account:
+    /// every earlier session was revoked and any password set before removed.
+    pub const ACCOUNT_RECLAIMED: &str = "identity.account.reclaimed";
 }

@@ -34,6 +34,7 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/v1/sessions", post(routes::sign_in))
         .route("/v1/sessions/refresh", post(routes::refresh))
         .route("/v1/sessions/current", delete(routes::sign_out))
+        .route("/v1/sessions/reauthenticate", post(routes::reauthenticate))
         .route("/v1/me", get(routes::me))
         .route("/v1/me/profile", patch(routes::update_profile))
         .route("/v1/me/sessions", get(routes::list_sessions))

@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::{
-    App, BindRequest, CodeRequest, ConfirmRequest, PasswordChange, RefreshRequest, RegisterRequest,
-    ResetConfirm, ResetRequest, SignInRequest,
+    App, BindRequest, CodeRequest, ConfirmRequest, PasswordChange, Reauthenticate, RefreshRequest,
+    RegisterRequest, ResetConfirm, ResetRequest, SignInRequest,
 };
 use sesame_core::{ErrorCode, SessionId};
 use sesame_identity::ProfilePatch;
@@ -91,10 +91,21 @@ pub async fn send_code(
 
 pub async fn confirm_code(
     State(app): State<App>,
+    MaybeAuth(auth): MaybeAuth,
     Meta(meta): Meta,
     JsonBody(req): JsonBody<ConfirmRequest>,
 ) -> Result<Response> {
-    Ok(Json(app.confirm_verification(req, &meta).await?).into_response())
+    let login = app.confirm_verification(req, auth.as_ref(), &meta).await?;
+    Ok(Json(login).into_response())
+}
+
+pub async fn reauthenticate(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<Reauthenticate>,
+) -> Result<Response> {
+    Ok(Json(app.reauthenticate(&auth, req, &meta).await?).into_response())
 }
 
 pub async fn bind_login(

@@ -309,6 +309,30 @@ impl PasswordStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn remove_password(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let conn = conn(tx)?;
+        let removed = sqlx::query("DELETE FROM credentials.passwords WHERE principal_id = $1")
+            .bind(principal.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        if removed.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE credentials.principals SET password_removed_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(principal.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        Ok(true)
+    }
+
     async fn get_password(&self, principal: PrincipalId) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT hash FROM credentials.passwords WHERE principal_id = $1")
             .bind(principal.0)

@@ -48,8 +48,8 @@ impl Domain {
                 ),
                 (
                     3,
-                    "attempt_seq",
-                    include_str!("../migrations/credentials/0003_attempt_seq.sql"),
+                    "security_state",
+                    include_str!("../migrations/credentials/0003_security_state.sql"),
                 ),
             ],
         }

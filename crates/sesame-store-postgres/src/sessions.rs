@@ -50,7 +50,7 @@ impl SessionStore for PgStore {
     ) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.id, s.principal_id, s.principal_kind, s.aal, s.amr, s.ip, s.user_agent,
-                    s.created_at, s.expires_at, s.revoked_at, s.revoke_reason,
+                    s.created_at, s.expires_at, s.revoked_at, s.revoke_reason, s.proven_at,
                     COALESCE((SELECT r.created_at FROM credentials.refresh_tokens r WHERE r.session_id = s.id
                               ORDER BY r.id DESC LIMIT 1), s.last_seen_at) AS last_seen_at
              FROM credentials.sessions s WHERE s.principal_id = $1 AND s.revoked_at IS NULL ORDER BY s.id DESC",
@@ -65,6 +65,22 @@ impl SessionStore for PgStore {
             .collect::<Result<_, _>>()
             .map_err(map_err)?;
         Ok(sessions.into_iter().filter(|s| s.is_active(now)).collect())
+    }
+
+    async fn mark_session_proven(
+        &self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE credentials.sessions SET proven_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(id.0)
+        .execute(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn revoke_session(

@@ -102,6 +102,7 @@ pub fn principal(row: &impl Columns) -> Result<Principal> {
         last_login_at: row.opt_time("last_login_at")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+        password_removed_at: row.opt_time("password_removed_at")?,
     })
 }
 
@@ -122,6 +123,7 @@ pub fn login_method(row: &impl Columns) -> Result<LoginMethod> {
 
 /// A row of `sessions`.
 pub fn session(row: &impl Columns) -> Result<Session> {
+    let created_at = row.time("created_at")?;
     Ok(Session {
         id: SessionId(row.uuid("id")?),
         principal_id: PrincipalId(row.uuid("principal_id")?),
@@ -130,11 +132,12 @@ pub fn session(row: &impl Columns) -> Result<Session> {
         amr: serde_json::from_value(row.json("amr")?).unwrap_or_default(),
         ip: row.opt_text("ip")?,
         user_agent: row.opt_text("user_agent")?,
-        created_at: row.time("created_at")?,
+        created_at,
         last_seen_at: row.time("last_seen_at")?,
         expires_at: row.time("expires_at")?,
         revoked_at: row.opt_time("revoked_at")?,
         revoke_reason: row.opt_text("revoke_reason")?,
+        proven_at: row.opt_time("proven_at")?.unwrap_or(created_at),
     })
 }
 

@@ -45,8 +45,8 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         6,
-        "attempt_seq",
-        include_str!("../migrations/0006_attempt_seq.sql"),
+        "security_state",
+        include_str!("../migrations/0006_security_state.sql"),
     ),
 ];
 

@@ -101,6 +101,9 @@ pub struct Config {
     pub code_lockout: LockoutPolicy,
     /// Rate limits of sign-ins, code requests and confirmations.
     pub rate_limits: RateLimits,
+    /// Seconds within which a session must have signed in or re-authenticated
+    /// to set a first password or bind or unbind login methods.
+    pub reauth_window_secs: u64,
     /// Proxies (addresses or networks) whose `X-Forwarded-For` names the
     /// client; without any, the socket's peer is the client.
     pub trusted_proxies: Vec<String>,
@@ -140,6 +143,7 @@ impl Default for Config {
             lockout: LockoutPolicy::default(),
             code_lockout: LockoutPolicy::codes(),
             rate_limits: RateLimits::default(),
+            reauth_window_secs: 300,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
@@ -176,6 +180,7 @@ const KEYS: &[&str] = &[
     "lockout",
     "code_lockout",
     "rate_limits",
+    "reauth_window_secs",
     "trusted_proxies",
     "log_format",
     "log_level",

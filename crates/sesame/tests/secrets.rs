@@ -142,7 +142,8 @@ fn no_secret_reaches_the_log() {
         addr,
         "POST",
         "/v1/verifications/confirm",
-        None,
+        // The owner confirms while signed in, so the account keeps its password.
+        Some(token),
         Some(&json!({"login": login, "code": code})),
     );
     assert_eq!(status, 200);

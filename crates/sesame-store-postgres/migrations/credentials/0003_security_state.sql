@@ -1,0 +1,10 @@
+-- Every sign-in attempt that reaches a principal, counted or refused by its
+-- lock, moves this number; a right password opens a session only if nothing
+-- moved it since its own attempt was claimed.
+ALTER TABLE credentials.principals ADD COLUMN attempt_seq BIGINT NOT NULL DEFAULT 0;
+-- When a password was removed because a login was first proven by someone
+-- holding no session of the account (account pre-hijacking), for the owner.
+ALTER TABLE credentials.principals ADD COLUMN password_removed_at TIMESTAMPTZ;
+-- When the session last proved itself (sign-in or re-authentication); sensitive
+-- changes need a recent proof. NULL: at creation.
+ALTER TABLE credentials.sessions ADD COLUMN proven_at TIMESTAMPTZ;
