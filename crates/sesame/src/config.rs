@@ -1,6 +1,7 @@
 //! Configuration: defaults, then a TOML file, then `SESAME_*` environment
 //! variables (nested keys split on `__`), then command-line flags.
 
+use crate::http_server::HttpLimits;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
@@ -40,6 +41,8 @@ pub enum BackendTarget {
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Connection cap and timeouts of the HTTP listener.
+    pub http: HttpLimits,
     /// Directory for the database, the master key and outboxes.
     pub data_dir: PathBuf,
     /// Database URL: `sqlite://…` or `postgres://…`; defaults to
@@ -117,6 +120,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http: HttpLimits::default(),
             data_dir: PathBuf::from("./sesame-data"),
             database_url: None,
             identity_database_url: None,
@@ -154,6 +158,7 @@ impl Default for Config {
 /// Top-level keys, so that unrelated `SESAME_*` variables are ignored.
 const KEYS: &[&str] = &[
     "listen",
+    "http",
     "data_dir",
     "database_url",
     "identity_database_url",

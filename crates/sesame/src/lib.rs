@@ -3,6 +3,7 @@
 
 pub mod calibrate;
 pub mod config;
+pub mod http_server;
 pub mod import;
 pub mod server;
 

@@ -171,18 +171,12 @@ impl Server {
         let proxies = sesame_http::TrustedProxies::parse(&config.trusted_proxies)
             .map_err(StartError::Config)?;
         let router = sesame_http::router_behind(app.clone(), proxies);
-        let mut serve_rx = rx.clone();
-        let http = tokio::spawn(async move {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let result = axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = serve_rx.wait_for(|stop| *stop).await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let http = tokio::spawn(crate::http_server::serve(
+            listener,
+            router,
+            config.http,
+            rx.clone(),
+        ));
         let relay = Relay::new(
             stores.outbox.clone(),
             Arc::new(LogSink),

@@ -35,6 +35,11 @@ impl Drop for Instance {
 /// Starts `sesame serve` with cheap hashing, a shared master key and issuer,
 /// and `env` on top; waits until it answers.
 pub async fn start(data_dir: &Path, env: &[(&str, String)]) -> Instance {
+    start_with(data_dir, env, None).await
+}
+
+/// Like [`start`], with at most `nofile` open files when given.
+pub async fn start_with(data_dir: &Path, env: &[(&str, String)], nofile: Option<u64>) -> Instance {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
     for (key, _) in std::env::vars() {
@@ -60,6 +65,23 @@ pub async fn start(data_dir: &Path, env: &[(&str, String)]) -> Instance {
     }
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    if let Some(limit) = nofile {
+        use std::os::unix::process::CommandExt;
+        let rlimit = libc::rlimit {
+            rlim_cur: limit as libc::rlim_t,
+            rlim_max: limit as libc::rlim_t,
+        };
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
     }
     let mut child = cmd.spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
