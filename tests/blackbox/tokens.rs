@@ -15,6 +15,7 @@ struct Claims {
     kind: String,
     sid: String,
     aal: String,
+    jti: String,
 }
 
 #[tokio::test]
@@ -63,6 +64,14 @@ async fn access_tokens_verify_with_an_independent_library_and_the_jwks() {
     assert_eq!(custom.kind, "user");
     assert_eq!(custom.sid, reg["session_id"].as_str().unwrap());
     assert_eq!(custom.aal, "aal1");
+    // Each token has an id of its own, and says it is an access token.
+    let jti: uuid::Uuid = custom.jti.parse().unwrap();
+    assert!(!jti.is_nil());
+    assert_eq!(untrusted.header().token_type.as_deref(), Some("at+jwt"));
+    let again = app.sign_in("ada@example.com", sesame_tests::PASSWORD).await;
+    let other = UntrustedToken::new(again.body["access_token"].as_str().unwrap()).unwrap();
+    let other: jwt_compact::Token<Claims> = Ed25519.validator(&key).validate(&other).unwrap();
+    assert_ne!(other.claims().custom.jti, custom.jti);
 
     // A flipped signature byte fails the same independent check.
     let at = raw.rfind('.').unwrap() + 10;
@@ -91,4 +100,33 @@ async fn the_signing_key_is_sealed_at_rest_and_survives_a_restart() {
     let master_key_id = app.db.text("SELECT master_key_id FROM signing_keys").await;
     assert_eq!(master_key_id.len(), 16);
     assert_eq!(before["keys"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn responses_with_tokens_or_account_data_are_never_cached() {
+    let app = TestApp::spawn().await;
+    let reg = app
+        .register_as("email", "ada@example.com", sesame_tests::PASSWORD)
+        .await;
+    assert_eq!(reg.headers["cache-control"], "no-store");
+    let signed_in = app.sign_in("ada@example.com", sesame_tests::PASSWORD).await;
+    assert_eq!(signed_in.headers["cache-control"], "no-store");
+    let refreshed = app
+        .refresh(signed_in.body["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(refreshed.headers["cache-control"], "no-store");
+    let me = app
+        .get("/v1/me", signed_in.body["access_token"].as_str())
+        .await;
+    assert_eq!(me.headers["cache-control"], "no-store");
+    let refused = app.sign_in("ada@example.com", "wrong").await;
+    assert_eq!(refused.headers["cache-control"], "no-store");
+    // The public key set may be cached by verifiers.
+    let jwks = app.get("/.well-known/jwks.json", None).await;
+    assert_ne!(
+        jwks.headers
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
 }

@@ -87,6 +87,7 @@ impl App {
             aal: session.aal.clone(),
             iat: now.unix_timestamp(),
             exp: (now + ttl).unix_timestamp(),
+            jti: Uuid::now_v7(),
         };
         Ok(SessionGrant {
             access_token: self.key_ring().sign(&claims)?,

@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
+/// The `typ` of every access token (RFC 9068).
+const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
 /// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410); the 32-byte seed follows.
 const PKCS8_ED25519_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
@@ -153,7 +156,7 @@ impl KeyRing {
             .ok_or_else(|| Error::Internal("no active signing key".into()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
-        header.typ = Some("at+jwt".into());
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
         jsonwebtoken::encode(&header, claims, key)
             .map_err(|e| Error::Internal(format!("signing failed: {e}")))
     }
@@ -162,6 +165,10 @@ impl KeyRing {
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, Error> {
         let invalid = || Error::code(ErrorCode::InvalidToken);
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        // Only access tokens (RFC 9068), never another JWT signed by a key of ours.
+        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return Err(invalid());
+        }
         let key = header
             .kid
             .as_deref()
@@ -193,6 +200,7 @@ mod tests {
             aal: "aal1".into(),
             iat: now.unix_timestamp(),
             exp: now.unix_timestamp() + 900,
+            jti: Uuid::now_v7(),
         }
     }
 
@@ -214,6 +222,13 @@ mod tests {
         assert_eq!(header.kid.as_deref(), Some(rec.kid.as_str()));
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(ring.verify(&token, now).unwrap(), c);
+        // The same claims under the same key, typed as another kind of JWT.
+        let (kid, key) = ring.signing.as_ref().unwrap();
+        let mut other = Header::new(Algorithm::EdDSA);
+        other.kid = Some(kid.clone());
+        other.typ = Some("JWT".into());
+        let foreign_type = jsonwebtoken::encode(&other, &c, key).unwrap();
+        assert!(ring.verify(&foreign_type, now).is_err());
         // Expired at exp, refused after.
         assert!(
             ring.verify(&token, now + time::Duration::seconds(900))

@@ -24,6 +24,9 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Expires at, seconds since the epoch.
     pub exp: i64,
+    /// This token's own id, for revocation lists and logs.
+    #[serde(default)]
+    pub jti: Uuid,
 }
 
 /// A new refresh token: the value handed to the client once, and its hash, which

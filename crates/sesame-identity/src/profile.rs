@@ -98,6 +98,22 @@ impl Profile {
     }
 }
 
+/// Bidirectional controls and zero-width characters: invisible in a name,
+/// they make one person's name look like another's.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{00AD}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 impl ProfilePatch {
     /// Trims text fields, turns empty strings into `null` and checks every field;
     /// `prefix` names the object in field paths (e.g. `profile`).
@@ -122,7 +138,7 @@ impl ProfilePatch {
         if let Some(Some(name)) = &out.display_name {
             if name.chars().count() > MAX_DISPLAY_NAME {
                 errors.push(FieldError::new(path("display_name"), "too_long"));
-            } else if name.chars().any(char::is_control) {
+            } else if name.chars().any(|c| c.is_control() || is_invisible(c)) {
                 errors.push(FieldError::new(path("display_name"), "invalid_characters"));
             }
         }
@@ -187,6 +203,31 @@ mod tests {
             }
             other => vec![("?".into(), other.to_string())],
         }
+    }
+
+    #[test]
+    fn display_names_refuse_bidi_controls_and_zero_width_characters() {
+        for name in [
+            "Ada\u{202E}ecalevol",
+            "A\u{200B}da",
+            "\u{2066}Ada",
+            "Ad\u{FEFF}a",
+        ] {
+            let patch = ProfilePatch {
+                display_name: Some(Some(name.into())),
+                ..Default::default()
+            };
+            assert_eq!(
+                codes(patch.validated("").unwrap_err()),
+                vec![("display_name".into(), "invalid_characters".into())],
+                "{name:?}"
+            );
+        }
+        let fine = ProfilePatch {
+            display_name: Some(Some("Zoë Ōkubo-ﺃحمد".into())),
+            ..Default::default()
+        };
+        assert!(fine.validated("").is_ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use serde::Serialize;
 use sesame_app::Stores;
 use sesame_core::{Error, PrincipalId};
-use sesame_credentials::password::legacy::Scheme;
+use sesame_credentials::password::legacy::{Scheme, cost_within_ceiling};
 use sesame_credentials::{
     AuditEntry, ImportedAccount, LoginMethod, LoginType, NormaliseConfig, Principal,
 };
@@ -224,6 +224,17 @@ fn prepare(
             "unknown_hash_format",
             Some("password_hash"),
             Some(format!("starts with {prefix:?}")),
+        ));
+    }
+    if let Some(hash) = &password_hash
+        && cost_within_ceiling(hash) != Some(true)
+    {
+        return Err(refuse(
+            row.line,
+            source_id.as_ref(),
+            "hash_cost_too_high",
+            Some("password_hash"),
+            Some("its cost exceeds what Sesame verifies (see the README)".into()),
         ));
     }
     if password_hash.is_none() && logins.iter().all(|l| l.0 == LoginType::Username) {
@@ -651,6 +662,16 @@ mod tests {
             (
                 vec![("username", "ada"), ("password_hash", "md5:abc")],
                 "unknown_hash_format",
+            ),
+            (
+                vec![
+                    ("username", "ada"),
+                    (
+                        "password_hash",
+                        "$2b$31$DkdSOSUeeG9Se/9XN5UcW.dKHE5il84Xij30rLlY5i/mJIia6V2Kq",
+                    ),
+                ],
+                "hash_cost_too_high",
             ),
             (vec![("username", "ada")], "no_way_to_sign_in"),
             (

@@ -11,6 +11,11 @@ pub(super) fn normalise(raw: &str) -> Result<String, &'static str> {
     if local.is_empty() || domain.is_empty() {
         return Err("invalid_email");
     }
+    // Quoted local parts and domain literals are valid addresses that mail
+    // transports refuse or mangle: a code could never reach them.
+    if local.contains(['"', '\\', ' ']) || domain.starts_with('[') {
+        return Err("invalid_email");
+    }
     let domain = idna::domain_to_ascii(domain).map_err(|_| "invalid_email")?;
     // Every address needs a dot in its domain on the public internet.
     if !domain.contains('.') || domain.ends_with('.') {
@@ -41,6 +46,19 @@ mod tests {
         #[test]
         fn never_panics(raw in "\\PC{0,80}") {
             let _ = normalise(&raw);
+        }
+    }
+
+    #[test]
+    fn undeliverable_forms_are_refused() {
+        for raw in [
+            "\"ada lovelace\"@example.com",
+            "\"ada\"@example.com",
+            "ada@[192.0.2.1]",
+            "ada@[IPv6:2001:db8::1]",
+            "a\\b@example.com",
+        ] {
+            assert_eq!(normalise(raw), Err("invalid_email"), "{raw}");
         }
     }
 

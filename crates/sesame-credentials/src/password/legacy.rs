@@ -63,9 +63,55 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// The largest cost a stored hash may ask for: beyond it, a hash is a CPU or
+/// memory bomb for whoever verifies it, and is refused on import and never
+/// verified.
+pub mod ceiling {
+    /// Argon2 memory, KiB (1 GiB).
+    pub const ARGON2_MEMORY_KIB: u64 = 1 << 20;
+    /// Argon2 passes.
+    pub const ARGON2_ITERATIONS: u64 = 16;
+    /// Argon2 lanes.
+    pub const ARGON2_PARALLELISM: u64 = 16;
+    /// bcrypt's log2 cost.
+    pub const BCRYPT_COST: u32 = 14;
+    /// scrypt memory, bytes (1 GiB: 128 · N · r).
+    pub const SCRYPT_MEMORY_BYTES: u64 = 1 << 30;
+    /// scrypt parallelism.
+    pub const SCRYPT_PARALLELISM: u32 = 16;
+    /// PBKDF2 rounds.
+    pub const PBKDF2_ROUNDS: u32 = 5_000_000;
+}
+
+/// Whether a stored hash's cost is within [`ceiling`]; `None` when it is not
+/// a hash this module can read.
+pub fn cost_within_ceiling(stored: &str) -> Option<bool> {
+    Some(match Scheme::of(stored)? {
+        Scheme::Argon2 => {
+            let parsed = PasswordHash::new(stored).ok()?;
+            let get = |name: &str| parsed.params.get_decimal(name).map(u64::from);
+            get("m")? <= ceiling::ARGON2_MEMORY_KIB
+                && get("t")? <= ceiling::ARGON2_ITERATIONS
+                && get("p")? <= ceiling::ARGON2_PARALLELISM
+        }
+        Scheme::Bcrypt => stored.get(4..6)?.parse::<u32>().ok()? <= ceiling::BCRYPT_COST,
+        Scheme::Scrypt => {
+            let (log_n, r, p) = scrypt_params(stored)?;
+            let memory = 128u64
+                .checked_shl(u32::from(log_n))?
+                .checked_mul(u64::from(r))?;
+            log_n < 64 && memory <= ceiling::SCRYPT_MEMORY_BYTES && p <= ceiling::SCRYPT_PARALLELISM
+        }
+        Scheme::Pbkdf2 => parse_pbkdf2(stored)?.1 <= ceiling::PBKDF2_ROUNDS,
+    })
+}
+
 /// Whether `password` matches `stored`; `None` when `stored` is not a hash
-/// this module can read.
+/// this module can read, or asks for more than [`ceiling`] allows.
 pub fn verify(password: &[u8], stored: &str) -> Option<bool> {
+    if !cost_within_ceiling(stored)? {
+        return None;
+    }
     match Scheme::of(stored)? {
         Scheme::Argon2 => {
             let parsed = PasswordHash::new(stored).ok()?;
@@ -84,10 +130,22 @@ pub fn verify(password: &[u8], stored: &str) -> Option<bool> {
 
 /// `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>`.
 fn verify_scrypt(password: &[u8], stored: &str) -> Option<bool> {
-    let mut parts = stored.split('$').skip(2);
-    let params = parts.next()?;
+    let mut parts = stored.split('$').skip(3);
     let salt = b64(parts.next()?)?;
     let expected = b64(parts.next()?)?;
+    let (log_n, r, p) = scrypt_params(stored)?;
+    if expected.is_empty() || expected.len() > 1024 {
+        return None;
+    }
+    let params = scrypt::Params::new(log_n, r, p).ok()?;
+    let mut out = vec![0u8; expected.len()];
+    scrypt::scrypt(password, &salt, &params, &mut out).ok()?;
+    Some(same(&out, &expected))
+}
+
+/// `ln`, `r` and `p` of an scrypt hash.
+fn scrypt_params(stored: &str) -> Option<(u8, u32, u32)> {
+    let params = stored.split('$').nth(2)?;
     let (mut log_n, mut r, mut p) = (None, None, None);
     for kv in params.split(',') {
         let (k, v) = kv.split_once('=')?;
@@ -98,13 +156,7 @@ fn verify_scrypt(password: &[u8], stored: &str) -> Option<bool> {
             _ => return None,
         }
     }
-    if expected.is_empty() || expected.len() > 1024 {
-        return None;
-    }
-    let params = scrypt::Params::new(log_n?, r?, p?).ok()?;
-    let mut out = vec![0u8; expected.len()];
-    scrypt::scrypt(password, &salt, &params, &mut out).ok()?;
-    Some(same(&out, &expected))
+    Some((log_n?, r?, p?))
 }
 
 /// Which HMAC a PBKDF2 hash uses.
@@ -116,7 +168,25 @@ enum Prf {
 
 /// PBKDF2 in its four common spellings.
 fn verify_pbkdf2(password: &[u8], stored: &str) -> Option<bool> {
-    let (prf, rounds, salt, expected) = if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
+    let (prf, rounds, salt, expected) = parse_pbkdf2(stored)?;
+    if rounds == 0 || expected.is_empty() || expected.len() > 1024 {
+        return None;
+    }
+    let mut out = vec![0u8; expected.len()];
+    match prf {
+        Prf::Sha256 => {
+            pbkdf2::pbkdf2_hmac::<pbkdf2::sha2::Sha256>(password, &salt, rounds, &mut out)
+        }
+        Prf::Sha512 => {
+            pbkdf2::pbkdf2_hmac::<pbkdf2::sha2::Sha512>(password, &salt, rounds, &mut out)
+        }
+    }
+    Some(same(&out, &expected))
+}
+
+/// The function, rounds, salt and expected output of a PBKDF2 hash.
+fn parse_pbkdf2(stored: &str) -> Option<(Prf, u32, Vec<u8>, Vec<u8>)> {
+    Some(if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
         // Django: pbkdf2_sha256$<rounds>$<salt text>$<base64>
         let mut parts = rest.split('$');
         let rounds = parts.next()?.parse().ok()?;
@@ -151,20 +221,7 @@ fn verify_pbkdf2(password: &[u8], stored: &str) -> Option<bool> {
                 .and_then(|n| n.parse().ok())?,
         };
         (prf, rounds, b64(parts.next()?)?, b64(parts.next()?)?)
-    };
-    if rounds == 0 || expected.is_empty() || expected.len() > 1024 {
-        return None;
-    }
-    let mut out = vec![0u8; expected.len()];
-    match prf {
-        Prf::Sha256 => {
-            pbkdf2::pbkdf2_hmac::<pbkdf2::sha2::Sha256>(password, &salt, rounds, &mut out)
-        }
-        Prf::Sha512 => {
-            pbkdf2::pbkdf2_hmac::<pbkdf2::sha2::Sha512>(password, &salt, rounds, &mut out)
-        }
-    }
-    Some(same(&out, &expected))
+    })
 }
 
 fn hex(text: &str) -> Option<Vec<u8>> {
@@ -197,6 +254,31 @@ pub fn is_current(stored: &str, params: &Params) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_beyond_the_cost_ceiling_are_refused() {
+        let bombs = [
+            "$argon2id$v=19$m=4194304,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=65536,t=100,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$2b$15$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+            "$scrypt$ln=24,r=8,p=1$c2FsdA$aGFzaA",
+            "$pbkdf2-sha256$i=100000000,l=32$c2FsdA$aGFzaA",
+            "pbkdf2_sha256$90000000$salt$aGFzaA==",
+        ];
+        for bomb in bombs {
+            assert_eq!(cost_within_ceiling(bomb), Some(false), "{bomb}");
+            assert_eq!(verify(b"password", bomb), None, "{bomb}");
+        }
+        let fine = [
+            "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234",
+            "$scrypt$ln=17,r=8,p=1$c2FsdA$aGFzaA",
+            "pbkdf2_sha256$870000$salt$aGFzaA==",
+        ];
+        for hash in fine {
+            assert_eq!(cost_within_ceiling(hash), Some(true), "{hash}");
+        }
+    }
 
     #[test]
     fn known_vectors_of_each_scheme() {
