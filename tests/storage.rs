@@ -84,6 +84,7 @@ fn session_of(principal: &Principal, now: OffsetDateTime) -> Session {
 
 fn token(session: &Session, hash: u8, parent: Option<Uuid>, now: OffsetDateTime) -> RefreshToken {
     RefreshToken {
+        secret_sealed: None,
         id: Uuid::now_v7(),
         session_id: session.id,
         token_hash: vec![hash; 32],

@@ -134,6 +134,9 @@ pub struct Settings {
     pub code_lockout: LockoutPolicy,
     /// Rate limits per login and per client IP.
     pub rate_limits: RateLimits,
+    /// A refresh token presented again this soon after its first use gets the
+    /// same successor instead of revoking the session.
+    pub refresh_reuse_grace: Duration,
     /// How recently a session must have proved itself for sensitive changes
     /// (a first password, binding and unbinding login methods).
     pub reauth_window: Duration,
@@ -153,6 +156,7 @@ impl Default for Settings {
             code_lockout: LockoutPolicy::codes(),
             rate_limits: RateLimits::default(),
             reauth_window: Duration::minutes(5),
+            refresh_reuse_grace: Duration::seconds(10),
         }
     }
 }

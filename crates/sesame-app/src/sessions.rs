@@ -214,22 +214,57 @@ impl App {
         if !session.is_active(now) {
             return Err(invalid());
         }
-        if stored.used_at.is_some() {
-            return Err(self.revoke_for_reuse(&session, meta, now).await);
+        if let Some(used_at) = stored.used_at {
+            return self
+                .refresh_again(&stored, used_at, &session, meta, now)
+                .await;
         }
         if stored.expires_at <= now {
             return Err(invalid());
         }
-        let (next, secret) = refresh_token(session.id, Some(stored.id), session.expires_at, now)?;
+        let (mut next, secret) =
+            refresh_token(session.id, Some(stored.id), session.expires_at, now)?;
+        next.secret_sealed = Some(
+            self.0
+                .master
+                .current()
+                .seal(secret.token.as_bytes(), &successor_context(next.id))?,
+        );
         if !stores
             .sessions
             .rotate_refresh_token(stored.id, &next, now)
             .await?
         {
-            // Another request used it first: that is a reuse too.
-            return Err(self.revoke_for_reuse(&session, meta, now).await);
+            // Another request used it first: a retry, or a reuse.
+            return self.refresh_again(&stored, now, &session, meta, now).await;
         }
         self.grant(&session, secret.token, now)
+    }
+
+    /// A refresh token presented again: within `refresh_reuse_grace` of its
+    /// first use, and while its successor is unused, the answer is that same
+    /// successor (a client that lost the response, two tabs); otherwise it is a
+    /// reuse, and the whole session is revoked.
+    async fn refresh_again(
+        &self,
+        used: &RefreshToken,
+        used_at: OffsetDateTime,
+        session: &Session,
+        meta: &ClientMeta,
+        now: OffsetDateTime,
+    ) -> Result<SessionGrant, Error> {
+        if now - used_at <= self.0.settings.refresh_reuse_grace
+            && let Some(next) = self.0.stores.sessions.find_successor(used.id).await?
+            && next.used_at.is_none()
+            && next.session_id == session.id
+            && let Some(sealed) = &next.secret_sealed
+        {
+            let token = self.0.master.open(sealed, &successor_context(next.id))?;
+            let token = String::from_utf8(token)
+                .map_err(|_| Error::Internal("a sealed refresh token is not text".into()))?;
+            return self.grant(session, token, now);
+        }
+        Err(self.revoke_for_reuse(session, meta, now).await)
     }
 
     async fn revoke_for_reuse(
@@ -336,6 +371,13 @@ impl App {
 
 /// A new refresh token for `session`: the record to store (hash only) and the
 /// secret to hand out once.
+/// What a successor refresh token is sealed to: its own row.
+fn successor_context(id: Uuid) -> Vec<u8> {
+    let mut context = b"sesame/refresh-successor/v1:".to_vec();
+    context.extend_from_slice(id.as_bytes());
+    context
+}
+
 fn refresh_token(
     session: SessionId,
     parent: Option<Uuid>,
@@ -351,6 +393,7 @@ fn refresh_token(
         used_at: None,
         created_at: now,
         expires_at,
+        secret_sealed: None,
     };
     Ok((record, secret))
 }

@@ -120,6 +120,9 @@ pub struct RefreshToken {
     pub created_at: OffsetDateTime,
     /// End of validity.
     pub expires_at: OffsetDateTime,
+    /// The token itself, sealed, when it replaced another: a retry of that
+    /// refresh within the grace window gets it again.
+    pub secret_sealed: Option<crate::Sealed>,
 }
 
 /// One row of the audit log. `data` never holds a secret.

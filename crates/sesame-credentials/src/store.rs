@@ -227,6 +227,8 @@ pub trait SessionStore: Send + Sync {
         &self,
         hash: &[u8],
     ) -> Result<Option<(RefreshToken, Session)>, StoreError>;
+    /// The token that replaced `parent`, if any.
+    async fn find_successor(&self, parent: Uuid) -> Result<Option<RefreshToken>, StoreError>;
     /// Atomically marks the refresh token `used` as used and stores `next` in its
     /// place, in a transaction of its own; false (and nothing written) when `used`
     /// was already used, which is a reuse.

@@ -151,7 +151,8 @@ impl SessionStore for PgStore {
     ) -> Result<Option<(RefreshToken, Session)>, StoreError> {
         let row = sqlx::query(
             "SELECT s.*, r.id AS r_id, r.token_hash AS r_token_hash, r.parent_id AS r_parent_id,
-                    r.used_at AS r_used_at, r.created_at AS r_created_at, r.expires_at AS r_expires_at
+                    r.used_at AS r_used_at, r.created_at AS r_created_at, r.expires_at AS r_expires_at,
+                    r.secret_sealed AS r_secret_sealed, r.secret_key_id AS r_secret_key_id
              FROM credentials.refresh_tokens r JOIN credentials.sessions s ON s.id = r.session_id
              WHERE r.token_hash = $1",
         )
@@ -163,6 +164,21 @@ impl SessionStore for PgStore {
             .map(|row| Ok((refresh_token(row)?, session(row)?)))
             .transpose()
             .map_err(map_err)
+    }
+
+    async fn find_successor(&self, parent: Uuid) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.session_id AS id, r.id AS r_id, r.token_hash AS r_token_hash,
+                    r.parent_id AS r_parent_id, r.used_at AS r_used_at, r.created_at AS r_created_at,
+                    r.expires_at AS r_expires_at, r.secret_sealed AS r_secret_sealed,
+                    r.secret_key_id AS r_secret_key_id
+             FROM credentials.refresh_tokens r WHERE r.parent_id = $1",
+        )
+        .bind(parent)
+        .fetch_optional(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(refresh_token).transpose().map_err(map_err)
     }
 
     async fn rotate_refresh_token(
@@ -179,8 +195,9 @@ impl SessionStore for PgStore {
                  WHERE id = $1 AND used_at IS NULL RETURNING id
              )
              INSERT INTO credentials.refresh_tokens
-                 (id, session_id, token_hash, parent_id, used_at, created_at, expires_at)
-             SELECT $3, $4, $5, $6, NULL, $7, $8 FROM used
+                 (id, session_id, token_hash, parent_id, used_at, created_at, expires_at,
+                  secret_sealed, secret_key_id)
+             SELECT $3, $4, $5, $6, NULL, $7, $8, $9, $10 FROM used
              RETURNING id",
         )
         .bind(used)
@@ -191,6 +208,8 @@ impl SessionStore for PgStore {
         .bind(next.parent_id)
         .bind(next.created_at)
         .bind(next.expires_at)
+        .bind(next.secret_sealed.as_ref().map(|s| s.blob.clone()))
+        .bind(next.secret_sealed.as_ref().map(|s| s.key_id.clone()))
         .fetch_optional(&self.credentials)
         .await
         .map_err(map_err)?;

@@ -36,6 +36,8 @@ pub trait Columns {
     fn opt_time(&self, name: &str) -> Result<Option<OffsetDateTime>>;
     /// Bytes.
     fn bytes(&self, name: &str) -> Result<Vec<u8>>;
+    /// Bytes or NULL.
+    fn opt_bytes(&self, name: &str) -> Result<Option<Vec<u8>>>;
     /// A JSON document (stored as text or as a JSON type, by driver).
     fn json(&self, name: &str) -> Result<Value>;
 }
@@ -67,6 +69,9 @@ macro_rules! typed_columns {
             self.try_get(name)
         }
         fn bytes(&self, name: &str) -> Result<Vec<u8>> {
+            self.try_get(name)
+        }
+        fn opt_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
             self.try_get(name)
         }
     };
@@ -151,6 +156,13 @@ pub fn refresh_token(row: &impl Columns) -> Result<RefreshToken> {
         used_at: row.opt_time("r_used_at")?,
         created_at: row.time("r_created_at")?,
         expires_at: row.time("r_expires_at")?,
+        secret_sealed: match (
+            row.opt_bytes("r_secret_sealed")?,
+            row.opt_text("r_secret_key_id")?,
+        ) {
+            (Some(blob), Some(key_id)) => Some(Sealed { key_id, blob }),
+            _ => None,
+        },
     })
 }
 

@@ -8,3 +8,8 @@ ALTER TABLE principals ADD COLUMN password_removed_at TEXT;
 -- When the session last proved itself (sign-in or re-authentication); sensitive
 -- changes need a recent proof. NULL: at creation.
 ALTER TABLE sessions ADD COLUMN proven_at TEXT;
+-- A rotated refresh token, sealed under the master key, so that a retry of
+-- the refresh it answered (within the grace window) gets the same token back.
+ALTER TABLE refresh_tokens ADD COLUMN secret_sealed BLOB;
+ALTER TABLE refresh_tokens ADD COLUMN secret_key_id TEXT;
+CREATE INDEX refresh_tokens_parent ON refresh_tokens (parent_id);

@@ -97,8 +97,9 @@ async fn write(writer: &SqlitePool, batch: &[Rotation]) -> Result<HashSet<Uuid>,
     for _ in batch {
         sql.push_str(
             "UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL;
-             INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, used_at, created_at, expires_at)
-                 SELECT ?, ?, ?, ?, NULL, ?, ? WHERE changes() = 1 RETURNING id;\n",
+             INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, used_at, created_at, expires_at,
+                                         secret_sealed, secret_key_id)
+                 SELECT ?, ?, ?, ?, NULL, ?, ?, ?, ? WHERE changes() = 1 RETURNING id;\n",
         );
     }
     sql.push_str("COMMIT;");
@@ -112,7 +113,9 @@ async fn write(writer: &SqlitePool, batch: &[Rotation]) -> Result<HashSet<Uuid>,
             .bind(r.next.token_hash.clone())
             .bind(r.next.parent_id)
             .bind(r.next.created_at)
-            .bind(r.next.expires_at);
+            .bind(r.next.expires_at)
+            .bind(r.next.secret_sealed.as_ref().map(|s| s.blob.clone()))
+            .bind(r.next.secret_sealed.as_ref().map(|s| s.key_id.clone()));
     }
     let mut conn = writer.acquire().await.map_err(map_err)?;
     match query.fetch_all(&mut *conn).await {

@@ -150,7 +150,8 @@ impl SessionStore for SqliteStore {
     ) -> Result<Option<(RefreshToken, Session)>, StoreError> {
         let row = sqlx::query(
             "SELECT s.*, r.id AS r_id, r.token_hash AS r_token_hash, r.parent_id AS r_parent_id,
-                    r.used_at AS r_used_at, r.created_at AS r_created_at, r.expires_at AS r_expires_at
+                    r.used_at AS r_used_at, r.created_at AS r_created_at, r.expires_at AS r_expires_at,
+                    r.secret_sealed AS r_secret_sealed, r.secret_key_id AS r_secret_key_id
              FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
              WHERE r.token_hash = ?",
         )
@@ -162,6 +163,21 @@ impl SessionStore for SqliteStore {
             .map(|row| Ok((refresh_token(row)?, session(row)?)))
             .transpose()
             .map_err(map_err)
+    }
+
+    async fn find_successor(&self, parent: Uuid) -> Result<Option<RefreshToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.session_id AS id, r.id AS r_id, r.token_hash AS r_token_hash,
+                    r.parent_id AS r_parent_id, r.used_at AS r_used_at, r.created_at AS r_created_at,
+                    r.expires_at AS r_expires_at, r.secret_sealed AS r_secret_sealed,
+                    r.secret_key_id AS r_secret_key_id
+             FROM refresh_tokens r WHERE r.parent_id = $1",
+        )
+        .bind(parent)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(refresh_token).transpose().map_err(map_err)
     }
 
     async fn rotate_refresh_token(

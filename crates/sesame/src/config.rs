@@ -104,6 +104,9 @@ pub struct Config {
     pub code_lockout: LockoutPolicy,
     /// Rate limits of sign-ins, code requests and confirmations.
     pub rate_limits: RateLimits,
+    /// Seconds after a refresh token's first use in which presenting it again
+    /// returns the same successor (a retry) instead of revoking the session.
+    pub refresh_reuse_grace_secs: u64,
     /// Seconds within which a session must have signed in or re-authenticated
     /// to set a first password or bind or unbind login methods.
     pub reauth_window_secs: u64,
@@ -148,6 +151,7 @@ impl Default for Config {
             code_lockout: LockoutPolicy::codes(),
             rate_limits: RateLimits::default(),
             reauth_window_secs: 300,
+            refresh_reuse_grace_secs: 10,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
@@ -186,6 +190,7 @@ const KEYS: &[&str] = &[
     "code_lockout",
     "rate_limits",
     "reauth_window_secs",
+    "refresh_reuse_grace_secs",
     "trusted_proxies",
     "log_format",
     "log_level",

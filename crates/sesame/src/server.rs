@@ -137,6 +137,7 @@ impl Server {
             code_lockout: config.code_lockout,
             rate_limits: config.rate_limits,
             reauth_window: time::Duration::seconds(config.reauth_window_secs as i64),
+            refresh_reuse_grace: time::Duration::seconds(config.refresh_reuse_grace_secs as i64),
         };
         let outbox = config.data_dir.join("outbox");
         let mailer: Arc<dyn sesame_delivery::Mailer> = match &config.smtp {

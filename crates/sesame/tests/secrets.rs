@@ -65,6 +65,8 @@ fn no_secret_reaches_the_log() {
         .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
         .arg(&data)
         .env("SESAME_LOG_LEVEL", "debug")
+        // The reuse below must be one at once, not a retry within the grace.
+        .env("SESAME_REFRESH_REUSE_GRACE_SECS", "0")
         .env("SESAME_LOG_FORMAT", "json")
         .env("SESAME_ARGON2__MEMORY_KIB", "1024")
         .env_remove("RUST_LOG")

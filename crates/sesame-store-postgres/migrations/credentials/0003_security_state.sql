@@ -8,3 +8,8 @@ ALTER TABLE credentials.principals ADD COLUMN password_removed_at TIMESTAMPTZ;
 -- When the session last proved itself (sign-in or re-authentication); sensitive
 -- changes need a recent proof. NULL: at creation.
 ALTER TABLE credentials.sessions ADD COLUMN proven_at TIMESTAMPTZ;
+-- A rotated refresh token, sealed under the master key, so that a retry of
+-- the refresh it answered (within the grace window) gets the same token back.
+ALTER TABLE credentials.refresh_tokens ADD COLUMN secret_sealed BYTEA;
+ALTER TABLE credentials.refresh_tokens ADD COLUMN secret_key_id TEXT;
+CREATE INDEX refresh_tokens_parent ON credentials.refresh_tokens (parent_id);
