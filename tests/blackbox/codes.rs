@@ -106,8 +106,10 @@ async fn five_wrong_tries_kill_the_code() {
     confirm(&app, "ada@example.com", &code)
         .await
         .assert_problem(400, "invalid_code");
+    // Guesses that name no flow count on the newest code's own tries.
     assert_eq!(
-        app.count("SELECT attempts FROM verification_codes").await,
+        app.count("SELECT anonymous_attempts FROM verification_codes")
+            .await,
         5
     );
 }
@@ -139,9 +141,11 @@ async fn resending_waits_for_the_cooldown_and_replaces_the_code() {
     );
     let second = app.last_code("ada@example.com");
     assert_eq!(app.messages_to("ada@example.com").len(), 2);
+    // Each request is a flow of its own; a confirmation without a flow id
+    // names the newest.
     assert_eq!(
         app.count("SELECT COUNT(*) FROM verification_codes").await,
-        1
+        2
     );
     if first != second {
         confirm(&app, "ada@example.com", &first)
@@ -202,4 +206,87 @@ async fn code_requests_are_validated() {
     app.send_code("email", "new@example.com", "bind", None)
         .await
         .assert_problem(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn a_strangers_wrong_codes_and_requests_do_not_stop_the_owners_code() {
+    let app = TestApp::spawn().await;
+    let reg = app.register("ada@example.com").await;
+    let token = reg["access_token"].as_str().unwrap();
+    let sent = app
+        .send_code("email", "ada@example.com", "verify", None)
+        .await;
+    assert_eq!(sent.status, 202);
+    let flow = sent.body["verification_id"].as_str().unwrap().to_owned();
+    let code = app.last_code("ada@example.com");
+
+    // A stranger, on another address, who knows only the address: five wrong
+    // guesses, then a code request of its own.
+    let stranger = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let body = json!({"login": {"type": "email", "identifier": "ada@example.com"}, "code": wrong(&code)});
+        let req = stranger
+            .post(app.url("/v1/verifications/confirm"))
+            .json(&body);
+        app.send(req).await.assert_problem(400, "invalid_code");
+    }
+    let body =
+        json!({"login": {"type": "email", "identifier": "ada@example.com"}, "purpose": "verify"});
+    let theirs = app
+        .send(stranger.post(app.url("/v1/verifications")).json(&body))
+        .await;
+    assert_eq!(theirs.status, 202, "{}", theirs.body);
+    assert_ne!(theirs.body["verification_id"], flow.as_str());
+    // The owner's cooldown is the owner's own.
+    app.send_code("email", "ada@example.com", "verify", None)
+        .await
+        .assert_problem(429, "rate_limited");
+
+    // The owner's code, named by its flow, still works.
+    let body = json!({
+        "login": {"type": "email", "identifier": "ada@example.com"},
+        "code": code,
+        "verification_id": flow,
+    });
+    let req = app.client.post(app.url("/v1/verifications/confirm"));
+    let confirmed = app.send(req.bearer_auth(token).json(&body)).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    // Using one ends every other live code of the login.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM verification_codes WHERE consumed_at IS NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn unknown_logins_get_a_flow_id_and_store_no_code() {
+    let app = TestApp::spawn().await;
+    let known = app.register("ada@example.com").await;
+    assert!(known["access_token"].is_string());
+    let a = app
+        .send_code("email", "nobody@example.com", "sign_in", None)
+        .await;
+    let b = app
+        .send_code("email", "ada@example.com", "sign_in", None)
+        .await;
+    for r in [&a, &b] {
+        assert_eq!(r.status, 202);
+        let id = r.body["verification_id"].as_str().unwrap();
+        assert_eq!(id.len(), 36, "{id}");
+    }
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM verification_codes WHERE identifier = 'nobody@example.com'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM verification_codes").await,
+        1
+    );
 }

@@ -36,10 +36,10 @@ async fn race_codes(app: &TestApp, right: &str, request: impl Fn(&str) -> Raw) -
         }
     }
     assert_eq!(
-        app.count("SELECT MAX(attempts) FROM verification_codes")
+        app.count("SELECT MAX(attempts + anonymous_attempts) FROM verification_codes")
             .await,
         5,
-        "the code's tries are all claimed"
+        "the flow's tries are all claimed"
     );
     // Whether or not it was among the five, the right code is gone now.
     let again = app.send(request_builder(app, &request(right))).await;
@@ -79,11 +79,13 @@ async fn a_raced_reset_code_evaluates_at_most_five_guesses() {
         )
         .await;
     assert_eq!(reset.status, 202);
+    // The attacker asked for the reset, so knows the flow id.
+    let flow = reset.body["verification_id"].as_str().unwrap().to_owned();
     let right = app.last_code("ada@example.com");
     let answers = race_codes(&app, &right, |c| {
         Raw::post(
             "/v1/password-resets/confirm",
-            json!({"login": email("ada@example.com"), "code": c, "new_password": "the attacker's new passphrase"}),
+            json!({"login": email("ada@example.com"), "code": c, "verification_id": flow, "new_password": "the attacker's new passphrase"}),
         )
     })
     .await;
@@ -99,13 +101,15 @@ async fn a_raced_reset_code_evaluates_at_most_five_guesses() {
 #[tokio::test]
 async fn a_raced_registration_code_evaluates_at_most_five_guesses() {
     let app = TestApp::spawn().await;
-    app.send_code("email", "grace@example.com", "register", None)
+    let sent = app
+        .send_code("email", "grace@example.com", "register", None)
         .await;
+    let flow = sent.body["verification_id"].as_str().unwrap().to_owned();
     let right = app.last_code("grace@example.com");
     let answers = race_codes(&app, &right, |c| {
         Raw::post(
             "/v1/registrations",
-            json!({"login": email("grace@example.com"), "code": c}),
+            json!({"login": email("grace@example.com"), "code": c, "verification_id": flow}),
         )
     })
     .await;
@@ -118,13 +122,15 @@ async fn a_raced_bind_code_evaluates_at_most_five_guesses() {
     let app = TestApp::spawn().await;
     let reg = app.register("ada@example.com").await;
     let token = reg["access_token"].as_str().unwrap().to_owned();
-    app.send_code("email", "ada.work@example.com", "bind", Some(&token))
+    let sent = app
+        .send_code("email", "ada.work@example.com", "bind", Some(&token))
         .await;
+    let flow = sent.body["verification_id"].as_str().unwrap().to_owned();
     let right = app.last_code("ada.work@example.com");
     let answers = race_codes(&app, &right, |c| {
         Raw::post(
             "/v1/me/logins",
-            json!({"login": email("ada.work@example.com"), "code": c}),
+            json!({"login": email("ada.work@example.com"), "code": c, "verification_id": flow}),
         )
         .bearer(&token)
     })
@@ -143,6 +149,7 @@ async fn a_raced_sign_in_code_evaluates_at_most_five_guesses() {
     app.send_code("email", "ada@example.com", "sign_in", None)
         .await;
     let right = app.last_code("ada@example.com");
+    // Without a flow id: the guesses count on the newest code's own tries.
     let answers = race_codes(&app, &right, |c| {
         Raw::post(
             "/v1/sessions",

@@ -3,7 +3,7 @@
 
 use crate::guard::Action;
 use crate::{App, AuthContext, ClientMeta, LoginView};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, Tx};
 use sesame_credentials::codes::{CODE_TTL, MAX_ATTEMPTS};
@@ -25,6 +25,17 @@ pub struct CodeRequest {
     pub purpose: CodePurpose,
 }
 
+/// The answer to a code request: the flow's id, to give back on confirmation
+/// (a random one when nothing was sent, so that the answers look alike).
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeSent {
+    /// Names the code on confirmation.
+    pub verification_id: String,
+}
+
+/// Live codes kept per purpose and login: each request is a flow of its own.
+const LIVE_CODES: i64 = 5;
+
 /// `POST /v1/verifications/confirm`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +44,8 @@ pub struct ConfirmRequest {
     pub login: LoginInput,
     /// The six digits.
     pub code: String,
+    /// The flow the code was sent for, as `POST /v1/verifications` returned it.
+    pub verification_id: Option<String>,
 }
 
 impl App {
@@ -46,13 +59,14 @@ impl App {
     }
 
     /// Issues a code and sends it when the purpose fits the login's state. The
-    /// answer and the cooldown are the same whether or not anything was sent.
+    /// answer, its time and the cooldown are the same whether or not anything
+    /// was sent; the flow id it returns names the code on confirmation.
     pub async fn send_code(
         &self,
         req: CodeRequest,
         auth: Option<&AuthContext>,
         meta: &ClientMeta,
-    ) -> Result<(), Error> {
+    ) -> Result<CodeSent, Error> {
         let login = self.code_login(&req.login)?;
         self.limit_ip(Action::SendCode, meta).await?;
         self.limit_login(Action::SendCode, &login).await?;
@@ -62,20 +76,23 @@ impl App {
                 "Binding needs a signed-in caller",
             ));
         }
-        self.issue_code(req.purpose, &login, auth).await
+        self.issue_code(req.purpose, &login, auth, meta).await
     }
 
-    /// Issues a code for `login`; `auth` is the signed-in caller, if any.
+    /// Issues a code for `login`; `auth` is the signed-in caller, if any. A
+    /// code is stored (and sent) only when the purpose fits the login; the
+    /// cooldown and the answer do not tell which.
     pub(crate) async fn issue_code(
         &self,
         purpose: CodePurpose,
         login: &Login,
         auth: Option<&AuthContext>,
-    ) -> Result<(), Error> {
+        meta: &ClientMeta,
+    ) -> Result<CodeSent, Error> {
         let subject = &subject_of(purpose, auth);
         let now = self.0.clock.now();
         let stores = &self.0.stores;
-        if let Some(wait) = self.code_cooldown(purpose, login, subject, now).await? {
+        if let Some(wait) = self.code_cooldown(purpose, login, subject, meta).await? {
             return Err(Error::Busy {
                 code: ErrorCode::RateLimited,
                 retry_after_secs: wait,
@@ -90,41 +107,44 @@ impl App {
             CodePurpose::SignIn | CodePurpose::Verify => existing.is_some(),
             CodePurpose::Reset => existing.is_some_and(|m| m.verified_at.is_some()),
         };
-        // A code is stored either way, so that cooldowns reveal nothing.
         let (code, record) = self.0.codes.issue(purpose, login, subject, now)?;
-        stores.codes.replace_code(&record).await?;
+        let verification_id = record.flow_id.clone();
         if deliver {
+            stores.codes.insert_code(&record, LIVE_CODES).await?;
             self.deliver_code(purpose, login, &code).await;
         }
-        Ok(())
+        Ok(CodeSent { verification_id })
     }
 
-    /// Starts the resend cooldown, or returns the seconds left of the running
-    /// one. With shared limits (Redis) checking and starting is one atomic step
-    /// seen by every instance; without, the last stored code tells. Should the
-    /// shared store fail, the stored code decides instead.
+    /// Starts the resend cooldown of a login for this client, or returns the
+    /// seconds left of the running one: one atomic step in the shared limits
+    /// (in this process, or Redis for every instance). Keyed by the client's
+    /// network too, so that a stranger asking for codes does not hold the
+    /// owner's cooldown. Should Redis fail, the newest stored code decides.
     async fn code_cooldown(
         &self,
         purpose: CodePurpose,
         login: &Login,
         subject: &str,
-        now: OffsetDateTime,
+        meta: &ClientMeta,
     ) -> Result<Option<u64>, Error> {
         let cooldown = self.0.settings.code_resend_cooldown;
         if !cooldown.is_positive() {
             return Ok(None);
         }
-        let limits = &self.0.stores.limits;
-        if limits.is_shared() {
-            let key = self.0.codes.cooldown_key(purpose, login, subject)?;
-            let ttl = std::time::Duration::from_secs(cooldown.whole_seconds().max(0) as u64);
-            match limits.start_cooldown(&key, ttl).await {
-                Ok(left) => return Ok(left),
-                Err(e) => {
-                    tracing::warn!(error = %e, "shared cooldown unavailable; using the code store")
-                }
-            }
+        let network = meta.ip.as_deref().map_or_else(String::new, |ip| {
+            crate::client_network(ip, self.0.settings.rate_limits.ipv6_prefix)
+        });
+        let key = self
+            .0
+            .codes
+            .cooldown_key(purpose, login, &format!("{subject}\n{network}"))?;
+        let ttl = std::time::Duration::from_secs(cooldown.whole_seconds().max(0) as u64);
+        match self.0.stores.limits.start_cooldown(&key, ttl).await {
+            Ok(left) => return Ok(left),
+            Err(e) => tracing::warn!(error = %e, "cooldowns unavailable; using the code store"),
         }
+        let now = self.0.clock.now();
         let previous = self
             .0
             .stores
@@ -178,10 +198,15 @@ impl App {
         login: &Login,
         auth: Option<&AuthContext>,
         code: &str,
+        flow: Option<&str>,
         meta: &ClientMeta,
     ) -> Result<VerificationCode, Error> {
         let now = self.0.clock.now();
-        match self.claim_and_check(purpose, login, auth, code, now).await {
+        let flow = flow.map(str::trim).filter(|f| !f.is_empty());
+        match self
+            .claim_and_check(purpose, login, auth, code, flow, now)
+            .await
+        {
             Ok(record) => Ok(record),
             Err(refused @ (Error::Problem { .. } | Error::Busy { .. })) => {
                 self.record_code_failure(purpose, login, refused.error_code(), meta)
@@ -249,6 +274,7 @@ impl App {
         login: &Login,
         auth: Option<&AuthContext>,
         code: &str,
+        flow: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<VerificationCode, Error> {
         let subject = &subject_of(purpose, auth);
@@ -263,6 +289,7 @@ impl App {
                 login.login_type,
                 &login.identifier,
                 subject,
+                flow,
                 MAX_ATTEMPTS,
             )
             .await?;
@@ -326,7 +353,14 @@ impl App {
         self.limit_login(Action::ConfirmCode, &login).await?;
         let now = self.0.clock.now();
         let record = self
-            .check_code(CodePurpose::Verify, &login, None, &req.code, meta)
+            .check_code(
+                CodePurpose::Verify,
+                &login,
+                None,
+                &req.code,
+                req.verification_id.as_deref(),
+                meta,
+            )
             .await?;
         let stores = &self.0.stores;
         let method = stores

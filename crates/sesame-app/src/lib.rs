@@ -31,7 +31,7 @@ use sesame_identity::ProfileStore;
 use std::sync::{Arc, RwLock};
 use time::Duration;
 
-pub use codes::{CodeRequest, ConfirmRequest};
+pub use codes::{CodeRequest, CodeSent, ConfirmRequest};
 pub use guard::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use logins::BindRequest;
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};

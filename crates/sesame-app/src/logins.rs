@@ -19,6 +19,8 @@ pub struct BindRequest {
     pub login: LoginInput,
     /// A `bind` code sent to it (e-mail and phone).
     pub code: Option<String>,
+    /// The flow the code was sent for.
+    pub verification_id: Option<String>,
 }
 
 impl App {
@@ -42,8 +44,15 @@ impl App {
                 self.limit_ip(Action::ConfirmCode, meta).await?;
                 self.limit_login(Action::ConfirmCode, &login).await?;
                 Some(
-                    self.check_code(CodePurpose::Bind, &login, Some(auth), code, meta)
-                        .await?,
+                    self.check_code(
+                        CodePurpose::Bind,
+                        &login,
+                        Some(auth),
+                        code,
+                        req.verification_id.as_deref(),
+                        meta,
+                    )
+                    .await?,
                 )
             }
         };

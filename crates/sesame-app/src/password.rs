@@ -40,6 +40,8 @@ pub struct ResetConfirm {
     pub login: LoginInput,
     /// The six digits.
     pub code: String,
+    /// The flow the code was sent for.
+    pub verification_id: Option<String>,
     /// The new password.
     pub new_password: String,
 }
@@ -144,11 +146,12 @@ impl App {
         &self,
         req: ResetRequest,
         meta: &ClientMeta,
-    ) -> Result<(), Error> {
+    ) -> Result<crate::CodeSent, Error> {
         let login = self.code_login(&req.login)?;
         self.limit_ip(Action::SendCode, meta).await?;
         self.limit_login(Action::SendCode, &login).await?;
-        self.issue_code(CodePurpose::Reset, &login, None).await
+        self.issue_code(CodePurpose::Reset, &login, None, meta)
+            .await
     }
 
     /// Sets a new password with a reset code and revokes every session.
@@ -162,7 +165,14 @@ impl App {
         self.limit_login(Action::ConfirmCode, &login).await?;
         let _slot = self.hashing_slot(meta)?;
         let record = self
-            .check_code(CodePurpose::Reset, &login, None, &req.code, meta)
+            .check_code(
+                CodePurpose::Reset,
+                &login,
+                None,
+                &req.code,
+                req.verification_id.as_deref(),
+                meta,
+            )
             .await?;
         let method = self
             .0

@@ -21,6 +21,8 @@ pub struct Reauthenticate {
     pub code: Option<String>,
     /// The login the code was sent to (required with `code`).
     pub login: Option<LoginInput>,
+    /// The flow the code was sent for.
+    pub verification_id: Option<String>,
 }
 
 /// The answer: the session, proven now.
@@ -79,7 +81,14 @@ impl App {
                     return Err(Error::field("login", "not_yours"));
                 }
                 let record = self
-                    .check_code(CodePurpose::SignIn, &login, None, &code, meta)
+                    .check_code(
+                        CodePurpose::SignIn,
+                        &login,
+                        None,
+                        &code,
+                        req.verification_id.as_deref(),
+                        meta,
+                    )
                     .await?;
                 let now = self.0.clock.now();
                 let mut tx = stores.db.begin().await?;

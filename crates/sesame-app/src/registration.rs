@@ -116,8 +116,15 @@ impl App {
                 (
                     None,
                     Some(
-                        self.check_code(CodePurpose::Register, &login, None, code, meta)
-                            .await?,
+                        self.check_code(
+                            CodePurpose::Register,
+                            &login,
+                            None,
+                            code,
+                            req.verification_id.as_deref(),
+                            meta,
+                        )
+                        .await?,
                     ),
                 )
             }

@@ -137,7 +137,14 @@ impl App {
                 }
                 self.limit_login(Action::SignIn, &login).await?;
                 let record = self
-                    .check_code(CodePurpose::SignIn, &login, None, code, meta)
+                    .check_code(
+                        CodePurpose::SignIn,
+                        &login,
+                        None,
+                        code,
+                        req.verification_id.as_deref(),
+                        meta,
+                    )
                     .await?;
                 let method = stores
                     .logins

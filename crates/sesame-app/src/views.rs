@@ -17,6 +17,8 @@ pub struct RegisterRequest {
     pub password: Option<String>,
     /// A verification code, for passwordless sign-up.
     pub code: Option<String>,
+    /// The flow the code was sent for.
+    pub verification_id: Option<String>,
     /// Initial profile fields.
     pub profile: Option<NewProfile>,
 }
@@ -31,6 +33,8 @@ pub struct SignInRequest {
     pub password: Option<String>,
     /// A verification code, for passwordless sign-in.
     pub code: Option<String>,
+    /// The flow the code was sent for.
+    pub verification_id: Option<String>,
 }
 
 /// `POST /v1/sessions/refresh`.

@@ -106,12 +106,21 @@ enum Slot {
 }
 
 /// Limits in this process only: right for one instance, and the default.
-#[derive(Debug)]
 pub struct MemoryLimits {
     slots: Mutex<HashMap<String, Slot>>,
     started: std::time::Instant,
+    /// Where time comes from, when not the monotonic clock (tests move it).
+    clock: Option<std::sync::Arc<dyn crate::Clock>>,
     /// Entries kept before expired ones are swept.
     sweep_at: usize,
+}
+
+impl std::fmt::Debug for MemoryLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryLimits")
+            .field("sweep_at", &self.sweep_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MemoryLimits {
@@ -119,14 +128,26 @@ impl Default for MemoryLimits {
         Self {
             slots: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
+            clock: None,
             sweep_at: 100_000,
         }
     }
 }
 
 impl MemoryLimits {
+    /// Limits whose cooldowns and counters expire by `clock`.
+    pub fn with_clock(clock: std::sync::Arc<dyn crate::Clock>) -> Self {
+        Self {
+            clock: Some(clock),
+            ..Self::default()
+        }
+    }
+
     fn now_ms(&self) -> u128 {
-        self.started.elapsed().as_millis()
+        match &self.clock {
+            Some(clock) => (clock.now().unix_timestamp_nanos() / 1_000_000).max(0) as u128,
+            None => self.started.elapsed().as_millis(),
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Slot>, u128) -> T) -> T {

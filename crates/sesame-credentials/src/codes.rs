@@ -73,8 +73,12 @@ pub struct VerificationCode {
     pub subject: String,
     /// HMAC-SHA256 of the code, bound to purpose and login.
     pub code_hash: Vec<u8>,
-    /// Wrong tries so far.
+    /// The flow that asked for it: returned to the requester only.
+    pub flow_id: String,
+    /// Tries that named the flow.
     pub attempts: i64,
+    /// Tries that named no flow (the login alone).
+    pub anonymous_attempts: i64,
     /// When it was issued (the resend cooldown counts from here).
     pub created_at: OffsetDateTime,
     /// End of validity.
@@ -179,7 +183,9 @@ impl CodeBook {
             identifier: login.identifier.clone(),
             subject: subject.to_owned(),
             code_hash: self.mac(purpose, login, subject, &code)?,
+            flow_id: new_flow_id()?,
             attempts: 0,
+            anonymous_attempts: 0,
             created_at: now,
             expires_at: now + CODE_TTL,
             consumed_at: None,
@@ -188,7 +194,7 @@ impl CodeBook {
     }
 
     /// Checks `code` against a record whose try has been claimed (so its
-    /// `attempts` counts this guess) at `now`: `code_expired` past its time,
+    /// counters count this guess) at `now`: `code_expired` past its time,
     /// `invalid_code` when used, past its tries, or wrong.
     pub fn check(
         &self,
@@ -196,7 +202,8 @@ impl CodeBook {
         code: &str,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
-        if record.consumed_at.is_some() || record.attempts > MAX_ATTEMPTS {
+        let spent = record.attempts > MAX_ATTEMPTS || record.anonymous_attempts > MAX_ATTEMPTS;
+        if record.consumed_at.is_some() || spent {
             return Err(Error::code(ErrorCode::InvalidCode));
         }
         if record.expires_at <= now {
@@ -217,11 +224,19 @@ impl CodeBook {
     }
 }
 
-/// Six uniformly distributed decimal digits.
+/// A new flow id: 122 random bits in UUID form.
+pub fn new_flow_id() -> Result<String, Error> {
+    let bytes: [u8; 16] = crate::random_bytes()?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Six uniformly distributed decimal digits.
 fn six_digits() -> Result<String, Error> {
     // Rejection sampling: 4,294,000,000 is the largest multiple of 10^6 below 2^32.
     loop {

@@ -240,13 +240,13 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// Stores verification codes: at most one per purpose and login.
+/// Stores verification codes: a few live flows per purpose and login.
 #[async_trait]
 pub trait VerificationCodeStore: Send + Sync {
-    /// Stores a new code, replacing any earlier one for the same purpose, login
-    /// and subject.
-    async fn replace_code(&self, code: &VerificationCode) -> Result<(), StoreError>;
-    /// The code for a purpose, login and subject, if any.
+    /// Stores a new code (a flow of its own), keeping only the newest
+    /// `keep` codes of its purpose, login and subject.
+    async fn insert_code(&self, code: &VerificationCode, keep: i64) -> Result<(), StoreError>;
+    /// The newest code for a purpose, login and subject, if any.
     async fn find_code(
         &self,
         purpose: CodePurpose,
@@ -255,20 +255,23 @@ pub trait VerificationCodeStore: Send + Sync {
         subject: &str,
     ) -> Result<Option<VerificationCode>, StoreError>;
     /// Claims one of a code's tries before its guess is looked at: in one
-    /// statement, counts a try on the live code for a purpose, login and
-    /// subject that still has tries left and returns it as it is after the
-    /// count; `None` when there is no such code, it was used or its tries are
-    /// gone. However many guesses race, at most `max_attempts` are claimed.
+    /// statement, counts a try on the live code and returns it as it is after
+    /// the count; `None` when there is no such code, it was used or its tries
+    /// are gone. With `flow`, the code of that flow and its own tries; without,
+    /// the newest code and the tries of guesses that name no flow. However many
+    /// guesses race, at most `max_attempts` of each kind are claimed.
     async fn claim_code_try(
         &self,
         purpose: CodePurpose,
         login_type: LoginType,
         identifier: &str,
         subject: &str,
+        flow: Option<&str>,
         max_attempts: i64,
     ) -> Result<Option<VerificationCode>, StoreError>;
     /// Marks a code used in the caller's transaction, unless it already was or
-    /// more than `max_attempts` tries were claimed; false then.
+    /// more tries were claimed than `max_attempts`; false then. Every other
+    /// live code of its purpose, login and subject ends with it.
     async fn consume_code(
         &self,
         tx: &mut dyn Tx,

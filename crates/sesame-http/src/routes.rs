@@ -84,9 +84,9 @@ pub async fn send_code(
     MaybeAuth(auth): MaybeAuth,
     Meta(meta): Meta,
     JsonBody(req): JsonBody<CodeRequest>,
-) -> Result<StatusCode> {
-    app.send_code(req, auth.as_ref(), &meta).await?;
-    Ok(StatusCode::ACCEPTED)
+) -> Result<Response> {
+    let sent = app.send_code(req, auth.as_ref(), &meta).await?;
+    Ok((StatusCode::ACCEPTED, Json(sent)).into_response())
 }
 
 pub async fn confirm_code(
@@ -145,9 +145,9 @@ pub async fn request_reset(
     State(app): State<App>,
     Meta(meta): Meta,
     JsonBody(req): JsonBody<ResetRequest>,
-) -> Result<StatusCode> {
-    app.request_password_reset(req, &meta).await?;
-    Ok(StatusCode::ACCEPTED)
+) -> Result<Response> {
+    let sent = app.request_password_reset(req, &meta).await?;
+    Ok((StatusCode::ACCEPTED, Json(sent)).into_response())
 }
 
 pub async fn confirm_reset(

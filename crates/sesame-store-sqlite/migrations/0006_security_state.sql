@@ -13,3 +13,11 @@ ALTER TABLE sessions ADD COLUMN proven_at TEXT;
 ALTER TABLE refresh_tokens ADD COLUMN secret_sealed BLOB;
 ALTER TABLE refresh_tokens ADD COLUMN secret_key_id TEXT;
 CREATE INDEX refresh_tokens_parent ON refresh_tokens (parent_id);
+-- Every code request is a flow of its own, named by a random id that only the
+-- requester learns: guesses that name a flow count against it alone, guesses
+-- that name none against the login's newest code, each with its own five tries.
+DROP INDEX verification_codes_key;
+ALTER TABLE verification_codes ADD COLUMN flow_id TEXT;
+ALTER TABLE verification_codes ADD COLUMN anonymous_attempts INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX verification_codes_flow ON verification_codes (flow_id);
+CREATE INDEX verification_codes_login ON verification_codes (purpose, login_type, identifier, subject, created_at);

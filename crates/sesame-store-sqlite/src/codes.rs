@@ -10,14 +10,13 @@ use uuid::Uuid;
 
 #[async_trait]
 impl VerificationCodeStore for SqliteStore {
-    async fn replace_code(&self, c: &VerificationCode) -> Result<(), StoreError> {
+    async fn insert_code(&self, c: &VerificationCode, keep: i64) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         sqlx::query(
             "INSERT INTO verification_codes
-                 (id, purpose, login_type, identifier, subject, code_hash, attempts, created_at, expires_at, consumed_at)
-             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, NULL)
-             ON CONFLICT (purpose, login_type, identifier, subject) DO UPDATE SET
-                 id = excluded.id, code_hash = excluded.code_hash, attempts = 0,
-                 created_at = excluded.created_at, expires_at = excluded.expires_at, consumed_at = NULL",
+                 (id, purpose, login_type, identifier, subject, code_hash, flow_id,
+                  attempts, anonymous_attempts, created_at, expires_at, consumed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9, NULL)",
         )
         .bind(c.id)
         .bind(c.purpose.as_str())
@@ -25,11 +24,28 @@ impl VerificationCodeStore for SqliteStore {
         .bind(&c.identifier)
         .bind(&c.subject)
         .bind(&c.code_hash)
+        .bind(&c.flow_id)
         .bind(c.created_at)
         .bind(c.expires_at)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        sqlx::query(
+            "DELETE FROM verification_codes
+             WHERE purpose = $1 AND login_type = $2 AND identifier = $3 AND subject = $4
+               AND id NOT IN (SELECT id FROM verification_codes
+                              WHERE purpose = $1 AND login_type = $2 AND identifier = $3 AND subject = $4
+                              ORDER BY created_at DESC, id DESC LIMIT $5)",
+        )
+        .bind(c.purpose.as_str())
+        .bind(c.login_type.as_str())
+        .bind(&c.identifier)
+        .bind(&c.subject)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 
@@ -42,7 +58,8 @@ impl VerificationCodeStore for SqliteStore {
     ) -> Result<Option<VerificationCode>, StoreError> {
         let row = sqlx::query(
             "SELECT * FROM verification_codes
-             WHERE purpose = ? AND login_type = ? AND identifier = ? AND subject = ?",
+             WHERE purpose = $1 AND login_type = $2 AND identifier = $3 AND subject = $4
+             ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind(purpose.as_str())
         .bind(login_type.as_str())
@@ -60,22 +77,35 @@ impl VerificationCodeStore for SqliteStore {
         login_type: LoginType,
         identifier: &str,
         subject: &str,
+        flow: Option<&str>,
         max_attempts: i64,
     ) -> Result<Option<VerificationCode>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE verification_codes SET attempts = attempts + 1
-             WHERE purpose = ? AND login_type = ? AND identifier = ? AND subject = ?
-               AND consumed_at IS NULL AND attempts < ?
-             RETURNING *",
-        )
-        .bind(purpose.as_str())
-        .bind(login_type.as_str())
-        .bind(identifier)
-        .bind(subject)
-        .bind(max_attempts)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(map_err)?;
+        let sql = match flow {
+            Some(_) => {
+                "UPDATE verification_codes SET attempts = attempts + 1
+                 WHERE flow_id = $6 AND purpose = $1 AND login_type = $2 AND identifier = $3
+                   AND subject = $4 AND consumed_at IS NULL AND attempts < $5
+                 RETURNING *"
+            }
+            None => {
+                "UPDATE verification_codes SET anonymous_attempts = anonymous_attempts + 1
+                 WHERE id = (SELECT id FROM verification_codes
+                             WHERE purpose = $1 AND login_type = $2 AND identifier = $3 AND subject = $4
+                             ORDER BY created_at DESC, id DESC LIMIT 1)
+                   AND consumed_at IS NULL AND anonymous_attempts < $5 AND $6 IS NULL
+                 RETURNING *"
+            }
+        };
+        let row = sqlx::query(sql)
+            .bind(purpose.as_str())
+            .bind(login_type.as_str())
+            .bind(identifier)
+            .bind(subject)
+            .bind(max_attempts)
+            .bind(flow)
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(map_err)?;
         row.as_ref().map(code).transpose().map_err(map_err)
     }
 
@@ -86,16 +116,31 @@ impl VerificationCodeStore for SqliteStore {
         max_attempts: i64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        let conn = conn(tx)?;
         let done = sqlx::query(
-            "UPDATE verification_codes SET consumed_at = ?
-             WHERE id = ? AND consumed_at IS NULL AND attempts <= ?",
+            "UPDATE verification_codes SET consumed_at = $1
+             WHERE id = $2 AND consumed_at IS NULL AND attempts <= $3 AND anonymous_attempts <= $3",
         )
         .bind(at)
         .bind(id)
         .bind(max_attempts)
-        .execute(conn(tx)?)
+        .execute(&mut *conn)
         .await
         .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE verification_codes SET consumed_at = $1
+             WHERE consumed_at IS NULL
+               AND (purpose, login_type, identifier, subject) =
+                   (SELECT purpose, login_type, identifier, subject FROM verification_codes WHERE id = $2)",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        Ok(true)
     }
 }

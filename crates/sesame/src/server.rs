@@ -94,6 +94,7 @@ impl Server {
         let master = load_master_keys(config)?;
         let backend = open_backend(config, false).await?;
         let mut stores = backend.stores();
+        stores.limits = Arc::new(sesame_core::MemoryLimits::with_clock(hooks.clock.clone()));
         if let Some(url) = &config.redis_url {
             let limits = RedisLimits::connect(url, &config.redis_key_prefix)
                 .await
