@@ -314,8 +314,10 @@ impl TestApp {
         self.send(req).await
     }
 
-    /// Every message written to the outbox folders for `to` (normalised), oldest first.
-    pub fn messages_to(&self, to: &str) -> Vec<String> {
+    /// Every message written to the outbox folders for `to` (normalised),
+    /// oldest first, once the deliveries asked for so far are done.
+    pub async fn messages_to(&self, to: &str) -> Vec<String> {
+        self.app.flush_deliveries().await;
         let mut files = Vec::new();
         for folder in ["mail", "sms"] {
             let dir = self.data_dir.join("outbox").join(folder);
@@ -335,8 +337,8 @@ impl TestApp {
     }
 
     /// The six digits of the newest message to `to`.
-    pub fn last_code(&self, to: &str) -> String {
-        let messages = self.messages_to(to);
+    pub async fn last_code(&self, to: &str) -> String {
+        let messages = self.messages_to(to).await;
         let text = messages
             .last()
             .unwrap_or_else(|| panic!("no message to {to}"));

@@ -30,7 +30,7 @@ async fn every_security_event_is_audited_with_who_and_where_and_no_secret() {
 
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
-    let code = app.last_code("ada@example.com");
+    let code = app.last_code("ada@example.com").await;
     // The owner confirms while signed in, so the account keeps its password.
     let confirmed = app
         .send(

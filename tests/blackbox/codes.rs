@@ -35,7 +35,7 @@ async fn a_verify_code_marks_the_login_verified() {
             .status,
         202
     );
-    let mail = app.messages_to("ada@example.com");
+    let mail = app.messages_to("ada@example.com").await;
     assert_eq!(mail.len(), 1);
     assert!(
         mail[0].contains("Subject: Your Sesame code: "),
@@ -65,7 +65,7 @@ async fn codes_are_stored_only_as_a_mac() {
     app.register("ada@example.com").await;
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
-    let code = app.last_code("ada@example.com");
+    let code = app.last_code("ada@example.com").await;
     let hashes = app
         .db
         .blobs("SELECT code_hash FROM verification_codes")
@@ -84,7 +84,7 @@ async fn codes_expire_after_ten_minutes() {
     app.register("ada@example.com").await;
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
-    let code = app.last_code("ada@example.com");
+    let code = app.last_code("ada@example.com").await;
     app.clock.advance(Duration::minutes(10));
     confirm(&app, "ada@example.com", &code)
         .await
@@ -97,7 +97,7 @@ async fn five_wrong_tries_kill_the_code() {
     app.register("ada@example.com").await;
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
-    let code = app.last_code("ada@example.com");
+    let code = app.last_code("ada@example.com").await;
     for _ in 0..5 {
         confirm(&app, "ada@example.com", &wrong(&code))
             .await
@@ -124,14 +124,14 @@ async fn resending_waits_for_the_cooldown_and_replaces_the_code() {
             .status,
         202
     );
-    let first = app.last_code("ada@example.com");
+    let first = app.last_code("ada@example.com").await;
     app.clock.advance(Duration::seconds(20));
     let again = app
         .send_code("email", "ada@example.com", "verify", None)
         .await;
     again.assert_problem(429, "rate_limited");
     assert_eq!(again.headers.get("retry-after").unwrap(), "40");
-    assert_eq!(app.messages_to("ada@example.com").len(), 1);
+    assert_eq!(app.messages_to("ada@example.com").await.len(), 1);
     app.clock.advance(Duration::seconds(40));
     assert_eq!(
         app.send_code("email", "ada@example.com", "verify", None)
@@ -139,8 +139,8 @@ async fn resending_waits_for_the_cooldown_and_replaces_the_code() {
             .status,
         202
     );
-    let second = app.last_code("ada@example.com");
-    assert_eq!(app.messages_to("ada@example.com").len(), 2);
+    let second = app.last_code("ada@example.com").await;
+    assert_eq!(app.messages_to("ada@example.com").await.len(), 2);
     // Each request is a flow of its own; a confirmation without a flow id
     // names the newest.
     assert_eq!(
@@ -171,8 +171,8 @@ async fn unknown_identifiers_get_202_and_no_message() {
         )
         .await;
     assert_eq!(resp.status, 202);
-    assert!(app.messages_to("nobody@example.com").is_empty());
-    assert!(app.messages_to("nobody-else@example.com").is_empty());
+    assert!(app.messages_to("nobody@example.com").await.is_empty());
+    assert!(app.messages_to("nobody-else@example.com").await.is_empty());
     assert!(
         !app.data_dir.join("outbox").join("mail").exists()
             || std::fs::read_dir(app.data_dir.join("outbox/mail"))
@@ -218,7 +218,7 @@ async fn a_strangers_wrong_codes_and_requests_do_not_stop_the_owners_code() {
         .await;
     assert_eq!(sent.status, 202);
     let flow = sent.body["verification_id"].as_str().unwrap().to_owned();
-    let code = app.last_code("ada@example.com");
+    let code = app.last_code("ada@example.com").await;
 
     // A stranger, on another address, who knows only the address: five wrong
     // guesses, then a code request of its own.
@@ -278,6 +278,7 @@ async fn unknown_logins_get_a_flow_id_and_store_no_code() {
         let id = r.body["verification_id"].as_str().unwrap();
         assert_eq!(id.len(), 36, "{id}");
     }
+    app.app.flush_deliveries().await;
     assert_eq!(
         app.count(
             "SELECT COUNT(*) FROM verification_codes WHERE identifier = 'nobody@example.com'"

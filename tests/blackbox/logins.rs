@@ -22,7 +22,7 @@ async fn phone_sign_up(app: &TestApp, phone: &str, e164: &str) -> Value {
         app.send_code("phone", phone, "register", None).await.status,
         202
     );
-    let code = app.last_code(e164);
+    let code = app.last_code(e164).await;
     let body = json!({"login": {"type": "phone", "identifier": phone}, "code": code});
     let resp = app.post("/v1/registrations", &body).await;
     assert_eq!(resp.status, 201, "{}", resp.body);
@@ -43,7 +43,7 @@ async fn bind_with_code(
             .status,
         202
     );
-    let code = app.last_code(to);
+    let code = app.last_code(to).await;
     let body = json!({"login": {"type": login_type, "identifier": identifier}, "code": code});
     app.send(
         app.client
@@ -100,7 +100,7 @@ async fn phone_sign_up_with_no_password() {
             .status,
         202
     );
-    let code = app.last_code("+8613800138000");
+    let code = app.last_code("+8613800138000").await;
     let body = json!({"login": {"type": "phone", "identifier": "13800138000"}, "code": code});
     let again = app.post("/v1/sessions", &body).await;
     assert_eq!(again.status, 200, "{}", again.body);
@@ -212,7 +212,7 @@ async fn binding_an_identifier_owned_by_another_user_changes_nothing() {
         )
         .await;
     assert_eq!(resp.status, 202);
-    assert!(app.messages_to("bob@example.com").is_empty());
+    assert!(app.messages_to("bob@example.com").await.is_empty());
     // Binding what one already has is taken too.
     bind_username(&app, s(&bob["access_token"]), "bobby")
         .await
@@ -356,7 +356,7 @@ async fn twenty_concurrent_binds_of_one_identifier_have_one_winner() {
                 .status,
             202
         );
-        codes.push(app.last_code("shared@example.com"));
+        codes.push(app.last_code("shared@example.com").await);
     }
     let binds = tokens.iter().zip(&codes).map(|(t, code)| {
         let body =

@@ -18,4 +18,5 @@ mod registration;
 mod sessions;
 mod smtp;
 mod takeover;
+mod timing;
 mod tokens;

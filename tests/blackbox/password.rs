@@ -128,7 +128,7 @@ async fn a_password_reset_revokes_every_session() {
     // Resets go only to verified addresses: verify first.
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
-    let code = app.last_code("ada@example.com");
+    let code = app.last_code("ada@example.com").await;
     let body = json!({"login": {"type": "email", "identifier": "ada@example.com"}, "code": code});
     assert_eq!(
         app.post("/v1/verifications/confirm", &body).await.status,
@@ -142,7 +142,7 @@ async fn a_password_reset_revokes_every_session() {
         )
         .await;
     assert_eq!(resp.status, 202);
-    let code = app.last_code("ada@example.com");
+    let code = app.last_code("ada@example.com").await;
     let confirm = |pw: &str, code: &str| {
         let body = json!({"login": {"type": "email", "identifier": "ada@example.com"}, "code": code, "new_password": pw});
         let req = app
@@ -185,5 +185,5 @@ async fn an_unverified_address_gets_no_reset_code() {
         )
         .await;
     assert_eq!(resp.status, 202);
-    assert!(app.messages_to("ada@example.com").is_empty());
+    assert!(app.messages_to("ada@example.com").await.is_empty());
 }

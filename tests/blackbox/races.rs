@@ -65,7 +65,7 @@ async fn a_raced_reset_code_evaluates_at_most_five_guesses() {
     let reg = app.register("ada@example.com").await;
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
-    let code = app.last_code("ada@example.com");
+    let code = app.last_code("ada@example.com").await;
     let confirm = json!({"login": email("ada@example.com"), "code": code});
     // The owner confirms while signed in, so the account keeps its password.
     let token = reg["access_token"].as_str().unwrap();
@@ -81,7 +81,7 @@ async fn a_raced_reset_code_evaluates_at_most_five_guesses() {
     assert_eq!(reset.status, 202);
     // The attacker asked for the reset, so knows the flow id.
     let flow = reset.body["verification_id"].as_str().unwrap().to_owned();
-    let right = app.last_code("ada@example.com");
+    let right = app.last_code("ada@example.com").await;
     let answers = race_codes(&app, &right, |c| {
         Raw::post(
             "/v1/password-resets/confirm",
@@ -105,7 +105,7 @@ async fn a_raced_registration_code_evaluates_at_most_five_guesses() {
         .send_code("email", "grace@example.com", "register", None)
         .await;
     let flow = sent.body["verification_id"].as_str().unwrap().to_owned();
-    let right = app.last_code("grace@example.com");
+    let right = app.last_code("grace@example.com").await;
     let answers = race_codes(&app, &right, |c| {
         Raw::post(
             "/v1/registrations",
@@ -126,7 +126,7 @@ async fn a_raced_bind_code_evaluates_at_most_five_guesses() {
         .send_code("email", "ada.work@example.com", "bind", Some(&token))
         .await;
     let flow = sent.body["verification_id"].as_str().unwrap().to_owned();
-    let right = app.last_code("ada.work@example.com");
+    let right = app.last_code("ada.work@example.com").await;
     let answers = race_codes(&app, &right, |c| {
         Raw::post(
             "/v1/me/logins",
@@ -148,7 +148,7 @@ async fn a_raced_sign_in_code_evaluates_at_most_five_guesses() {
     app.register("ada@example.com").await;
     app.send_code("email", "ada@example.com", "sign_in", None)
         .await;
-    let right = app.last_code("ada@example.com");
+    let right = app.last_code("ada@example.com").await;
     // Without a flow id: the guesses count on the newest code's own tries.
     let answers = race_codes(&app, &right, |c| {
         Raw::post(
@@ -183,7 +183,7 @@ async fn failed_code_confirmations_across_codes_lock_the_login() {
     for _ in 0..2 {
         app.send_code("email", "ada@example.com", "verify", None)
             .await;
-        let right = app.last_code("ada@example.com");
+        let right = app.last_code("ada@example.com").await;
         for wrong in wrong_codes(&right).take(5) {
             confirm(&wrong).await.assert_problem(400, "invalid_code");
         }
@@ -192,7 +192,7 @@ async fn failed_code_confirmations_across_codes_lock_the_login() {
     // refused with the lock's answer.
     app.send_code("email", "ada@example.com", "verify", None)
         .await;
-    let right = app.last_code("ada@example.com");
+    let right = app.last_code("ada@example.com").await;
     let locked = confirm(&right).await;
     locked.assert_problem(423, "account_locked");
     let wait: u64 = locked.headers["retry-after"]

@@ -29,7 +29,7 @@ async fn reauthenticate(app: &TestApp, token: &str, body: Value) -> Resp {
 /// Signs `address` up without a password; returns the access token.
 async fn passwordless(app: &TestApp, address: &str) -> String {
     app.send_code("email", address, "register", None).await;
-    let code = app.last_code(address);
+    let code = app.last_code(address).await;
     let reg = app
         .post(
             "/v1/registrations",
@@ -86,7 +86,7 @@ async fn an_old_session_must_prove_itself_again_before_sensitive_changes() {
     let wrong = json!({"code": "000000", "login": email("grace@example.com")});
     app.send_code("email", "grace@example.com", "sign_in", None)
         .await;
-    let right = app.last_code("grace@example.com");
+    let right = app.last_code("grace@example.com").await;
     if right != "000000" {
         reauthenticate(&app, &token, wrong)
             .await
@@ -138,7 +138,7 @@ async fn an_address_registered_by_someone_else_is_reclaimed_by_its_owners_first_
     // The owner signs in with a code sent to the address.
     app.send_code("email", "victim@example.com", "sign_in", None)
         .await;
-    let mail = app.messages_to("victim@example.com");
+    let mail = app.messages_to("victim@example.com").await;
     assert!(
         mail.last()
             .unwrap()
@@ -146,7 +146,7 @@ async fn an_address_registered_by_someone_else_is_reclaimed_by_its_owners_first_
         "{}",
         mail.last().unwrap()
     );
-    let code = app.last_code("victim@example.com");
+    let code = app.last_code("victim@example.com").await;
     let owner = app
         .post(
             "/v1/sessions",
@@ -189,7 +189,7 @@ async fn a_verify_code_confirmed_without_a_session_reclaims_the_account_too() {
     let access = attacker["access_token"].as_str().unwrap();
     app.send_code("email", "victim@example.com", "verify", None)
         .await;
-    let code = app.last_code("victim@example.com");
+    let code = app.last_code("victim@example.com").await;
     let body = json!({"login": email("victim@example.com"), "code": code});
     assert_eq!(
         app.post("/v1/verifications/confirm", &body).await.status,

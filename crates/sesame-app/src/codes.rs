@@ -2,15 +2,15 @@
 //! exists), checking them inside other flows, and confirming a login method.
 
 use crate::guard::Action;
+use crate::outgoing::CodeJob;
 use crate::{App, AuthContext, ClientMeta, LoginView};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, Tx};
-use sesame_credentials::codes::{CODE_TTL, MAX_ATTEMPTS};
+use sesame_credentials::codes::MAX_ATTEMPTS;
 use sesame_credentials::{
     AuditEntry, CodePurpose, Login, LoginAttempt, LoginInput, LoginType, VerificationCode,
 };
-use sesame_delivery::CodeKind;
 use sesame_events::topics;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -32,9 +32,6 @@ pub struct CodeSent {
     /// Names the code on confirmation.
     pub verification_id: String,
 }
-
-/// Live codes kept per purpose and login: each request is a flow of its own.
-const LIVE_CODES: i64 = 5;
 
 /// `POST /v1/verifications/confirm`.
 #[derive(Deserialize)]
@@ -109,10 +106,12 @@ impl App {
         };
         let (code, record) = self.0.codes.issue(purpose, login, subject, now)?;
         let verification_id = record.flow_id.clone();
-        if deliver {
-            stores.codes.insert_code(&record, LIVE_CODES).await?;
-            self.deliver_code(purpose, login, &code).await;
-        }
+        // The same hand-over either way: storing and sending happen after.
+        self.0.outgoing.enqueue(CodeJob {
+            send: deliver.then_some((record, code)),
+            purpose,
+            login: login.clone(),
+        })?;
         Ok(CodeSent { verification_id })
     }
 
@@ -156,35 +155,6 @@ impl App {
             // Rounded up: a client that waits this long is never refused again.
             (ready_at > now).then(|| crate::guard::secs_until(ready_at, now))
         }))
-    }
-
-    async fn deliver_code(&self, purpose: CodePurpose, login: &Login, code: &str) {
-        let kind = match purpose {
-            CodePurpose::Register => CodeKind::Register,
-            CodePurpose::SignIn => CodeKind::SignIn,
-            CodePurpose::Bind => CodeKind::Bind,
-            CodePurpose::Verify => CodeKind::Verify,
-            CodePurpose::Reset => CodeKind::Reset,
-        };
-        let delivery = &self.0.delivery;
-        let minutes = CODE_TTL.whole_minutes();
-        let sent = match login.login_type {
-            LoginType::Phone => {
-                let msg = delivery
-                    .templates
-                    .code_sms(&login.identifier, kind, code, minutes);
-                delivery.sms.send(&msg).await
-            }
-            _ => {
-                let msg = delivery
-                    .templates
-                    .code(&login.identifier, kind, code, minutes);
-                delivery.mailer.send(&msg).await
-            }
-        };
-        if let Err(e) = sent {
-            tracing::error!(error = %e, login_type = login.login_type.as_str(), "code delivery failed");
-        }
     }
 
     /// Checks a code for `purpose` and `login`. The guess is compared only

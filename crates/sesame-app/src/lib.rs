@@ -8,6 +8,7 @@ mod guard;
 pub mod keys;
 mod logins;
 mod me;
+mod outgoing;
 mod password;
 mod reauth;
 mod reclaim;
@@ -211,8 +212,8 @@ struct Inner {
     failpoints: FailPoints,
     caches: Caches,
     codes: CodeBook,
-    delivery: Delivery,
     hashing_slots: Arc<guard::HashingSlots>,
+    outgoing: outgoing::Outgoing,
 }
 
 /// What the in-process caches hold.
@@ -254,10 +255,11 @@ impl App {
             me: Cache::new(100_000, on),
         };
         let codes = CodeBook::new(master.current().derive("sesame/verification-codes/v1")?);
+        let outgoing = outgoing::Outgoing::spawn(stores.codes.clone(), delivery);
         Ok(Self(Arc::new(Inner {
             caches,
             codes,
-            delivery,
+            outgoing,
             hashing_slots: Arc::default(),
             stores,
             hasher,
@@ -313,6 +315,12 @@ impl App {
     /// The password hashing pool.
     pub fn hasher(&self) -> &PasswordHasher {
         &self.0.hasher
+    }
+
+    /// Waits until every code message asked for so far has been stored and
+    /// handed to the mailer or SMS sender.
+    pub async fn flush_deliveries(&self) {
+        self.0.outgoing.flush().await;
     }
 
     /// How many code guesses have been compared with a stored code.

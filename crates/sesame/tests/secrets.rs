@@ -38,12 +38,20 @@ fn request(
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-/// The six digits of the newest message in the mail outbox.
+/// The six digits of the newest message in the mail outbox, once one is
+/// there (messages are sent after the request answers).
 fn last_code(data: &std::path::Path) -> String {
-    let mut files: Vec<_> = std::fs::read_dir(data.join("outbox/mail"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut files: Vec<_> = loop {
+        let files: Vec<_> = std::fs::read_dir(data.join("outbox/mail"))
+            .map(|dir| dir.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        if !files.is_empty() {
+            break files;
+        }
+        assert!(std::time::Instant::now() < deadline, "no message arrived");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
     files.sort();
     let text = std::fs::read_to_string(files.last().unwrap()).unwrap();
     let subject = text.lines().find(|l| l.starts_with("Subject:")).unwrap();

@@ -135,10 +135,16 @@ impl PasswordHasher {
         let known = stored.is_some();
         let phc = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let params = self.argon2.params().clone();
+        let dummy = self.dummy_hash.to_string();
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let verdict = self
             .run(move || {
                 if super::legacy::verify(password.as_bytes(), &phc) != Some(true) {
+                    // A wrong password against a hash of another scheme or
+                    // cost is answered no sooner than against a current one.
+                    if !super::legacy::is_current(&phc, &params) {
+                        let _ = super::legacy::verify(password.as_bytes(), &dummy);
+                    }
                     Verified::No
                 } else if super::legacy::is_current(&phc, &params) {
                     Verified::Yes

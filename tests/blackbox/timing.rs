@@ -1,0 +1,106 @@
+//! Answers alike in time: medians of requests measured in the same run,
+//! interleaved, for a login that exists and one that does not.
+
+use crate::smtp::{smtp_config, start};
+use serde_json::{Value, json};
+use sesame_app::LockoutPolicy;
+use sesame_credentials::Argon2Config;
+use sesame_tests::TestApp;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 50;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Times `ROUNDS` of each request, alternating, and checks that the medians
+/// are within 20 % or 3 ms of each other, whichever is larger.
+async fn assert_alike(app: &TestApp, path: &str, a: &Value, b: &Value, expect: u16) {
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for i in 0..ROUNDS * 2 {
+        let (body, times) = if i % 2 == 0 {
+            (a, &mut ta)
+        } else {
+            (b, &mut tb)
+        };
+        let started = Instant::now();
+        let resp = app.post(path, body).await;
+        times.push(started.elapsed());
+        assert_eq!(resp.status, expect, "{}", resp.body);
+    }
+    let (ma, mb) = (median(ta), median(tb));
+    let slack = ma.min(mb).mul_f64(0.2).max(Duration::from_millis(3));
+    let gap = ma.abs_diff(mb);
+    assert!(
+        gap <= slack,
+        "medians differ by {gap:?} (allowed {slack:?}): {ma:?} vs {mb:?}"
+    );
+}
+
+#[tokio::test]
+async fn code_requests_take_as_long_for_unknown_logins_with_smtp() {
+    let Some(smtp) = start(Some(("sesame", "secret")), false) else {
+        return;
+    };
+    let app = TestApp::builder()
+        .config(|c| {
+            c.smtp = Some(smtp_config(smtp.port, "sesame", "secret"));
+            c.code_resend_cooldown_secs = 0;
+        })
+        .spawn()
+        .await;
+    app.register("ada@example.com").await;
+    let code = |email: &str| json!({"login": {"type": "email", "identifier": email}, "purpose": "sign_in"});
+    let known = code("ada@example.com");
+    let unknown = code("nobody@example.com");
+    assert_alike(&app, "/v1/verifications", &known, &unknown, 202).await;
+    let reset = |email: &str| json!({"login": {"type": "email", "identifier": email}});
+    // A reset goes only to a verified address: this one is not, the other absent.
+    assert_alike(
+        &app,
+        "/v1/password-resets",
+        &reset("ada@example.com"),
+        &reset("nobody@example.com"),
+        202,
+    )
+    .await;
+    // The known login's messages did go out.
+    app.app.flush_deliveries().await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_on_an_imported_bcrypt_hash_takes_as_long_as_on_nobody() {
+    let app = TestApp::builder()
+        .config(|c| {
+            // A cost at which a cheap imported hash would stand out.
+            c.argon2 = Argon2Config {
+                memory_kib: 8192,
+                iterations: 2,
+                parallelism: 1,
+            };
+            c.lockout = LockoutPolicy {
+                max_failures: 0,
+                ..LockoutPolicy::default()
+            };
+        })
+        .spawn()
+        .await;
+    app.register("ada@example.com").await;
+    let bcrypt = "$2b$04$DkdSOSUeeG9Se/9XN5UcW.dKHE5il84Xij30rLlY5i/mJIia6V2Kq";
+    let set = format!(
+        "UPDATE passwords SET hash = '{bcrypt}' WHERE principal_id = \
+         (SELECT principal_id FROM login_methods WHERE identifier = 'ada@example.com')"
+    );
+    assert_eq!(app.db.execute(&set).await, 1);
+    let sign_in = |email: &str| json!({"login": {"type": "email", "identifier": email}, "password": "not the password"});
+    assert_alike(
+        &app,
+        "/v1/sessions",
+        &sign_in("ada@example.com"),
+        &sign_in("nobody@example.com"),
+        401,
+    )
+    .await;
+}
