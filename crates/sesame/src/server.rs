@@ -90,6 +90,7 @@ impl Server {
     /// Prepares everything and starts listening; returns once the socket is bound.
     pub async fn start(config: &Config, hooks: Hooks) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
+        private_files();
         create_private_dir(&config.data_dir)?;
         let master = load_master_keys(config)?;
         let backend = open_backend(config, false).await?;
@@ -227,6 +228,35 @@ impl Server {
     }
 }
 
+/// Every file and folder this process creates (the database, its WAL, the
+/// outbox and its messages) is for its owner alone, whatever the data
+/// directory's mode.
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// A master key that others may read is refused: it opens every sealed secret.
+fn refuse_shared_key_file(path: &Path) -> Result<(), StartError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(StartError::Config(format!(
+                    "{} is readable or writable by others (mode {mode:03o}); run chmod 600 on it",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn create_private_dir(dir: &Path) -> Result<(), StartError> {
     let io = |source| StartError::Io {
         path: dir.to_owned(),
@@ -250,6 +280,7 @@ pub(crate) fn load_master_keys(config: &Config) -> Result<MasterKeys, StartError
         .previous_master_key_files
         .iter()
         .map(|path| {
+            refuse_shared_key_file(path)?;
             let text = std::fs::read_to_string(path).map_err(|source| StartError::Io {
                 path: path.clone(),
                 source,
@@ -277,6 +308,7 @@ fn load_master_key(config: &Config) -> Result<MasterKey, StartError> {
         path: path.clone(),
         source,
     };
+    refuse_shared_key_file(&path)?;
     match std::fs::read_to_string(&path) {
         Ok(text) => MasterKey::parse(&text)
             .map_err(|e| StartError::Config(format!("{}: {e}", path.display()))),

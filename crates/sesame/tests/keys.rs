@@ -12,7 +12,7 @@ async fn a_rotated_key_is_published_first_and_the_old_one_verifies_until_its_tok
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let old_key = dir.path().join("old.key");
-    std::fs::write(&old_key, format!("{MASTER_KEY}\n")).unwrap();
+    write_key(&old_key, &format!("{MASTER_KEY}\n"));
     let env = vec![
         ("SESAME_DATA_DIR", data.display().to_string()),
         ("SESAME_MASTER_KEY_FILE", old_key.display().to_string()),
@@ -80,11 +80,10 @@ async fn a_rotated_key_is_published_first_and_the_old_one_verifies_until_its_tok
 
     // Master-key rotation: every key is re-sealed and usable under the new key.
     let new_key = dir.path().join("new.key");
-    std::fs::write(
+    write_key(
         &new_key,
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-    )
-    .unwrap();
+    );
     let (ok, text) = run(
         &[
             "keys",
@@ -126,4 +125,17 @@ async fn sign_in_on(client: &reqwest::Client, on: &Instance) -> String {
     .await;
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Writes a key file as an operator should: readable by its owner alone.
+fn write_key(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
 }

@@ -60,11 +60,19 @@ pub async fn start_with(data_dir: &Path, env: &[(&str, String)], nofile: Option<
         .env("SESAME_LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    if !env.iter().any(|(k, _)| *k == "SESAME_MASTER_KEY_FILE") {
+    if !env
+        .iter()
+        .any(|(k, _)| *k == "SESAME_MASTER_KEY_FILE" || *k == "SESAME_MASTER_KEY")
+    {
         cmd.env("SESAME_MASTER_KEY", MASTER_KEY);
     }
+    // An empty value leaves the variable unset.
     for (k, v) in env {
-        cmd.env(k, v);
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
     }
     if let Some(limit) = nofile {
         use std::os::unix::process::CommandExt;
