@@ -15,6 +15,7 @@ mod overload;
 mod password;
 mod races;
 mod registration;
+mod retention;
 mod sessions;
 mod smtp;
 mod takeover;

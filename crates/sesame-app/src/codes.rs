@@ -207,7 +207,7 @@ impl App {
         let attempt = LoginAttempt {
             id: Uuid::now_v7(),
             login_type: login.login_type,
-            identifier: login.identifier.clone(),
+            identifier: self.attempt_identifier(login, principal)?,
             principal_id: principal,
             ip: meta.ip.clone(),
             success: false,

@@ -354,6 +354,20 @@ impl App {
         Ok(format!("password:{}", self.0.codes.login_key(login)?))
     }
 
+    /// The identifier written to `login_attempts`: as typed for a login that
+    /// belongs to someone, a keyed hash for one that belongs to nobody (so
+    /// that mistyped passwords in the identifier field are not kept).
+    pub(crate) fn attempt_identifier(
+        &self,
+        login: &Login,
+        principal: Option<PrincipalId>,
+    ) -> Result<String, Error> {
+        Ok(match principal {
+            Some(_) => login.identifier.clone(),
+            None => format!("hmac:{}", self.0.codes.login_key(login)?),
+        })
+    }
+
     /// Seconds left of the lock on the budget `name`, if one holds.
     pub(crate) async fn budget_lock(&self, name: &str) -> Result<Option<u64>, Error> {
         let key = format!("lock:{name}");
@@ -383,7 +397,7 @@ impl App {
         let attempt = LoginAttempt {
             id: Uuid::now_v7(),
             login_type: login.login_type,
-            identifier: login.identifier.clone(),
+            identifier: self.attempt_identifier(login, principal)?,
             principal_id: principal,
             ip: meta.ip.clone(),
             success: false,

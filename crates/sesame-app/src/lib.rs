@@ -13,6 +13,7 @@ mod password;
 mod reauth;
 mod reclaim;
 mod registration;
+mod retention;
 mod sessions;
 mod sign_in;
 pub mod views;
@@ -23,8 +24,8 @@ use sesame_core::{
 };
 use sesame_credentials::{
     AccessClaims, AuditStore, CodeBook, ImportStore, KeyRing, LoginAttemptStore, LoginMethodStore,
-    MasterKeys, NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore, SessionStore,
-    SigningKeyStore, VerificationCodeStore,
+    MasterKeys, NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore, RetentionStore,
+    SessionStore, SigningKeyStore, VerificationCodeStore,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
@@ -37,6 +38,7 @@ pub use guard::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use logins::BindRequest;
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use reauth::{Reauthenticate, Reauthenticated};
+pub use retention::RetentionPolicy;
 pub use views::{
     LoginView, MeView, PrincipalRef, RefreshRequest, RegisterRequest, Registered, SessionGrant,
     SessionView, SignInRequest,
@@ -69,6 +71,8 @@ pub struct Stores {
     pub attempts: Arc<dyn LoginAttemptStore>,
     /// Bulk paths of `sesame import`.
     pub import: Arc<dyn ImportStore>,
+    /// Deleting what has outlived its use.
+    pub retention: Arc<dyn RetentionStore>,
     /// Rate limits, failure counters and cooldowns: in this process, or shared
     /// by every instance (Redis). Code cooldowns use them only when shared;
     /// otherwise the code store decides.
@@ -91,6 +95,7 @@ impl Stores {
             + VerificationCodeStore
             + LoginAttemptStore
             + ImportStore
+            + RetentionStore
             + 'static,
     {
         Self {
@@ -105,7 +110,8 @@ impl Stores {
             outbox: backend.clone(),
             codes: backend.clone(),
             attempts: backend.clone(),
-            import: backend,
+            import: backend.clone(),
+            retention: backend,
             limits: Arc::new(MemoryLimits::default()),
         }
     }
@@ -135,6 +141,10 @@ pub struct Settings {
     pub code_lockout: LockoutPolicy,
     /// Rate limits per login and per client IP.
     pub rate_limits: RateLimits,
+    /// How long what has ended is kept before the sweeper deletes it.
+    pub retention: RetentionPolicy,
+    /// Live sessions one principal may hold; a new one revokes the oldest.
+    pub max_sessions_per_principal: u32,
     /// A refresh token presented again this soon after its first use gets the
     /// same successor instead of revoking the session.
     pub refresh_reuse_grace: Duration,
@@ -158,6 +168,8 @@ impl Default for Settings {
             rate_limits: RateLimits::default(),
             reauth_window: Duration::minutes(5),
             refresh_reuse_grace: Duration::seconds(10),
+            retention: RetentionPolicy::default(),
+            max_sessions_per_principal: 100,
         }
     }
 }

@@ -52,22 +52,23 @@ impl App {
         })
     }
 
-    /// Writes a new session and its refresh token.
+    /// Writes a new session and its refresh token; beyond
+    /// `max_sessions_per_principal` the oldest live sessions are revoked.
     pub(crate) async fn insert_session(
         &self,
         tx: &mut dyn Tx,
         new: &NewSession,
     ) -> Result<(), Error> {
-        self.0
-            .stores
-            .sessions
-            .insert_session(tx, &new.session)
+        let sessions = &self.0.stores.sessions;
+        sessions.insert_session(tx, &new.session).await?;
+        sessions.insert_refresh_token(tx, &new.refresh).await?;
+        let keep = i64::from(self.0.settings.max_sessions_per_principal.max(1));
+        let revoked = sessions
+            .revoke_sessions_beyond(tx, new.session.principal_id, keep, new.session.created_at)
             .await?;
-        self.0
-            .stores
-            .sessions
-            .insert_refresh_token(tx, &new.refresh)
-            .await?;
+        // Dropped now: a revoked session never becomes valid again, so doing it
+        // before the commit is harmless.
+        self.forget_sessions(&revoked);
         Ok(())
     }
 

@@ -19,8 +19,8 @@ pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{
     AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore,
-    LoginMethodStore, PasswordStore, PrincipalStore, SessionStore, SigningKeyStore,
-    VerificationCodeStore,
+    LoginMethodStore, PasswordStore, PrincipalStore, RetentionStore, SessionStore, SigningKeyStore,
+    SweepBefore, Swept, VerificationCodeStore,
 };
 pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 

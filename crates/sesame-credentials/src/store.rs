@@ -208,6 +208,15 @@ pub trait SessionStore: Send + Sync {
         id: SessionId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Revokes the oldest active sessions of a principal beyond the newest
+    /// `keep`, in the caller's transaction; returns the ids it revoked.
+    async fn revoke_sessions_beyond(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        keep: i64,
+        at: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError>;
     /// Revokes a session; false if it was already revoked.
     async fn revoke_session(
         &self,
@@ -279,6 +288,40 @@ pub trait VerificationCodeStore: Send + Sync {
         max_attempts: i64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+}
+
+/// What a sweep removes: everything that ended before these instants.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepBefore {
+    /// Codes that expired before this.
+    pub expired_codes: OffsetDateTime,
+    /// Refresh tokens used before this (past the reuse horizon).
+    pub used_refresh_tokens: OffsetDateTime,
+    /// Sessions revoked or expired before this, with their tokens.
+    pub ended_sessions: OffsetDateTime,
+    /// Sign-in attempts made before this.
+    pub login_attempts: OffsetDateTime,
+}
+
+/// Rows one sweep removed, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Verification codes.
+    pub codes: u64,
+    /// Refresh tokens.
+    pub refresh_tokens: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Sign-in attempts.
+    pub login_attempts: u64,
+}
+
+/// Deletes what has outlived its use. Each statement stands alone, so that
+/// sweepers on several instances may run at once.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// One sweep.
+    async fn sweep(&self, before: SweepBefore) -> Result<Swept, StoreError>;
 }
 
 /// Stores signing keys.

@@ -10,6 +10,7 @@ mod import;
 mod keys;
 mod migrate;
 mod outbox;
+mod retention;
 mod sessions;
 
 use async_trait::async_trait;

@@ -6,6 +6,7 @@ mod identity;
 mod import;
 mod keys;
 mod outbox;
+mod retention;
 mod rotation;
 mod sessions;
 

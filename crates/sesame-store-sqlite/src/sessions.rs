@@ -82,6 +82,30 @@ impl SessionStore for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn revoke_sessions_beyond(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        keep: i64,
+        at: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "UPDATE sessions SET revoked_at = $1, revoke_reason = 'session_limit'
+             WHERE principal_id = $2 AND revoked_at IS NULL
+               AND id NOT IN (SELECT id FROM sessions
+                              WHERE principal_id = $2 AND revoked_at IS NULL
+                              ORDER BY id DESC LIMIT $3)
+             RETURNING id",
+        )
+        .bind(at)
+        .bind(principal.0)
+        .bind(keep)
+        .fetch_all(conn(tx)?)
+        .await
+        .map_err(map_err)?;
+        Ok(ids.into_iter().map(SessionId).collect())
+    }
+
     async fn revoke_session(
         &self,
         tx: &mut dyn Tx,

@@ -6,7 +6,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
-use sesame_app::{LockoutPolicy, RateLimits};
+use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy};
 use sesame_credentials::{Argon2Config, HashingConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
 use sesame_store_postgres::{PgSettings, PgTarget};
@@ -104,6 +104,10 @@ pub struct Config {
     pub code_lockout: LockoutPolicy,
     /// Rate limits of sign-ins, code requests and confirmations.
     pub rate_limits: RateLimits,
+    /// How long ended state is kept before the sweeper deletes it.
+    pub retention: RetentionPolicy,
+    /// Live sessions one principal may hold; a new one revokes the oldest.
+    pub max_sessions_per_principal: u32,
     /// Seconds after a refresh token's first use in which presenting it again
     /// returns the same successor (a retry) instead of revoking the session.
     pub refresh_reuse_grace_secs: u64,
@@ -152,6 +156,8 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             reauth_window_secs: 300,
             refresh_reuse_grace_secs: 10,
+            retention: RetentionPolicy::default(),
+            max_sessions_per_principal: 100,
             trusted_proxies: Vec::new(),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
@@ -191,6 +197,8 @@ const KEYS: &[&str] = &[
     "rate_limits",
     "reauth_window_secs",
     "refresh_reuse_grace_secs",
+    "retention",
+    "max_sessions_per_principal",
     "trusted_proxies",
     "log_format",
     "log_level",

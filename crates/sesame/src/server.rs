@@ -140,6 +140,8 @@ impl Server {
             rate_limits: config.rate_limits,
             reauth_window: time::Duration::seconds(config.reauth_window_secs as i64),
             refresh_reuse_grace: time::Duration::seconds(config.refresh_reuse_grace_secs as i64),
+            retention: config.retention,
+            max_sessions_per_principal: config.max_sessions_per_principal,
         };
         let outbox = config.data_dir.join("outbox");
         let mailer: Arc<dyn sesame_delivery::Mailer> = match &config.smtp {
@@ -192,7 +194,12 @@ impl Server {
         let tasks = vec![
             http,
             tokio::spawn(relay.run(rx.clone())),
-            tokio::spawn(refresh_keys(app.clone(), every, rx)),
+            tokio::spawn(refresh_keys(app.clone(), every, rx.clone())),
+            tokio::spawn(sweep(
+                app.clone(),
+                Duration::from_secs(config.retention.sweep_every_secs.max(1)),
+                rx,
+            )),
         ];
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "sesame is listening");
         Ok(Self {
@@ -340,6 +347,26 @@ async fn refresh_keys(app: App, every: Duration, mut stop: watch::Receiver<bool>
             _ = tick.tick() => {
                 if let Err(e) = app.reload_keys().await {
                     tracing::warn!(error = %e, "could not re-read the signing keys");
+                }
+            }
+            stopped = stop.changed() => {
+                if stopped.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sweeps ended state on every tick until told to stop.
+async fn sweep(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = app.sweep().await {
+                    tracing::warn!(error = %e, "sweeping ended state failed");
                 }
             }
             stopped = stop.changed() => {
