@@ -321,7 +321,25 @@ impl App {
 
     /// Checks that the database answers.
     pub async fn ready(&self) -> Result<(), Error> {
-        self.0.stores.db.ping().await.map_err(Error::from)
+        let unavailable = |what: &str, e: sesame_core::StoreError| {
+            tracing::warn!(error = %e, "{what} is not answering");
+            Error::problem(
+                sesame_core::ErrorCode::Unavailable,
+                format!("{what} is not answering"),
+            )
+        };
+        self.0
+            .stores
+            .db
+            .ping()
+            .await
+            .map_err(|e| unavailable("the database", e))?;
+        self.0
+            .stores
+            .limits
+            .ping()
+            .await
+            .map_err(|e| unavailable("redis", e))
     }
 
     /// The password hashing pool.

@@ -93,6 +93,100 @@ pub trait SharedLimits: Send + Sync {
 
     /// Forgets the failure counter `key`.
     async fn reset_failures(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Whether the store answers (for readiness checks).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Shared limits that fall back to this process's own while the shared store
+/// (Redis) fails: limits keep holding per instance, and sign-ins keep being
+/// answered, instead of every request failing. Each failure is logged, at
+/// most once a second.
+pub struct FallbackLimits {
+    primary: std::sync::Arc<dyn SharedLimits>,
+    fallback: MemoryLimits,
+    last_warning_ms: std::sync::atomic::AtomicU64,
+}
+
+impl FallbackLimits {
+    /// `primary`, backed by `fallback` while it fails.
+    pub fn new(primary: std::sync::Arc<dyn SharedLimits>, fallback: MemoryLimits) -> Self {
+        Self {
+            primary,
+            fallback,
+            last_warning_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn warn(&self, error: &StoreError) {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let last = self.last_warning_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .last_warning_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(error = %error, "shared limits unavailable; limiting in this process");
+        }
+    }
+}
+
+macro_rules! fall_back {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self.primary.$method($($arg),*).await {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                $self.warn(&e);
+                $self.fallback.$method($($arg),*).await
+            }
+        }
+    };
+}
+
+#[async_trait]
+impl SharedLimits for FallbackLimits {
+    fn is_shared(&self) -> bool {
+        self.primary.is_shared()
+    }
+
+    async fn start_cooldown(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+        fall_back!(self.start_cooldown(key, ttl))
+    }
+
+    async fn end_cooldown(&self, key: &str) -> Result<(), StoreError> {
+        fall_back!(self.end_cooldown(key))
+    }
+
+    async fn cooldown_left(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        fall_back!(self.cooldown_left(key))
+    }
+
+    async fn hit(
+        &self,
+        key: &str,
+        rate: Rate,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, StoreError> {
+        fall_back!(self.hit(key, rate, now))
+    }
+
+    async fn count_failure(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        fall_back!(self.count_failure(key, ttl))
+    }
+
+    async fn reset_failures(&self, key: &str) -> Result<(), StoreError> {
+        fall_back!(self.reset_failures(key))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.primary.ping().await
+    }
 }
 
 /// What [`MemoryLimits`] keeps under a key.
@@ -103,6 +197,14 @@ enum Slot {
     /// A GCRA theoretical arrival time (ms since the Unix epoch, by the
     /// caller's clock), useless after `until` (monotonic ms).
     Tat { tat: i64, until: u128 },
+}
+
+impl Slot {
+    fn until(&self) -> u128 {
+        match self {
+            Slot::Until { until, .. } | Slot::Tat { until, .. } => *until,
+        }
+    }
 }
 
 /// Limits in this process only: right for one instance, and the default.
@@ -154,11 +256,23 @@ impl MemoryLimits {
         let now = self.now_ms();
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if slots.len() >= self.sweep_at {
-            slots.retain(|_, slot| match slot {
-                Slot::Until { until, .. } | Slot::Tat { until, .. } => *until > now,
-            });
+            slots.retain(|_, slot| slot.until() > now);
             if slots.len() >= self.sweep_at {
-                slots.clear();
+                // Still full of live state: the entries that end soonest go,
+                // a tenth at a time; live limits are never all forgotten.
+                let mut ends: Vec<u128> = slots.values().map(Slot::until).collect();
+                let cut = ends.len() / 10;
+                ends.select_nth_unstable(cut);
+                let threshold = ends[cut];
+                let mut over = slots.len() + 1 - self.sweep_at.saturating_sub(cut);
+                slots.retain(|_, slot| {
+                    if over > 0 && slot.until() <= threshold {
+                        over -= 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
             }
         }
         f(&mut slots, now)
@@ -270,6 +384,33 @@ mod tests {
             tat = Some(gcra_step(tat, 1_000_000, rate).unwrap());
         }
         assert!(gcra_step(tat, 1_000_000, rate).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_memory_evicts_the_entries_that_end_soonest() {
+        let limits = MemoryLimits {
+            sweep_at: 100,
+            ..MemoryLimits::default()
+        };
+        // A long lock first, then many short-lived entries fill the map.
+        let long = Duration::from_secs(3600);
+        assert_eq!(
+            limits.start_cooldown("lock:victim", long).await.unwrap(),
+            None
+        );
+        for i in 0..500 {
+            let ttl = Duration::from_secs(60 + i);
+            limits.start_cooldown(&format!("c{i}"), ttl).await.unwrap();
+        }
+        // The long lock survived every eviction; the map stayed bounded.
+        assert_eq!(
+            limits.cooldown_left("lock:victim").await.unwrap(),
+            Some(3600)
+        );
+        let len = limits.slots.lock().unwrap().len();
+        assert!(len <= 100, "{len}");
+        // The newest short entries are there too.
+        assert!(limits.cooldown_left("c499").await.unwrap().is_some());
     }
 
     #[tokio::test]

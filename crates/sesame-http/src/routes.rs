@@ -190,10 +190,7 @@ pub async fn live() -> &'static str {
 }
 
 pub async fn ready(State(app): State<App>) -> Result<&'static str> {
-    app.ready().await.map_err(|e| {
-        tracing::warn!(error = %e, "readiness check failed");
-        ApiError::from(ErrorCode::Unavailable)
-    })?;
+    app.ready().await?;
     Ok("ok")
 }
 

@@ -86,6 +86,10 @@ impl SharedLimits for RedisLimits {
         true
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        RedisLimits::ping(self).await
+    }
+
     async fn end_cooldown(&self, key: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("DEL")

@@ -100,7 +100,10 @@ impl Server {
             let limits = RedisLimits::connect(url, &config.redis_key_prefix)
                 .await
                 .map_err(|e| StartError::Service(e.to_string()))?;
-            stores.limits = Arc::new(limits);
+            stores.limits = Arc::new(sesame_core::FallbackLimits::new(
+                Arc::new(limits),
+                sesame_core::MemoryLimits::with_clock(hooks.clock.clone()),
+            ));
         }
         // Only the embedded store has a single writer, this process; on a shared
         // database every request reads what other instances may have changed.

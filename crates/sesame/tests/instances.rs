@@ -579,3 +579,77 @@ async fn sigkill_during_registrations_leaves_postgres_consistent() {
     killed_mid_registration(dir.path(), &env, check).await;
     db.drop_now().await;
 }
+
+/// A private `redis-server` on a free port, killed on drop.
+struct PrivateRedis(std::process::Child);
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn sign_ins_keep_working_when_redis_stops_and_readiness_says_so() {
+    let Ok(binary) = which_redis_server() else {
+        assert!(!in_ci(), "redis-server is required under CI");
+        eprintln!("skipped: no redis-server binary");
+        return;
+    };
+    let port = common::free_port();
+    let mut redis = PrivateRedis(
+        std::process::Command::new(binary)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("redis://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "redis did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("data"), &[("SESAME_REDIS_URL", url)]).await;
+    register(&client, &server, "ada@example.com").await;
+    let ready = client
+        .get(format!("{}/health/ready", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // Redis goes away mid-run.
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+    let sign_in = |password: &str| {
+        client
+            .post(format!("{}/v1/sessions", server.base))
+            .json(&json!({"login": {"type": "email", "identifier": "ada@example.com"}, "password": password}))
+    };
+    assert_eq!(call(sign_in("wrong password")).await.0, 401);
+    let (status, body) = call(sign_in(common::PASSWORD)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(client.get(format!("{}/health/ready", server.base))).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "unavailable");
+    assert!(body["detail"].as_str().unwrap().contains("redis"), "{body}");
+}
+
+fn which_redis_server() -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("redis-server"))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
