@@ -20,7 +20,8 @@ pub mod views;
 
 use cache::Cache;
 use sesame_core::{
-    Clock, Database, Error, FailPoints, MemoryLimits, PrincipalId, SessionId, SharedLimits,
+    Clock, CounterStore, Database, Error, FailPoints, MemoryLimits, PrincipalId, SessionId,
+    SharedLimits,
 };
 use sesame_credentials::{
     AccessClaims, AuditStore, CodeBook, ImportStore, KeyRing, LoginAttemptStore, LoginMethodStore,
@@ -73,6 +74,8 @@ pub struct Stores {
     pub import: Arc<dyn ImportStore>,
     /// Deleting what has outlived its use.
     pub retention: Arc<dyn RetentionStore>,
+    /// Durable cooldowns and failure counters.
+    pub counters: Arc<dyn CounterStore>,
     /// Rate limits, failure counters and cooldowns: in this process, or shared
     /// by every instance (Redis). Code cooldowns use them only when shared;
     /// otherwise the code store decides.
@@ -96,6 +99,7 @@ impl Stores {
             + LoginAttemptStore
             + ImportStore
             + RetentionStore
+            + CounterStore
             + 'static,
     {
         Self {
@@ -111,7 +115,8 @@ impl Stores {
             codes: backend.clone(),
             attempts: backend.clone(),
             import: backend.clone(),
-            retention: backend,
+            retention: backend.clone(),
+            counters: backend,
             limits: Arc::new(MemoryLimits::default()),
         }
     }

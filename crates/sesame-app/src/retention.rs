@@ -43,7 +43,7 @@ impl App {
         let policy = self.0.settings.retention;
         let now = self.0.clock.now();
         let ago = |secs: u64| now - Duration::seconds(secs.min(i64::MAX as u64) as i64);
-        let swept = self
+        let mut swept = self
             .0
             .stores
             .retention
@@ -54,6 +54,8 @@ impl App {
                 login_attempts: ago(policy.login_attempts_secs),
             })
             .await?;
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        swept.counters = self.0.stores.counters.sweep_counters(now_ms).await?;
         if swept != Swept::default() {
             tracing::info!(?swept, "swept ended state");
         }

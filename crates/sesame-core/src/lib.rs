@@ -12,5 +12,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, FieldError, StoreError};
 pub use failpoint::FailPoints;
 pub use ids::{PrincipalId, SessionId};
-pub use limits::{FallbackLimits, MemoryLimits, Rate, SharedLimits};
+pub use limits::{CounterStore, DurableLimits, FallbackLimits, MemoryLimits, Rate, SharedLimits};
 pub use tx::{Database, Tx};

@@ -100,6 +100,110 @@ pub trait SharedLimits: Send + Sync {
     }
 }
 
+/// Cooldowns and failure counters kept in the database, so that locks and
+/// budgets outlive a restart and are seen by every instance of a shared
+/// database. Times are milliseconds since the Unix epoch.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Starts the cooldown `key` until `until_ms` unless one runs at `now_ms`;
+    /// the end of the running one otherwise.
+    async fn start_cooldown_at(
+        &self,
+        key: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
+    /// The end of the cooldown `key`, if it runs at `now_ms`.
+    async fn cooldown_until(&self, key: &str, now_ms: i64) -> Result<Option<i64>, StoreError>;
+    /// Adds one to the counter `key` (starting over if it ended before
+    /// `now_ms`), which now ends at `until_ms`; the new count.
+    async fn count_at(&self, key: &str, now_ms: i64, until_ms: i64) -> Result<u64, StoreError>;
+    /// Forgets `key`.
+    async fn forget(&self, key: &str) -> Result<(), StoreError>;
+    /// Deletes every entry that ended before `now_ms`; how many went.
+    async fn sweep_counters(&self, now_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// Rate limits in this process (they are hit on every request), cooldowns
+/// and failure counters in the database.
+pub struct DurableLimits {
+    memory: MemoryLimits,
+    counters: std::sync::Arc<dyn CounterStore>,
+    clock: std::sync::Arc<dyn crate::Clock>,
+}
+
+impl DurableLimits {
+    /// Counters in `counters`, by `clock`.
+    pub fn new(
+        counters: std::sync::Arc<dyn CounterStore>,
+        clock: std::sync::Arc<dyn crate::Clock>,
+    ) -> Self {
+        Self {
+            memory: MemoryLimits::with_clock(clock.clone()),
+            counters,
+            clock,
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+#[async_trait]
+impl SharedLimits for DurableLimits {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn start_cooldown(&self, key: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+        let now = self.now_ms();
+        let key = format!("cooldown:{key}");
+        let running = self
+            .counters
+            .start_cooldown_at(&key, now, now + ms(ttl).max(1))
+            .await?;
+        Ok(running.map(|until| ceil_secs(until - now)))
+    }
+
+    async fn end_cooldown(&self, key: &str) -> Result<(), StoreError> {
+        self.counters.forget(&format!("cooldown:{key}")).await
+    }
+
+    async fn cooldown_left(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let now = self.now_ms();
+        let until = self
+            .counters
+            .cooldown_until(&format!("cooldown:{key}"), now)
+            .await?;
+        Ok(until.map(|until| ceil_secs(until - now)))
+    }
+
+    async fn hit(
+        &self,
+        key: &str,
+        rate: Rate,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, StoreError> {
+        self.memory.hit(key, rate, now).await
+    }
+
+    async fn count_failure(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let now = self.now_ms();
+        self.counters
+            .count_at(&format!("failures:{key}"), now, now + ms(ttl).max(1))
+            .await
+    }
+
+    async fn reset_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.counters.forget(&format!("failures:{key}")).await
+    }
+}
+
 /// Shared limits that fall back to this process's own while the shared store
 /// (Redis) fails: limits keep holding per instance, and sign-ins keep being
 /// answered, instead of every request failing. Each failure is logged, at

@@ -314,6 +314,8 @@ pub struct Swept {
     pub sessions: u64,
     /// Sign-in attempts.
     pub login_attempts: u64,
+    /// Ended cooldowns and failure counters.
+    pub counters: u64,
 }
 
 /// Deletes what has outlived its use. Each statement stands alone, so that

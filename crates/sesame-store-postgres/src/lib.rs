@@ -4,6 +4,7 @@
 //! mode"), in which case a transaction holds one transaction per side.
 
 mod codes;
+mod counters;
 mod credentials;
 mod identity;
 mod import;

@@ -39,6 +39,7 @@ impl RetentionStore for PgStore {
                 before.login_attempts,
             )
             .await?,
+            counters: 0,
         })
     }
 }

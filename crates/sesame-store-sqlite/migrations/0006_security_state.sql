@@ -21,3 +21,10 @@ ALTER TABLE verification_codes ADD COLUMN flow_id TEXT;
 ALTER TABLE verification_codes ADD COLUMN anonymous_attempts INTEGER NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX verification_codes_flow ON verification_codes (flow_id);
 CREATE INDEX verification_codes_login ON verification_codes (purpose, login_type, identifier, subject, created_at);
+-- Cooldowns and failure counters (locks of logins that belong to nobody, code
+-- budgets, resend cooldowns) under keyed names, so that they outlive a restart.
+CREATE TABLE limit_state (
+    key      TEXT PRIMARY KEY NOT NULL,
+    count    INTEGER NOT NULL,
+    until_ms INTEGER NOT NULL
+) STRICT;

@@ -1,6 +1,7 @@
 //! Every Sesame store trait on an embedded SQLite file (WAL mode).
 
 mod codes;
+mod counters;
 mod credentials;
 mod identity;
 mod import;

@@ -39,6 +39,7 @@ impl RetentionStore for SqliteStore {
                 before.login_attempts,
             )
             .await?,
+            counters: 0,
         })
     }
 }

@@ -95,7 +95,11 @@ impl Server {
         let master = load_master_keys(config)?;
         let backend = open_backend(config, false).await?;
         let mut stores = backend.stores();
-        stores.limits = Arc::new(sesame_core::MemoryLimits::with_clock(hooks.clock.clone()));
+        // Locks and budgets in the database; rate limits in the process.
+        stores.limits = Arc::new(sesame_core::DurableLimits::new(
+            stores.counters.clone(),
+            hooks.clock.clone(),
+        ));
         if let Some(url) = &config.redis_url {
             let limits = RedisLimits::connect(url, &config.redis_key_prefix)
                 .await

@@ -21,3 +21,10 @@ ALTER TABLE credentials.verification_codes ADD COLUMN flow_id TEXT;
 ALTER TABLE credentials.verification_codes ADD COLUMN anonymous_attempts BIGINT NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX verification_codes_flow ON credentials.verification_codes (flow_id);
 CREATE INDEX verification_codes_login ON credentials.verification_codes (purpose, login_type, identifier, subject, created_at);
+-- Cooldowns and failure counters (locks of logins that belong to nobody, code
+-- budgets, resend cooldowns) under keyed names, so that they outlive a restart.
+CREATE TABLE credentials.limit_state (
+    key      TEXT PRIMARY KEY NOT NULL,
+    count    BIGINT NOT NULL,
+    until_ms BIGINT NOT NULL
+);
