@@ -1,15 +1,18 @@
-//! The one hashing service: Argon2id on a bounded pool of blocking workers, each
-//! hash computing its lanes in parallel. A full queue refuses at once with
-//! `overloaded` instead of letting every request stall.
+//! The one hashing service: Argon2id on a fixed set of worker threads, each
+//! reusing one memory block of the configured cost for every hash, so that
+//! peak memory is workers × cost plus a constant however hard sign-ins flood
+//! in. A full queue refuses at once with `overloaded` instead of letting every
+//! request stall.
 
-use argon2::password_hash::PasswordHasher as _;
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use sesame_core::{Error, ErrorCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::Semaphore;
-use tracing::Instrument;
+use subtle::ConstantTimeEq;
+use tokio::sync::{Semaphore, oneshot};
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,11 +66,15 @@ pub enum Verified {
     Outdated,
 }
 
+/// A job for a hashing worker, given the worker's memory block.
+type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
+
 /// Hashes and verifies passwords off the async runtime, with bounded concurrency.
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon2: Arc<Argon2<'static>>,
-    workers: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    workers: usize,
     admission: Arc<Semaphore>,
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
@@ -101,10 +108,39 @@ impl PasswordHasher {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let dummy_hash = hash_now(&argon2, b"sesame dummy password")?.into();
+        let mut memory = vec![Block::default(); argon2.params().block_count()];
+        let dummy_hash = hash_now(&argon2, b"sesame dummy password", &mut memory)?.into();
+        drop(memory);
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let blocks = argon2.params().block_count();
+        for i in 0..workers {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("sesame-hash-{i}"))
+                .spawn(move || {
+                    // Allocated once, on first use, and reused for every hash.
+                    let mut memory: Vec<Block> = Vec::new();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok(job) = job else {
+                            return;
+                        };
+                        if memory.len() != blocks {
+                            memory = vec![Block::default(); blocks];
+                        }
+                        job(&mut memory);
+                    }
+                })
+                .map_err(|e| Error::Internal(format!("no hashing thread: {e}")))?;
+        }
         Ok(Self {
             argon2,
-            workers: Arc::new(Semaphore::new(workers)),
+            jobs,
+            workers,
             admission: Arc::new(Semaphore::new(workers + pool.queue)),
             dummy_hash,
             retry_after_secs: 1,
@@ -116,7 +152,7 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &str) -> Result<String, Error> {
         let argon2 = self.argon2.clone();
         let password = password.to_owned();
-        self.run(move || hash_now(&argon2, password.as_bytes()))
+        self.run(move |memory| hash_now(&argon2, password.as_bytes(), memory))
             .await?
     }
 
@@ -134,22 +170,25 @@ impl PasswordHasher {
         let password = password.to_owned();
         let known = stored.is_some();
         let phc = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
-        let params = self.argon2.params().clone();
+        let argon2 = self.argon2.clone();
         let dummy = self.dummy_hash.to_string();
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let verdict = self
-            .run(move || {
-                if super::legacy::verify(password.as_bytes(), &phc) != Some(true) {
+            .run(move |memory| {
+                let pwd = password.as_bytes();
+                if super::legacy::is_current(&phc, argon2.params()) {
+                    if verify_current(&argon2, pwd, &phc, memory) {
+                        Verified::Yes
+                    } else {
+                        Verified::No
+                    }
+                } else if super::legacy::verify(pwd, &phc) == Some(true) {
+                    Verified::Outdated
+                } else {
                     // A wrong password against a hash of another scheme or
                     // cost is answered no sooner than against a current one.
-                    if !super::legacy::is_current(&phc, &params) {
-                        let _ = super::legacy::verify(password.as_bytes(), &dummy);
-                    }
+                    let _ = verify_current(&argon2, pwd, &dummy, memory);
                     Verified::No
-                } else if super::legacy::is_current(&phc, &params) {
-                    Verified::Yes
-                } else {
-                    Verified::Outdated
                 }
             })
             .await?;
@@ -163,12 +202,12 @@ impl PasswordHasher {
 
     /// The number of hashes that may run at once.
     pub fn workers(&self) -> usize {
-        self.workers.available_permits()
+        self.workers
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, Error> {
         let admitted = self
             .admission
@@ -178,30 +217,74 @@ impl PasswordHasher {
                 code: ErrorCode::Overloaded,
                 retry_after_secs: self.retry_after_secs,
             })?;
-        let worker = self
-            .workers
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Internal("hashing pool closed".into()))?;
+        let (done, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        let result = tokio::task::spawn_blocking(move || span.in_scope(job))
-            .instrument(tracing::Span::current())
+        let job: Job = Box::new(move |memory| {
+            let _ = done.send(span.in_scope(|| job(memory)));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| Error::Internal("hashing pool closed".into()))?;
+        let result = answer
             .await
-            .map_err(|e| Error::Internal(format!("hashing task failed: {e}")));
-        drop(worker);
+            .map_err(|_| Error::Internal("a hashing task failed".into()));
         drop(admitted);
         result
     }
 }
 
-fn hash_now(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, Error> {
+/// Argon2id of `password` with a new salt, into the worker's `memory`, as a
+/// PHC string.
+fn hash_now(argon2: &Argon2<'_>, password: &[u8], memory: &mut [Block]) -> Result<String, Error> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    let mut out = [0u8; 32];
     argon2
-        .hash_password_with_salt(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("hashing failed: {e}")))
+        .hash_password_into_with_memory(password, &salt, &mut out, memory)
+        .map_err(|e| Error::Internal(format!("hashing failed: {e}")))?;
+    let p = argon2.params();
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        p.m_cost(),
+        p.t_cost(),
+        p.p_cost(),
+        B64.encode(salt),
+        B64.encode(out)
+    ))
+}
+
+/// Whether `password` matches `stored`, an Argon2id hash with exactly the
+/// current parameters, computed in the worker's `memory`.
+fn verify_current(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    stored: &str,
+    memory: &mut [Block],
+) -> bool {
+    let mut parts = stored.split('$').skip(4);
+    let (Some(salt), Some(hash)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(salt), Ok(expected)) = (B64.decode(salt), B64.decode(hash)) else {
+        return false;
+    };
+    if expected.is_empty() || expected.len() > 64 {
+        return false;
+    }
+    let mut out = vec![0u8; expected.len()];
+    let hasher = match Params::new(
+        argon2.params().m_cost(),
+        argon2.params().t_cost(),
+        argon2.params().p_cost(),
+        Some(expected.len()),
+    ) {
+        Ok(params) => Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+        Err(_) => return false,
+    };
+    hasher
+        .hash_password_into_with_memory(password, &salt, &mut out, memory)
+        .is_ok()
+        && bool::from(out.ct_eq(&expected))
 }
 
 #[cfg(test)]
