@@ -25,6 +25,14 @@ pub const TEST_ARGON2: Argon2Config = Argon2Config {
     parallelism: 2,
 };
 
+/// A cost at which a hash takes a while (about 20 ms here), as in production:
+/// for tests whose point is what happens while hashes run.
+pub const SLOW_ARGON2: Argon2Config = Argon2Config {
+    memory_kib: 8192,
+    iterations: 2,
+    parallelism: 1,
+};
+
 /// A password that passes the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 use sesame_app::{LockoutPolicy, RateLimits};
 use sesame_core::Rate;
-use sesame_credentials::{Argon2Config, HashingConfig};
-use sesame_tests::{PASSWORD, Raw, Resp, TestApp};
+use sesame_credentials::HashingConfig;
+use sesame_tests::{PASSWORD, Raw, Resp, SLOW_ARGON2, TestApp};
 
 const GUESSES: usize = 200;
 const RIGHT_AT: usize = 100;
@@ -235,11 +235,7 @@ async fn nine_wrong_and_one_right_password_raced_do_not_sign_in() {
             c.lockout = LockoutPolicy::default();
             // A verification that takes a while, as in production: every
             // other attempt reaches the account while the right one is checked.
-            c.argon2 = Argon2Config {
-                memory_kib: 8192,
-                iterations: 2,
-                parallelism: 1,
-            };
+            c.argon2 = SLOW_ARGON2;
         })
         .spawn()
         .await;
@@ -328,11 +324,7 @@ async fn wrong_current_passwords_count_toward_the_lock() {
 async fn one_address_cannot_fill_the_hashing_queue() {
     let app = TestApp::builder()
         .config(|c| {
-            c.argon2 = Argon2Config {
-                memory_kib: 8192,
-                iterations: 2,
-                parallelism: 1,
-            };
+            c.argon2 = SLOW_ARGON2;
             c.hashing = HashingConfig {
                 workers: 1,
                 queue: 8,

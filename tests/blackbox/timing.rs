@@ -4,8 +4,7 @@
 use crate::smtp::{smtp_config, start};
 use serde_json::{Value, json};
 use sesame_app::LockoutPolicy;
-use sesame_credentials::Argon2Config;
-use sesame_tests::TestApp;
+use sesame_tests::{SLOW_ARGON2, TestApp};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 50;
@@ -75,11 +74,7 @@ async fn a_wrong_password_on_an_imported_bcrypt_hash_takes_as_long_as_on_nobody(
     let app = TestApp::builder()
         .config(|c| {
             // A cost at which a cheap imported hash would stand out.
-            c.argon2 = Argon2Config {
-                memory_kib: 8192,
-                iterations: 2,
-                parallelism: 1,
-            };
+            c.argon2 = SLOW_ARGON2;
             c.lockout = LockoutPolicy {
                 max_failures: 0,
                 ..LockoutPolicy::default()

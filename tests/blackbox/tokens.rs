@@ -130,3 +130,29 @@ async fn responses_with_tokens_or_account_data_are_never_cached() {
         Some("no-store")
     );
 }
+
+#[tokio::test]
+async fn a_configured_audience_is_in_every_token_and_required() {
+    let app = TestApp::builder()
+        .config(|c| c.token_audience = Some("https://api.example".into()))
+        .spawn()
+        .await;
+    let reg = app.register("ada@example.com").await;
+    let token = reg["access_token"].as_str().unwrap();
+    let untrusted = UntrustedToken::new(token).unwrap();
+    let claims: serde_json::Value = untrusted
+        .deserialize_claims_unchecked::<serde_json::Value>()
+        .unwrap()
+        .custom;
+    assert_eq!(claims["aud"], "https://api.example");
+    assert_eq!(app.get("/v1/me", Some(token)).await.status, 200);
+    // Without the setting, tokens carry no audience.
+    let plain = TestApp::spawn().await;
+    let reg = plain.register("ada@example.com").await;
+    let untrusted = UntrustedToken::new(reg["access_token"].as_str().unwrap()).unwrap();
+    let claims: serde_json::Value = untrusted
+        .deserialize_claims_unchecked::<serde_json::Value>()
+        .unwrap()
+        .custom;
+    assert!(claims.get("aud").is_none(), "{claims}");
+}

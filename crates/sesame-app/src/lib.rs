@@ -127,6 +127,9 @@ impl Stores {
 pub struct Settings {
     /// `iss` of every token: this deployment's public URL.
     pub issuer: String,
+    /// `aud` of every access token, when set; tokens without it (or with
+    /// another) are refused.
+    pub audience: Option<String>,
     /// `source` of every event.
     pub event_source: String,
     /// Lifetime of access tokens.
@@ -162,6 +165,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             issuer: "http://127.0.0.1:8080".into(),
+            audience: None,
             event_source: "sesame://localhost".into(),
             access_token_ttl: Duration::minutes(15),
             session_ttl: Duration::days(30),

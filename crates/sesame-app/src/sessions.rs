@@ -89,6 +89,7 @@ impl App {
             iat: now.unix_timestamp(),
             exp: (now + ttl).unix_timestamp(),
             jti: Uuid::now_v7(),
+            aud: self.0.settings.audience.clone(),
         };
         Ok(SessionGrant {
             access_token: self.key_ring().sign(&claims)?,
@@ -164,6 +165,12 @@ impl App {
                 claims
             }
         };
+        if claims.aud != self.0.settings.audience {
+            return Err(Error::problem(
+                ErrorCode::InvalidToken,
+                "The access token is for another audience",
+            ));
+        }
         let sid = SessionId(claims.sid);
         let state = match caches.sessions.get(&sid) {
             Some(state) => state,

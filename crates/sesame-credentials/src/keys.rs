@@ -130,6 +130,8 @@ impl KeyRing {
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
         validation.set_issuer(&[issuer]);
+        // The audience is the deployment's setting; the application checks it.
+        validation.validate_aud = false;
         Ok(Self {
             signing,
             verifying,
@@ -201,6 +203,7 @@ mod tests {
             iat: now.unix_timestamp(),
             exp: now.unix_timestamp() + 900,
             jti: Uuid::now_v7(),
+            aud: Some("https://api.example".into()),
         }
     }
 

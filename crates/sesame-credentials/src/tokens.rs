@@ -27,6 +27,9 @@ pub struct AccessClaims {
     /// This token's own id, for revocation lists and logs.
     #[serde(default)]
     pub jti: Uuid,
+    /// The audience, when the deployment names one (`token_audience`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// A new refresh token: the value handed to the client once, and its hash, which

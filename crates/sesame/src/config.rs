@@ -65,6 +65,8 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// Public base URL, used as the token issuer; defaults to `http://<listen>`.
     pub public_url: Option<String>,
+    /// `aud` of every access token, for verifiers that check it.
+    pub token_audience: Option<String>,
     /// The master key as 64 hex digits (prefer `master_key_file`).
     pub master_key: Option<SecretString>,
     /// File holding the master key; defaults to `<data_dir>/master.key`, created
@@ -137,6 +139,7 @@ impl Default for Config {
             redis_url: None,
             redis_key_prefix: "sesame:".into(),
             public_url: None,
+            token_audience: None,
             master_key: None,
             master_key_file: None,
             previous_master_key_files: Vec::new(),
@@ -178,6 +181,7 @@ const KEYS: &[&str] = &[
     "redis_url",
     "redis_key_prefix",
     "public_url",
+    "token_audience",
     "master_key",
     "master_key_file",
     "previous_master_key_files",

@@ -131,6 +131,7 @@ impl Server {
             .map_err(|e| StartError::Config(e.to_string()))?;
         let settings = Settings {
             issuer: issuer.clone(),
+            audience: config.token_audience.clone(),
             event_source: format!(
                 "sesame://{}",
                 issuer
