@@ -212,3 +212,27 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
         assert_eq!(app.db.text("SELECT ip FROM login_attempts").await, expected);
     }
 }
+
+#[tokio::test]
+async fn a_login_that_belongs_to_nobody_is_remembered_as_long_as_a_real_one() {
+    let app = TestApp::builder().manual_clock().spawn().await;
+    app.register("ada@example.com").await;
+    for email in ["ada@example.com", "nobody@example.com"] {
+        for _ in 0..5 {
+            app.sign_in(email, "wrong")
+                .await
+                .assert_problem(401, "invalid_credentials");
+        }
+    }
+    // Hours later, one more failure locks both again, twice as long: waiting
+    // does not tell who exists.
+    app.clock.advance(Duration::hours(3));
+    for email in ["ada@example.com", "nobody@example.com"] {
+        app.sign_in(email, "wrong")
+            .await
+            .assert_problem(401, "invalid_credentials");
+        let locked = app.sign_in(email, PASSWORD).await;
+        locked.assert_problem(423, "account_locked");
+        assert_eq!(locked.headers["retry-after"], "120", "{email}");
+    }
+}

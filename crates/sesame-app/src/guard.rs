@@ -13,6 +13,10 @@ use sesame_credentials::{AuditEntry, Login, LoginAttempt};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+/// How long a failure budget kept in the shared limits remembers its count
+/// after the last failure: 30 days.
+const REMEMBER_FAILURES_SECS: u64 = 30 * 86_400;
+
 /// When consecutive failures lock an account, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -326,7 +330,11 @@ impl App {
         if let Some(wait) = limits.cooldown_left(&lock_key).await? {
             return Err(locked(wait));
         }
-        let remember = std::time::Duration::from_secs(policy.max_lock_secs.max(3600) * 2);
+        // Kept as long as a principal's count would plausibly matter, so that
+        // waiting does not tell a login that belongs to nobody from one that
+        // exists (whose count stays on its row until a success).
+        let remember =
+            std::time::Duration::from_secs((policy.max_lock_secs * 2).max(REMEMBER_FAILURES_SECS));
         let failures = limits
             .count_failure(&format!("failures:{name}"), remember)
             .await?;
