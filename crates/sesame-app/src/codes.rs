@@ -2,18 +2,16 @@
 //! exists), checking them inside other flows, and confirming a login method.
 
 use crate::guard::Action;
+use crate::guard::Refusal;
 use crate::outgoing::CodeJob;
 use crate::{App, AuthContext, ClientMeta, LoginView};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, Tx};
 use sesame_credentials::codes::MAX_ATTEMPTS;
-use sesame_credentials::{
-    AuditEntry, CodePurpose, Login, LoginAttempt, LoginInput, LoginType, VerificationCode,
-};
+use sesame_credentials::{CodePurpose, Login, LoginInput, LoginType, VerificationCode};
 use sesame_events::topics;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// `POST /v1/verifications`.
 #[derive(Deserialize)]
@@ -188,7 +186,7 @@ impl App {
     }
 
     /// Writes a refused code confirmation to `login_attempts` and the audit
-    /// log, with its reason.
+    /// log, with its purpose and reason.
     async fn record_code_failure(
         &self,
         purpose: CodePurpose,
@@ -196,45 +194,29 @@ impl App {
         reason: ErrorCode,
         meta: &ClientMeta,
     ) -> Result<(), Error> {
-        let stores = &self.0.stores;
-        let now = self.0.clock.now();
-        let principal = stores
+        let principal = self
+            .0
+            .stores
             .logins
             .find_login_method(login.login_type, &login.identifier)
             .await?
             .map(|m| m.principal_id);
-        let mut tx = stores.db.begin().await?;
-        let attempt = LoginAttempt {
-            id: Uuid::now_v7(),
-            login_type: login.login_type,
-            identifier: self.attempt_identifier(login, principal)?,
-            principal_id: principal,
-            ip: meta.ip.clone(),
-            success: false,
-            reason: Some(format!("{}:{}", purpose.as_str(), reason.as_str())),
-            at: now,
+        let data = json!({
+            "purpose": purpose.as_str(),
+            "login_type": login.login_type.as_str(),
+            "reason": reason.as_str(),
+            "known": principal.is_some(),
+        });
+        let refusal = Refusal {
+            login,
+            principal,
+            reason: format!("{}:{}", purpose.as_str(), reason.as_str()),
+            event: "code.confirm_failed",
+            data,
+            lock: None,
+            locked_out: false,
         };
-        stores
-            .attempts
-            .record_attempt(tx.as_mut(), &attempt)
-            .await?;
-        let audit = AuditEntry {
-            id: Uuid::now_v7(),
-            principal_id: principal,
-            event: "code.confirm_failed".to_owned(),
-            ip: meta.ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            data: json!({
-                "purpose": purpose.as_str(),
-                "login_type": login.login_type.as_str(),
-                "reason": reason.as_str(),
-                "known": principal.is_some(),
-            }),
-            at: now,
-        };
-        stores.audit.append_audit(tx.as_mut(), &audit).await?;
-        stores.db.commit(tx).await?;
-        Ok(())
+        self.record_refusal(refusal, meta).await
     }
 
     /// Claims the budget and a try, then compares (see [`App::check_code`]).

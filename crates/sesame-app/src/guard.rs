@@ -382,9 +382,9 @@ impl App {
         Ok(self.0.stores.limits.cooldown_left(&key).await?)
     }
 
-    /// Writes a failed attempt, its audit row and, when the attempt's claim
-    /// locked the principal (`lock`: failures and until when), the lock's
-    /// audit row and event, in one transaction.
+    /// Writes a failed sign-in (see [`App::record_refusal`]); a refusal by a
+    /// principal's lock also moves its attempt number, so that a right
+    /// password being verified meanwhile does not count.
     pub(crate) async fn record_failure(
         &self,
         login: &Login,
@@ -393,10 +393,44 @@ impl App {
         meta: &ClientMeta,
         lock: Option<(i64, OffsetDateTime)>,
     ) -> Result<(), Error> {
+        let data = serde_json::json!({
+            "login_type": login.login_type.as_str(),
+            "reason": reason.as_str(),
+            "known": principal.is_some(),
+        });
+        let refusal = Refusal {
+            login,
+            principal,
+            reason: reason.as_str().to_owned(),
+            event: "user.sign_in_failed",
+            data,
+            lock,
+            locked_out: reason == ErrorCode::AccountLocked,
+        };
+        self.record_refusal(refusal, meta).await
+    }
+
+    /// Writes a refused attempt to `login_attempts` and the audit log and,
+    /// when its claim locked the principal, the lock's event, in one
+    /// transaction.
+    pub(crate) async fn record_refusal(
+        &self,
+        refusal: Refusal<'_>,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
         let stores = &self.0.stores;
         let now = self.0.clock.now();
+        let Refusal {
+            login,
+            principal,
+            reason,
+            event,
+            data,
+            lock,
+            locked_out,
+        } = refusal;
         let mut tx = stores.db.begin().await?;
-        if let (Some(id), ErrorCode::AccountLocked) = (principal, reason) {
+        if let (Some(id), true) = (principal, locked_out) {
             stores
                 .principals
                 .note_refused_attempt(tx.as_mut(), id)
@@ -409,14 +443,14 @@ impl App {
             principal_id: principal,
             ip: meta.ip.clone(),
             success: false,
-            reason: Some(reason.as_str().to_owned()),
+            reason: Some(reason),
             at: now,
         };
         stores
             .attempts
             .record_attempt(tx.as_mut(), &attempt)
             .await?;
-        let audit = |event: &str, data: serde_json::Value| AuditEntry {
+        let audit = AuditEntry {
             id: Uuid::now_v7(),
             principal_id: principal,
             event: event.to_owned(),
@@ -425,33 +459,56 @@ impl App {
             data,
             at: now,
         };
-        let data = serde_json::json!({
-            "login_type": login.login_type.as_str(),
-            "reason": reason.as_str(),
-            "known": principal.is_some(),
-        });
-        stores
-            .audit
-            .append_audit(tx.as_mut(), &audit("user.sign_in_failed", data))
-            .await?;
-        if let (Some(id), Some((failures, until))) = (principal, lock) {
-            let data = serde_json::json!({
-                "failures": failures,
-                "locked_until": until.unix_timestamp(),
-            });
-            self.announce(
-                tx.as_mut(),
-                id,
-                sesame_events::topics::ACCOUNT_LOCKED,
-                meta,
-                data,
-                now,
-            )
-            .await?;
+        stores.audit.append_audit(tx.as_mut(), &audit).await?;
+        if let (Some(id), Some(lock)) = (principal, lock) {
+            self.announce_lock(tx.as_mut(), id, lock, meta, now).await?;
         }
         stores.db.commit(tx).await?;
         Ok(())
     }
+
+    /// Announces (and audits) a lock a failed attempt earned: `lock` is the
+    /// failure count and the end of the lock.
+    pub(crate) async fn announce_lock(
+        &self,
+        tx: &mut dyn sesame_core::Tx,
+        principal: PrincipalId,
+        (failures, until): (i64, OffsetDateTime),
+        meta: &ClientMeta,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let data = serde_json::json!({
+            "failures": failures,
+            "locked_until": until.unix_timestamp(),
+        });
+        self.announce(
+            tx,
+            principal,
+            sesame_events::topics::ACCOUNT_LOCKED,
+            meta,
+            data,
+            now,
+        )
+        .await
+    }
+}
+
+/// A refused attempt on a login, for [`App::record_refusal`].
+pub(crate) struct Refusal<'a> {
+    /// The login named.
+    pub login: &'a Login,
+    /// Its principal, when it has one.
+    pub principal: Option<PrincipalId>,
+    /// The reason kept in `login_attempts`.
+    pub reason: String,
+    /// The audit event.
+    pub event: &'static str,
+    /// The audit row's data (never a secret).
+    pub data: serde_json::Value,
+    /// The lock the attempt's claim earned: failures and until when.
+    pub lock: Option<(i64, OffsetDateTime)>,
+    /// Whether the principal's lock refused it.
+    pub locked_out: bool,
 }
 
 #[cfg(test)]

@@ -123,18 +123,9 @@ impl App {
             at: now,
         };
         stores.audit.append_audit(tx.as_mut(), &audit).await?;
-        if let Some(until) = claim.lock {
-            let data =
-                json!({ "failures": claim.failures, "locked_until": until.unix_timestamp() });
-            self.announce(
-                tx.as_mut(),
-                auth.principal_id,
-                topics::ACCOUNT_LOCKED,
-                meta,
-                data,
-                now,
-            )
-            .await?;
+        if let Some(lock) = claim.earned_lock() {
+            self.announce_lock(tx.as_mut(), auth.principal_id, lock, meta, now)
+                .await?;
         }
         stores.db.commit(tx).await?;
         Err(Error::code(ErrorCode::InvalidCurrentPassword))

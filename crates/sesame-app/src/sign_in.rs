@@ -22,6 +22,13 @@ pub(crate) struct Claim {
     pub(crate) lock: Option<time::OffsetDateTime>,
 }
 
+impl Claim {
+    /// The lock this claim set, with the failure count that earned it.
+    pub(crate) fn earned_lock(&self) -> Option<(i64, time::OffsetDateTime)> {
+        self.lock.map(|until| (self.failures, until))
+    }
+}
+
 /// What opening a session must know of the attempt that earned it.
 struct Attempt<'a> {
     login: &'a Login,
@@ -70,10 +77,15 @@ impl App {
                 let id = principal.as_ref().map(|p| p.id);
                 // A lock answers before the password is looked at, identically
                 // for every password and for logins that belong to nobody.
-                let unknown = self.unknown_login_budget(&login)?;
-                let lock = match &principal {
-                    Some(p) => lock_left(p, now),
-                    None => self.budget_lock(&unknown).await?,
+                // Only a login that belongs to nobody keeps its count elsewhere.
+                let unknown = match &principal {
+                    Some(_) => None,
+                    None => Some(self.unknown_login_budget(&login)?),
+                };
+                let lock = match (&principal, &unknown) {
+                    (Some(p), _) => lock_left(p, now),
+                    (None, Some(budget)) => self.budget_lock(budget).await?,
+                    (None, None) => None,
                 };
                 if let Some(wait) = lock {
                     self.record_failure(&login, id, ErrorCode::AccountLocked, meta, None)
@@ -87,14 +99,15 @@ impl App {
                 }
                 let _slot = self.hashing_slot(meta)?;
                 // The attempt is counted before the password is verified.
-                let claimed = match &principal {
+                let claimed = match (&principal, &unknown) {
                     // With locking off there is no count to keep.
-                    Some(_) if self.0.settings.lockout.max_failures == 0 => Ok(None),
-                    Some(p) => self.claim_sign_in(p.clone(), now).await.map(Some),
-                    None => self
-                        .claim_budget(&unknown, self.0.settings.lockout)
+                    (Some(_), _) if self.0.settings.lockout.max_failures == 0 => Ok(None),
+                    (Some(p), _) => self.claim_sign_in(p.clone(), now).await.map(Some),
+                    (None, Some(budget)) => self
+                        .claim_budget(budget, self.0.settings.lockout)
                         .await
                         .map(|()| None),
+                    (None, None) => Ok(None),
                 };
                 let claimed = match claimed {
                     Ok(claimed) => claimed,
@@ -124,7 +137,7 @@ impl App {
                         (m, None, principal, claim)
                     }
                     (_, claim) => {
-                        let lock = claim.and_then(|c| c.lock.map(|until| (c.failures, until)));
+                        let lock = claim.and_then(|c| c.earned_lock());
                         self.record_failure(&login, id, ErrorCode::InvalidCredentials, meta, lock)
                             .await?;
                         return Err(Error::code(ErrorCode::InvalidCredentials));
@@ -244,7 +257,7 @@ impl App {
             .await?
         {
             drop(tx);
-            let lock = claimed.and_then(|c| c.lock.map(|until| (c.failures, until)));
+            let lock = claimed.and_then(|c| c.earned_lock());
             self.record_failure(
                 attempt.login,
                 Some(principal.id),
