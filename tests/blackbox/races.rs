@@ -409,3 +409,64 @@ async fn two_forwarded_for_lines_are_one_list_read_from_the_right() {
         2
     );
 }
+
+#[tokio::test]
+async fn raced_guesses_on_a_login_that_belongs_to_nobody_verify_at_most_the_limit() {
+    let app = TestApp::builder()
+        .config(|c| c.lockout = LockoutPolicy::default())
+        .spawn()
+        .await;
+    let requests: Vec<Raw> = (0..20)
+        .map(|i| {
+            Raw::post(
+                "/v1/sessions",
+                json!({"login": email("nobody@example.com"), "password": format!("guess {i}")}),
+            )
+        })
+        .collect();
+    let before = app.app.hasher().verifications();
+    let answers = app.race(&requests).await;
+    let verified = app.app.hasher().verifications() - before;
+    assert!(verified <= 5, "{verified} passwords were verified");
+    let refused = answers.iter().filter(|r| r.status == 401).count();
+    assert_eq!(refused as u64, verified, "one 401 per verification");
+    for r in answers.iter().filter(|r| r.status != 401) {
+        r.assert_problem(423, "account_locked");
+    }
+}
+
+#[tokio::test]
+async fn raced_code_guesses_across_flows_stay_within_the_login_budget() {
+    let app = TestApp::builder()
+        .config(|c| {
+            c.code_resend_cooldown_secs = 0;
+            c.code_lockout = LockoutPolicy::codes();
+        })
+        .spawn()
+        .await;
+    app.register("ada@example.com").await;
+    // Three live flows: fifteen tries between them, ten allowed for the login.
+    let mut flows = Vec::new();
+    for _ in 0..3 {
+        let sent = app
+            .send_code("email", "ada@example.com", "verify", None)
+            .await;
+        flows.push(sent.body["verification_id"].as_str().unwrap().to_owned());
+    }
+    let right = app.last_code("ada@example.com").await;
+    let wrong: Vec<String> = wrong_codes(&right).take(30).collect();
+    let requests: Vec<Raw> = wrong
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Raw::post(
+                "/v1/verifications/confirm",
+                json!({"login": email("ada@example.com"), "code": c, "verification_id": flows[i % 3]}),
+            )
+        })
+        .collect();
+    let before = app.app.code_comparisons();
+    app.race(&requests).await;
+    let compared = app.app.code_comparisons() - before;
+    assert!(compared <= 10, "{compared} guesses were compared");
+}
