@@ -1,11 +1,12 @@
 //! Bulk paths of `sesame import` on PostgreSQL: existence checks with one query
 //! per batch, and inserts of whole batches as arrays (`UNNEST`).
 
-use crate::{PgStore, conn, map_err};
+use crate::{PgStore, map_err};
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::{ImportStore, ImportedAccount, LoginType};
 use sesame_identity::Profile;
+use sesame_store_sql::SqlBackend;
 use std::collections::HashSet;
 
 #[async_trait]
@@ -16,7 +17,7 @@ impl ImportStore for PgStore {
     ) -> Result<HashSet<PrincipalId>, StoreError> {
         let ids: Vec<_> = ids.iter().map(|id| id.0).collect();
         let found: Vec<uuid::Uuid> =
-            sqlx::query_scalar("SELECT id FROM credentials.principals WHERE id = ANY($1::uuid[])")
+            sqlx::query_scalar("SELECT id FROM principals WHERE id = ANY($1::uuid[])")
                 .bind(&ids)
                 .fetch_all(&self.credentials)
                 .await
@@ -33,7 +34,7 @@ impl ImportStore for PgStore {
         let rows = sqlx::query(
             "SELECT l.login_type, l.identifier, l.principal_id
              FROM UNNEST($1::text[], $2::text[]) AS t(login_type, identifier)
-             JOIN credentials.login_methods l
+             JOIN login_methods l
                ON l.login_type = t.login_type AND l.identifier = t.identifier",
         )
         .bind(logins.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>())
@@ -56,10 +57,10 @@ impl ImportStore for PgStore {
         // One statement per table, the rows passed as arrays: the statement is
         // prepared once and the server unpacks the arrays, far cheaper than a
         // VALUES list with a parameter per cell.
-        let c = conn(tx)?;
+        let c = Self::conn(tx)?;
         let principals: Vec<_> = accounts.iter().map(|a| &a.principal).collect();
         sqlx::query(
-            "INSERT INTO credentials.principals
+            "INSERT INTO principals
                  (id, kind, is_active, failed_attempts, locked_until, last_login_at, created_at, updated_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bool[], $4::int8[],
                                   $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])",
@@ -77,7 +78,7 @@ impl ImportStore for PgStore {
         .map_err(map_err)?;
         let logins: Vec<_> = accounts.iter().flat_map(|a| &a.logins).collect();
         sqlx::query(
-            "INSERT INTO credentials.login_methods
+            "INSERT INTO login_methods
                  (id, principal_id, login_type, identifier, verified_at, created_at, last_used_at)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[],
                                   $5::timestamptz[], $6::timestamptz[], $7::timestamptz[])",
@@ -125,7 +126,7 @@ impl ImportStore for PgStore {
                 },
             );
         sqlx::query(
-            "INSERT INTO credentials.passwords (principal_id, hash, created_at, updated_at)
+            "INSERT INTO passwords (principal_id, hash, created_at, updated_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[])",
         )
         .bind(&ids)
@@ -136,7 +137,7 @@ impl ImportStore for PgStore {
         .await
         .map_err(map_err)?;
         sqlx::query(
-            "INSERT INTO credentials.password_history (principal_id, hash, created_at)
+            "INSERT INTO password_history (principal_id, hash, created_at)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[])",
         )
         .bind(&ids)
@@ -155,7 +156,7 @@ pub(crate) async fn insert_profiles(
     profiles: &[Profile],
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO identity.users
+        "INSERT INTO users
              (id, display_name, avatar_url, bio, locale, status, metadata, created_at, updated_at)
          SELECT id, display_name, avatar_url, bio, locale, status, metadata::jsonb, created_at, updated_at
          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],

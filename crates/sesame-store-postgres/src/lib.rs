@@ -3,16 +3,9 @@
 //! Both may share one pool, or live behind two roles or two databases ("split
 //! mode"), in which case a transaction holds one transaction per side.
 
-mod codes;
-mod counters;
-mod credentials;
-mod identity;
+mod backend;
 mod import;
-mod keys;
 mod migrate;
-mod outbox;
-mod retention;
-mod sessions;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -90,11 +83,6 @@ fn pg_tx(tx: &mut dyn Tx) -> Result<&mut PgTx, StoreError> {
     any.downcast_mut::<PgTx>().ok_or_else(foreign)
 }
 
-/// The credentials-side connection inside a transaction begun by this backend.
-fn conn(tx: &mut dyn Tx) -> Result<&mut PgConnection, StoreError> {
-    Ok(&mut *pg_tx(tx)?.credentials)
-}
-
 /// Maps a driver error to a store error without leaking driver text to clients.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match err {
@@ -109,20 +97,27 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// Parses a connection string and applies the settings.
-fn options(url: &str, settings: &PgSettings) -> Result<PgConnectOptions, StoreError> {
+/// Parses a connection string and applies the settings. `search_path` names
+/// the schemas the pool reaches, so that the shared statements name tables
+/// without a schema.
+fn options(
+    url: &str,
+    settings: &PgSettings,
+    search_path: &str,
+) -> Result<PgConnectOptions, StoreError> {
     let timeout = settings.statement_timeout_ms.to_string();
     Ok(PgConnectOptions::from_str(url)
         .map_err(map_err)?
         .application_name("sesame")
         .options([
             ("statement_timeout", timeout.as_str()),
+            ("search_path", search_path),
             // "already exists, skipping" notices of idempotent DDL are not news.
             ("client_min_messages", "warning"),
         ]))
 }
 
-async fn pool(url: &str, settings: &PgSettings) -> Result<PgPool, StoreError> {
+async fn pool(url: &str, settings: &PgSettings, search_path: &str) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections.max(1))
         .min_connections(settings.min_connections.min(settings.max_connections))
@@ -133,7 +128,7 @@ async fn pool(url: &str, settings: &PgSettings) -> Result<PgPool, StoreError> {
         .test_before_acquire(false)
         .max_lifetime(Duration::from_secs(30 * 60))
         .idle_timeout(Duration::from_secs(10 * 60))
-        .connect_with(options(url, settings)?)
+        .connect_with(options(url, settings, search_path)?)
         .await
         .map_err(map_err)
 }
@@ -143,7 +138,7 @@ impl PgStore {
     pub async fn connect(target: &PgTarget, settings: &PgSettings) -> Result<Self, StoreError> {
         match target {
             PgTarget::Single(url) => {
-                let pool = pool(url, settings).await?;
+                let pool = pool(url, settings, "credentials,identity").await?;
                 Ok(Self {
                     identity: pool.clone(),
                     credentials: pool,
@@ -154,8 +149,8 @@ impl PgStore {
                 identity,
                 credentials,
             } => Ok(Self {
-                identity: pool(identity, settings).await?,
-                credentials: pool(credentials, settings).await?,
+                identity: pool(identity, settings, "identity").await?,
+                credentials: pool(credentials, settings, "credentials").await?,
                 split: true,
             }),
         }
@@ -178,7 +173,7 @@ impl PgStore {
 
     /// The identity-side connection inside `tx`, beginning that side's
     /// transaction in split mode.
-    async fn identity_conn<'t>(
+    async fn identity_side<'t>(
         &self,
         tx: &'t mut dyn Tx,
     ) -> Result<&'t mut PgConnection, StoreError> {

@@ -1,7 +1,12 @@
-//! What Sesame's SQL backends share: turning a row into a model value. Each
-//! driver's row type reads typed columns through [`Columns`]; the mappers below
-//! are written once against it. (The SQL itself differs: placeholders, schemas,
-//! column types.)
+//! What Sesame's SQL backends share: the store statements themselves
+//! ([`stamp_stores!`]), the seams each backend fills in ([`SqlBackend`]), and
+//! turning a row into a model value: each driver's row type reads typed
+//! columns through [`Columns`]; the mappers below are written once against it.
+
+mod backend;
+mod stores;
+
+pub use backend::{Conn, SqlBackend};
 
 use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};

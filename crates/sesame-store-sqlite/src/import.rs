@@ -1,11 +1,12 @@
 //! Bulk paths of `sesame import` on SQLite: existence checks with one query
 //! per batch and multi-row inserts.
 
-use crate::{SqliteStore, conn, map_err};
+use crate::{SqliteStore, map_err};
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::{ImportStore, ImportedAccount, LoginType};
 use sesame_identity::Profile;
+use sesame_store_sql::SqlBackend;
 use sqlx::{QueryBuilder, Row};
 use std::collections::HashSet;
 
@@ -60,7 +61,7 @@ impl ImportStore for SqliteStore {
         tx: &mut dyn Tx,
         accounts: &[ImportedAccount],
     ) -> Result<(), StoreError> {
-        let c = conn(tx)?;
+        let c = Self::conn(tx)?;
         for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO principals (id, kind, is_active, failed_attempts, locked_until, last_login_at, created_at, updated_at) ",

@@ -1,22 +1,15 @@
 //! Every Sesame store trait on an embedded SQLite file (WAL mode).
 
-mod codes;
-mod counters;
-mod credentials;
-mod identity;
+mod backend;
 mod import;
-mod keys;
-mod outbox;
-mod retention;
 mod rotation;
-mod sessions;
 
 use async_trait::async_trait;
 use sesame_core::{Database, StoreError, Tx};
 use sesame_credentials::LOGIN_IDENTIFIER_UNIQUE;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool, Transaction};
+use sqlx::{SqlitePool, Transaction};
 use std::any::Any;
 use std::path::Path;
 use std::str::FromStr;
@@ -50,6 +43,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "security_state",
         include_str!("../migrations/0006_security_state.sql"),
     ),
+    (
+        7,
+        "password_history_seq",
+        include_str!("../migrations/0007_password_history_seq.sql"),
+    ),
 ];
 
 /// The SQLite backend: one pool, every store trait.
@@ -70,14 +68,6 @@ struct SqliteTx {
 }
 
 impl Tx for SqliteTx {}
-
-/// The connection inside a transaction begun by this backend.
-fn conn(tx: &mut dyn Tx) -> Result<&mut SqliteConnection, StoreError> {
-    let any: &mut dyn Any = tx;
-    any.downcast_mut::<SqliteTx>()
-        .map(|t| &mut *t.tx)
-        .ok_or_else(|| StoreError::Unavailable("transaction belongs to another backend".into()))
-}
 
 /// Maps a driver error to a store error without leaking driver text to clients.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {

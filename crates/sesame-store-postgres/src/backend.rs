@@ -1,0 +1,159 @@
+//! What PostgreSQL does differently from the shared stores of
+//! `sesame-store-sql`: the identity side may be another pool (split mode), a
+//! principal's login methods are serialised with `FOR UPDATE`, a rotation is
+//! one statement (a CTE), every instance relays the outbox under a lease taken
+//! with `SKIP LOCKED`, and bulk inserts pass arrays (`UNNEST`, [`crate::import`]).
+
+use crate::{PgStore, map_err, pg_tx};
+use sesame_core::{PrincipalId, StoreError, Tx};
+use sesame_credentials::RefreshToken;
+use sesame_events::OutboxMessage;
+use sesame_identity::Profile;
+use sesame_store_sql::SqlBackend;
+use sqlx::{PgConnection, PgPool, Postgres, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+sesame_store_sql::stamp_stores!(PgStore);
+
+/// How long a relay owns the outbox rows it claimed: an instance that dies
+/// mid-delivery loses them after this, and they are delivered again (at least
+/// once).
+const LEASE: &str = "30 seconds";
+
+impl SqlBackend for PgStore {
+    type Db = Postgres;
+
+    fn reader(&self) -> &PgPool {
+        &self.credentials
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.credentials
+    }
+
+    fn profiles(&self) -> &PgPool {
+        &self.identity
+    }
+
+    fn conn(tx: &mut dyn Tx) -> Result<&mut PgConnection, StoreError> {
+        Ok(&mut *pg_tx(tx)?.credentials)
+    }
+
+    async fn identity_conn<'t>(
+        &self,
+        tx: &'t mut dyn Tx,
+    ) -> Result<&'t mut PgConnection, StoreError> {
+        self.identity_side(tx).await
+    }
+
+    fn store_err(err: sqlx::Error) -> StoreError {
+        map_err(err)
+    }
+
+    async fn lock_principal(conn: &mut PgConnection, id: PrincipalId) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 FROM principals WHERE id = $1 FOR UPDATE")
+            .bind(id.0)
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        used: Uuid,
+        next: &RefreshToken,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // One statement, so one round trip and atomic on its own: the successor
+        // is inserted only if this statement is the one that marked `used`.
+        let row = sqlx::query(
+            "WITH used AS (
+                 UPDATE refresh_tokens SET used_at = $2
+                 WHERE id = $1 AND used_at IS NULL RETURNING id
+             )
+             INSERT INTO refresh_tokens
+                 (id, session_id, token_hash, parent_id, used_at, created_at, expires_at,
+                  secret_sealed, secret_key_id)
+             SELECT $3, $4, $5, $6, NULL, $7, $8, $9, $10 FROM used
+             RETURNING id",
+        )
+        .bind(used)
+        .bind(at)
+        .bind(next.id)
+        .bind(next.session_id.0)
+        .bind(&next.token_hash)
+        .bind(next.parent_id)
+        .bind(next.created_at)
+        .bind(next.expires_at)
+        .bind(next.secret_sealed.as_ref().map(|s| s.blob.clone()))
+        .bind(next.secret_sealed.as_ref().map(|s| s.key_id.clone()))
+        .fetch_optional(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = now() + interval '{LEASE}'
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+             )
+             RETURNING id, topic, payload, attempts"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.credentials)
+            .await
+            .map_err(map_err)?;
+        let mut messages = rows
+            .iter()
+            .map(|row| {
+                Ok(OutboxMessage {
+                    id: row.try_get("id")?,
+                    topic: row.try_get("topic")?,
+                    payload: row.try_get("payload")?,
+                    attempts: row.try_get("attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(map_err)?;
+        messages.sort_by_key(|m| m.id);
+        Ok(messages)
+    }
+
+    async fn publish_events(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET published_at = $1, attempts = attempts + 1, claimed_until = NULL
+             WHERE id = ANY($2)",
+        )
+        .bind(at)
+        .bind(ids)
+        .execute(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn fail_event(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&self.credentials)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_profile_batch(
+        conn: &mut PgConnection,
+        profiles: &[Profile],
+    ) -> Result<(), StoreError> {
+        crate::import::insert_profiles(conn, profiles).await
+    }
+}

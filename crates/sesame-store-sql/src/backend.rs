@@ -1,0 +1,79 @@
+//! What a backend supplies to the stores written once in [`crate::stores`]:
+//! where reads and writes go, how a driver error reads, and the few paths
+//! where the two databases really differ (row locks, refresh-token rotation,
+//! the outbox lease, bulk profile inserts). Everything else is one `$n`
+//! statement with unqualified table names, run by both.
+
+use sesame_core::{PrincipalId, StoreError, Tx};
+use sesame_credentials::RefreshToken;
+use sesame_events::OutboxMessage;
+use sesame_identity::Profile;
+use std::future::Future;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A driver connection of backend `B`.
+pub type Conn<B> = <<B as SqlBackend>::Db as sqlx::Database>::Connection;
+
+/// The seams between the shared statements and one database.
+pub trait SqlBackend: Send + Sync + Sized {
+    /// The sqlx driver.
+    type Db: sqlx::Database;
+
+    /// The pool for reads of the credentials domain.
+    fn reader(&self) -> &sqlx::Pool<Self::Db>;
+    /// The pool for writes of the credentials domain that commit on their own
+    /// (outside a caller's transaction).
+    fn writer(&self) -> &sqlx::Pool<Self::Db>;
+    /// The pool for reads of the identity domain.
+    fn profiles(&self) -> &sqlx::Pool<Self::Db>;
+
+    /// The credentials-side connection inside a transaction begun by this backend.
+    fn conn(tx: &mut dyn Tx) -> Result<&mut Conn<Self>, StoreError>;
+    /// The identity-side connection inside `tx`.
+    fn identity_conn<'t>(
+        &self,
+        tx: &'t mut dyn Tx,
+    ) -> impl Future<Output = Result<&'t mut Conn<Self>, StoreError>> + Send;
+
+    /// A driver error as a store error, without driver text for clients.
+    fn store_err(err: sqlx::Error) -> StoreError;
+
+    /// Serialises changes to a principal's set of login methods until `conn`'s
+    /// transaction ends.
+    fn lock_principal(
+        conn: &mut Conn<Self>,
+        id: PrincipalId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks refresh token `used` used and stores `next`, atomically: false
+    /// (and nothing stored) when `used` already was used.
+    fn rotate_refresh(
+        &self,
+        used: Uuid,
+        next: &RefreshToken,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The oldest undelivered events, leased to this caller where the backend
+    /// serves several relays.
+    fn pending_events(
+        &self,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OutboxMessage>, StoreError>> + Send;
+    /// Marks events delivered and ends their lease.
+    fn publish_events(
+        &self,
+        ids: &[Uuid],
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Counts a failed delivery and ends its lease.
+    fn fail_event(&self, id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Inserts many profiles through the identity-side connection of a transaction.
+    fn insert_profile_batch(
+        conn: &mut Conn<Self>,
+        profiles: &[Profile],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
