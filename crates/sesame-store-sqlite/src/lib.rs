@@ -15,7 +15,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// The migrations, in order; the stems match the PostgreSQL backend's.
+/// The migrations, in order. They build the tables and columns the PostgreSQL
+/// backend's migrations build in its two schemas (the storage contract's
+/// `both_backends_migrate_to_the_same_schema` checks it, and lists the one
+/// column only PostgreSQL has).
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,

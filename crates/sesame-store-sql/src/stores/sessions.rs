@@ -19,8 +19,8 @@ macro_rules! __session_store {
                 async fn insert_session(&self, tx: &mut dyn Tx, s: &Session) -> Result<(), StoreError> {
                     ::sqlx::query(
                         "INSERT INTO sessions (id, principal_id, principal_kind, aal, amr, ip, user_agent,
-                                               created_at, last_seen_at, expires_at, revoked_at, revoke_reason)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                               created_at, last_seen_at, expires_at, revoked_at, revoke_reason, proven_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     )
                     .bind(s.id.0)
                     .bind(s.principal_id.0)
@@ -34,6 +34,7 @@ macro_rules! __session_store {
                     .bind(s.expires_at)
                     .bind(s.revoked_at)
                     .bind(&s.revoke_reason)
+                    .bind(s.proven_at)
                     .execute(Self::conn(tx)?)
                     .await
                     .map_err(Self::store_err)?;

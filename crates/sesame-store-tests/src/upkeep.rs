@@ -1,0 +1,231 @@
+//! `CounterStore`, `RetentionStore` and `OutboxStore`.
+
+use crate::codes::code;
+use crate::{Backend, Harness, T0, at, committed, principal, session_of, token};
+use sesame_core::PrincipalId;
+use sesame_credentials::{LoginAttempt, LoginType, SweepBefore, Swept};
+use sesame_events::{Actor, Envelope};
+use uuid::Uuid;
+
+/// A cooldown runs until its end and starts again only after it; a counter
+/// counts until its end and starts over after it; forgetting and sweeping
+/// remove entries.
+pub async fn cooldowns_and_counters_end_when_they_say<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    assert_eq!(s.start_cooldown_at("c", 1000, 2000).await.unwrap(), None);
+    assert_eq!(
+        s.start_cooldown_at("c", 1500, 9000).await.unwrap(),
+        Some(2000)
+    );
+    assert_eq!(s.cooldown_until("c", 1999).await.unwrap(), Some(2000));
+    assert_eq!(s.cooldown_until("c", 2000).await.unwrap(), None);
+    assert_eq!(s.start_cooldown_at("c", 2000, 3000).await.unwrap(), None);
+    assert_eq!(s.cooldown_until("c", 2500).await.unwrap(), Some(3000));
+    assert_eq!(s.cooldown_until("other", 0).await.unwrap(), None);
+
+    for n in 1..=3 {
+        assert_eq!(s.count_at("n", 1000 + n, 5000).await.unwrap(), n as u64);
+    }
+    assert_eq!(s.count_at("n", 5000, 8000).await.unwrap(), 1);
+    assert_eq!(s.count_at("n", 5001, 8000).await.unwrap(), 2);
+    s.forget("n").await.unwrap();
+    assert_eq!(s.count_at("n", 5002, 8000).await.unwrap(), 1);
+    s.forget("never-there").await.unwrap();
+
+    // At 3000 the cooldown has ended; the counter (until 8000) has not.
+    assert_eq!(s.sweep_counters(3000).await.unwrap(), 1);
+    assert_eq!(s.sweep_counters(3000).await.unwrap(), 0);
+    assert_eq!(s.count_at("n", 5003, 8000).await.unwrap(), 2);
+    assert_eq!(s.sweep_counters(8000).await.unwrap(), 1);
+}
+
+/// Racing counts of one key are each counted.
+pub async fn racing_counts_are_all_counted<S: Backend>(h: &Harness<S>) {
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let s = h.store.clone();
+            tokio::spawn(async move { s.count_at("race", 1, 10_000).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for racer in racers {
+        seen.push(racer.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=16).collect::<Vec<_>>());
+}
+
+/// A sweep removes what ended before each horizon and nothing else.
+pub async fn a_sweep_removes_only_what_ended<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let p = principal(s).await;
+    // Codes: one expired at 600 s, one live until 1200 s.
+    s.insert_code(&code("", "flow-old", 0), 5).await.unwrap();
+    s.insert_code(&code("", "flow-new", 600), 5).await.unwrap();
+    // Sessions: one revoked at 100 s, one expired at 200 s, one live.
+    let revoked = session_of(&p, T0);
+    let mut expired = session_of(&p, T0);
+    expired.expires_at = at(200);
+    let live = session_of(&p, T0);
+    let live_first = token(&live, 1, None, T0);
+    let live_next = token(&live, 2, Some(live_first.id), at(50));
+    let revoked_token = token(&revoked, 3, None, T0);
+    let attempt = |when| LoginAttempt {
+        id: Uuid::now_v7(),
+        login_type: LoginType::Email,
+        identifier: "a@example.com".into(),
+        principal_id: None,
+        ip: None,
+        success: false,
+        reason: None,
+        at: when,
+    };
+    committed(s, async |tx| {
+        for session in [&revoked, &expired, &live] {
+            s.insert_session(tx, session).await.unwrap();
+        }
+        s.insert_refresh_token(tx, &live_first).await.unwrap();
+        s.insert_refresh_token(tx, &revoked_token).await.unwrap();
+        s.revoke_session(tx, revoked.id, "logout", at(100))
+            .await
+            .unwrap();
+        s.record_attempt(tx, &attempt(at(10))).await.unwrap();
+        s.record_attempt(tx, &attempt(at(1000))).await.unwrap();
+    })
+    .await;
+    assert!(
+        s.rotate_refresh_token(live_first.id, &live_next, at(50))
+            .await
+            .unwrap()
+    );
+
+    let swept = s
+        .sweep(SweepBefore {
+            expired_codes: at(700),
+            used_refresh_tokens: at(60),
+            ended_sessions: at(300),
+            login_attempts: at(500),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        swept,
+        Swept {
+            codes: 1,
+            refresh_tokens: 1,
+            sessions: 2,
+            login_attempts: 1,
+            counters: 0,
+        }
+    );
+    assert_eq!(s.get_session(live.id).await.unwrap(), live);
+    assert!(s.get_session(revoked.id).await.is_err());
+    assert!(s.find_refresh_token(&[3; 32]).await.unwrap().is_none());
+    assert!(s.find_refresh_token(&[1; 32]).await.unwrap().is_none());
+    assert!(s.find_refresh_token(&[2; 32]).await.unwrap().is_some());
+    assert_eq!(
+        h.db.count("SELECT COUNT(*) FROM verification_codes").await,
+        1
+    );
+    assert_eq!(h.db.count("SELECT COUNT(*) FROM login_attempts").await, 1);
+    let again = s
+        .sweep(SweepBefore {
+            expired_codes: at(700),
+            used_refresh_tokens: at(60),
+            ended_sessions: at(300),
+            login_attempts: at(500),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.codes,
+            again.refresh_tokens,
+            again.sessions,
+            again.login_attempts
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
+fn event(topic: &str, subject: PrincipalId) -> Envelope {
+    Envelope::new(
+        "sesame://test",
+        topic,
+        subject,
+        Actor::principal(subject),
+        serde_json::json!({"n": 1}),
+        T0,
+    )
+}
+
+/// Events appear on commit, oldest first; a failed delivery counts an
+/// attempt and leaves the event pending; a published one leaves.
+pub async fn outbox_rows_appear_on_commit_and_leave_when_published<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let principal = PrincipalId::new();
+    let mut tx = s.begin().await.unwrap();
+    let mut ids = Vec::new();
+    for topic in ["identity.user.signed_up", "identity.user.signed_in"] {
+        let env = event(topic, principal);
+        ids.push(env.id);
+        s.enqueue(tx.as_mut(), &env).await.unwrap();
+    }
+    assert!(s.pending(10).await.unwrap().is_empty());
+    s.commit(tx).await.unwrap();
+    let pending = s.pending(10).await.unwrap();
+    assert_eq!(pending.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+    assert_eq!(pending[0].payload["type"], "identity.user.signed_up");
+    assert_eq!(pending[0].payload["subject"], principal.to_string());
+    assert_eq!(pending[0].topic, "identity.user.signed_up");
+    s.mark_failed(ids[1]).await.unwrap();
+    s.mark_published(&ids[..1], at(1)).await.unwrap();
+    let left = s.pending(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!((left[0].id, left[0].attempts), (ids[1], 1));
+    // A rolled-back event never appears.
+    let mut tx = s.begin().await.unwrap();
+    s.enqueue(tx.as_mut(), &event("identity.user.signed_in", principal))
+        .await
+        .unwrap();
+    drop(tx);
+    s.mark_failed(ids[1]).await.unwrap();
+    assert_eq!(s.pending(10).await.unwrap().len(), 1);
+    s.mark_published(&[], at(2)).await.unwrap();
+}
+
+/// `pending` returns at most `limit` events, the oldest; on PostgreSQL,
+/// where every instance relays, what one call claimed is leased and no other
+/// call gets it until it is published or failed.
+pub async fn pending_events_are_claimed_oldest_first<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let principal = PrincipalId::new();
+    let events: Vec<_> = (0..5)
+        .map(|_| event("identity.user.signed_in", principal))
+        .collect();
+    committed(s, async |tx| {
+        for e in &events {
+            s.enqueue(tx, e).await.unwrap();
+        }
+    })
+    .await;
+    let first = s.pending(2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [events[0].id, events[1].id]
+    );
+    if h.is_postgres() {
+        let second = s.pending(10).await.unwrap();
+        assert_eq!(
+            second.iter().map(|m| m.id).collect::<Vec<_>>(),
+            events[2..].iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        assert!(s.pending(10).await.unwrap().is_empty());
+        s.mark_failed(events[1].id).await.unwrap();
+        let retried = s.pending(10).await.unwrap();
+        assert_eq!((retried.len(), retried[0].id), (1, events[1].id));
+    }
+    let all: Vec<_> = events.iter().map(|e| e.id).collect();
+    s.mark_published(&all, at(1)).await.unwrap();
+    assert!(s.pending(10).await.unwrap().is_empty());
+}
