@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Backends side by side, all figures from one run: sign-in and /v1/me on
-# SQLite, on PostgreSQL, and on two instances sharing PostgreSQL; then sign-in
+# SQLite, on PostgreSQL (over TCP, and over its Unix socket when it has one
+# here), and on two instances sharing PostgreSQL; then sign-in
 # latency with 1,000 against 1,000,000 users in the database (seeded in bulk by
 # SQL, never through the hasher), on both backends.
 # Usage: bench/backends.sh [seconds-per-scenario]   (prints Markdown)
@@ -94,6 +95,13 @@ single() { # label database-url
 }
 single sqlite ""
 single postgres "$(new_pg_db one)"
+SOCKET_DIR=${BENCH_POSTGRES_SOCKET_DIR:-/var/run/postgresql}
+BACKENDS="sqlite postgres"
+if [ -S "$SOCKET_DIR/.s.PGSQL.5432" ]; then
+    SOCKET_DB=$(new_pg_db socket)
+    single postgres_unix_socket "postgres://postgres@localhost/${SOCKET_DB##*/}?host=$SOCKET_DIR"
+    BACKENDS="$BACKENDS postgres_unix_socket"
+fi
 
 # Two instances on one database: one wrk per instance at once, half the
 # connections each; the figures are the sums (rps) and the worse (latency).
@@ -216,7 +224,7 @@ echo "Date: $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0
 echo
 echo "| backend | scenario | connections | requests/s | p50 ms | p99 ms | errors | vs SQLite |"
 echo "|---|---|---|---|---|---|---|---|"
-for backend in sqlite postgres postgres_x2; do
+for backend in $BACKENDS postgres_x2; do
     for s in live me sign_in; do
         conns=32; [ $s = sign_in ] && conns=4
         [ $backend = postgres_x2 ] && conns="$((conns / 2)) + $((conns / 2))"
