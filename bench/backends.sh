@@ -14,6 +14,8 @@ PG_URL=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PG_BASE=${PG_URL%/*}
 export BENCH_PASSWORD="bench passphrase 7f3a"
 export BENCH_EMAIL="bench-0@bench.example"
+# Sign-ins take these users in turn (bench/sign_in.lua).
+export BENCH_USERS=32 WRK_THREADS=2
 BIG=${BENCH_BIG_USERS:-1000000}
 SMALL=1000
 ROUNDS=31
@@ -49,9 +51,11 @@ new_pg_db() { # name -> url
 start() { # port data-dir [database-url] -> pid in $LAST_PID
     local port=$1 dir=$2 url=${3:-}
     mkdir -p "$dir"
-    # The sign-in scenarios hammer one user from one address: lift the rate limits.
+    # The scenarios hammer a few users from one address: lift the rate limits.
     local env=(SESAME_LOG_LEVEL=warn SESAME_MASTER_KEY="$MASTER" SESAME_PUBLIC_URL=http://bench.test
-        SESAME_RATE_LIMITS__PER_IDENTIFIER__LIMIT=100000000 SESAME_RATE_LIMITS__PER_IP__LIMIT=100000000)
+        SESAME_RATE_LIMITS__PER_IDENTIFIER__LIMIT=100000000 SESAME_RATE_LIMITS__PER_IP__LIMIT=100000000
+        SESAME_RATE_LIMITS__REGISTER__PER_IP__LIMIT=100000000
+        SESAME_RATE_LIMITS__REGISTER__PER_IDENTIFIER__LIMIT=100000000)
     [ -n "$url" ] && env+=(SESAME_DATABASE_URL="$url" SESAME_POSTGRES__MAX_CONNECTIONS=32)
     env "${env[@]}" "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" >>"$WORK/server.log" 2>&1 &
     LAST_PID=$!
@@ -71,6 +75,10 @@ register() { # port email -> access token
         grep -o '"access_token":"[^"]*"' | cut -d'"' -f4
 }
 
+register_users() { # port: bench-1 … bench-31 beside bench-0
+    for i in $(seq 1 $((BENCH_USERS - 1))); do register "$1" "bench-$i@bench.example" >/dev/null; done
+}
+
 wrk_run() { # name conns script url [args] -> "rps p50 p99 errors"
     local name=$1 conns=$2 script=$3 url=$4
     shift 4
@@ -87,6 +95,7 @@ single() { # label database-url
     start 18301 "$WORK/$label" "$url"
     local token
     token=$(register 18301 "$BENCH_EMAIL")
+    register_users 18301
     echo "wrk: $label" >&2
     echo "$label live $(wrk_run live 32 "$WORK/empty.lua" http://127.0.0.1:18301/health/live)" >>"$RESULTS"
     echo "$label me $(wrk_run me 32 "$WORK/empty.lua" http://127.0.0.1:18301/v1/me -H "Authorization: Bearer $token")" >>"$RESULTS"
@@ -109,12 +118,13 @@ URL=$(new_pg_db two)
 start 18301 "$WORK/two-a" "$URL"
 start 18302 "$WORK/two-b" "$URL"
 TOKEN=$(register 18301 "$BENCH_EMAIL")
+register_users 18301
 pair() { # name conns-each script path [args]
     local name=$1 conns=$2 script=$3 path=$4
     shift 4
     wrk_run "$name-a" "$conns" "$script" "http://127.0.0.1:18301$path" "$@" >"$WORK/pa" &
     local w=$!
-    wrk_run "$name-b" "$conns" "$script" "http://127.0.0.1:18302$path" "$@" >"$WORK/pb"
+    BENCH_USER_OFFSET=$((BENCH_USERS / 4)) wrk_run "$name-b" "$conns" "$script" "http://127.0.0.1:18302$path" "$@" >"$WORK/pb"
     wait $w
     paste -d' ' "$WORK/pa" "$WORK/pb" | awk '{ printf "%.1f %.2f %.2f %d\n", $1 + $5, ($2 > $6 ? $2 : $6), ($3 > $7 ? $3 : $7), $4 + $8 }'
 }

@@ -12,6 +12,8 @@ BASE="http://127.0.0.1:$PORT"
 export BENCH_PASSWORD="bench passphrase 7f3a"
 export BENCH_EMAIL="bench-0@bench.example"
 export WRK_THREADS=$THREADS
+# Sign-ins take the registered users in turn (bench/sign_in.lua).
+export BENCH_USERS=$CONNS
 
 if ! command -v wrk >/dev/null; then
     echo "installing wrk" >&2
@@ -29,8 +31,9 @@ HASH_LIMIT=$(sed -n 's/^hashes_per_second=//p' <<<"$CAL")
 SINGLE_HASH_MS=$(sed -n 's/^single_hash_ms=//p' <<<"$CAL")
 PARAMS=$(head -1 <<<"$CAL")
 
-# The sign-in scenarios hammer one user from one address: lift the rate limits.
+# The scenarios hammer a few users from one address: lift the rate limits.
 SESAME_RATE_LIMITS__PER_IDENTIFIER__LIMIT=100000000 SESAME_RATE_LIMITS__PER_IP__LIMIT=100000000 \
+    SESAME_RATE_LIMITS__REGISTER__PER_IP__LIMIT=100000000 SESAME_RATE_LIMITS__REGISTER__PER_IDENTIFIER__LIMIT=100000000 \
     SESAME_LOG_LEVEL=warn $BIN serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do curl -sf "$BASE/health/live" >/dev/null && break; sleep 0.1; done
