@@ -16,7 +16,6 @@ use sesame_core::{Clock, FailPoints, ManualClock, Rate};
 use sesame_credentials::{Argon2Config, HashingConfig};
 use std::sync::Arc;
 use tempfile::TempDir;
-use time::OffsetDateTime;
 
 /// Cheap Argon2 parameters so that tests spend their time on behaviour.
 pub const TEST_ARGON2: Argon2Config = Argon2Config {
@@ -74,7 +73,7 @@ impl TestAppBuilder {
                 Some(db)
             }
         };
-        let clock = ManualClock::new(OffsetDateTime::now_utc());
+        let clock = ManualClock::new(sesame_core::Clock::now(&sesame_core::SystemClock));
         let hooks = Hooks {
             clock: if self.manual_clock {
                 Arc::new(clock.clone()) as Arc<dyn Clock>

@@ -88,7 +88,7 @@ fn mail_names(inbox: &Path) -> Vec<String> {
 }
 
 /// The messages received, waiting up to `wait` for the first.
-fn received(inbox: &Path, wait: Duration) -> Vec<String> {
+async fn received(inbox: &Path, wait: Duration) -> Vec<String> {
     let deadline = Instant::now() + wait;
     loop {
         let names = mail_names(inbox);
@@ -98,7 +98,7 @@ fn received(inbox: &Path, wait: Duration) -> Vec<String> {
                 .map(|n| std::fs::read_to_string(inbox.join(n)).unwrap())
                 .collect();
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -136,7 +136,7 @@ async fn the_code_arrives_through_a_real_smtp_server() {
         202
     );
     app.app.flush_deliveries().await;
-    let mails = received(smtp.inbox.path(), Duration::from_secs(10));
+    let mails = received(smtp.inbox.path(), Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
     assert!(
@@ -198,7 +198,7 @@ async fn starttls_with_a_private_ca_protects_login_and_message() {
         202
     );
     app.app.flush_deliveries().await;
-    received(smtp.inbox.path(), Duration::from_secs(10));
+    received(smtp.inbox.path(), Duration::from_secs(10)).await;
     let names = mail_names(smtp.inbox.path());
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(

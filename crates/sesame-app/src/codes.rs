@@ -1,8 +1,8 @@
 //! Verification codes: sending them (always `202`, whether or not the login
 //! exists), checking them inside other flows, and confirming a login method.
 
-use crate::guard::Action;
-use crate::guard::Refusal;
+use crate::brute_force::Action;
+use crate::brute_force::Refusal;
 use crate::outgoing::CodeJob;
 use crate::{App, AuthContext, ClientMeta, LoginView};
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,7 @@ impl App {
     /// Issues a code and sends it when the purpose fits the login's state. The
     /// answer, its time and the cooldown are the same whether or not anything
     /// was sent; the flow id it returns names the code on confirmation.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn send_code(
         &self,
         req: CodeRequest,
@@ -151,7 +152,7 @@ impl App {
         Ok(previous.and_then(|previous| {
             let ready_at = previous.created_at + cooldown;
             // Rounded up: a client that waits this long is never refused again.
-            (ready_at > now).then(|| crate::guard::secs_until(ready_at, now))
+            (ready_at > now).then(|| crate::brute_force::secs_until(ready_at, now))
         }))
     }
 
@@ -294,6 +295,7 @@ impl App {
     /// Confirms a bound login method with a `verify` code. A caller that holds
     /// no session of the account (`auth`) reclaims it if this is the login's
     /// first proof.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
     pub async fn confirm_verification(
         &self,
         req: ConfirmRequest,
@@ -320,6 +322,7 @@ impl App {
             .find_login_method(login.login_type, &login.identifier)
             .await?
             .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
+        crate::record_principal(method.principal_id);
         let mut tx = stores.db.begin().await?;
         self.consume_code(tx.as_mut(), &record, now).await?;
         let revoked = self

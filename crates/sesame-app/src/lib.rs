@@ -2,14 +2,16 @@
 //! does the slow work (hashing) outside any transaction, then writes the change,
 //! its audit row and its outbox event in one commit.
 
+mod announce;
+mod brute_force;
 mod cache;
 mod codes;
-mod guard;
 pub mod keys;
 mod logins;
 mod me;
 mod outgoing;
 mod password;
+mod proof;
 mod reauth;
 mod reclaim;
 mod registration;
@@ -34,8 +36,8 @@ use sesame_identity::ProfileStore;
 use std::sync::{Arc, RwLock};
 use time::Duration;
 
+pub use brute_force::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use codes::{CodeRequest, CodeSent, ConfirmRequest};
-pub use guard::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use logins::BindRequest;
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use reauth::{Reauthenticate, Reauthenticated};
@@ -233,7 +235,7 @@ struct Inner {
     failpoints: FailPoints,
     caches: Caches,
     codes: CodeBook,
-    hashing_slots: Arc<guard::HashingSlots>,
+    hashing_slots: Arc<brute_force::HashingSlots>,
     outgoing: outgoing::Outgoing,
 }
 
@@ -309,6 +311,7 @@ impl App {
     /// Reads the signing keys again and switches to them when the set to
     /// publish or the key that signs changed (a key was added by another
     /// process, one activated or one retired); true when they did.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn reload_keys(&self) -> Result<bool, Error> {
         let records = self.0.stores.signing_keys.list_signing_keys().await?;
         let ring = KeyRing::from_records(
@@ -366,4 +369,9 @@ impl App {
     pub fn code_comparisons(&self) -> u64 {
         self.0.codes.comparisons()
     }
+}
+
+/// Names the principal a flow acts for on the flow's span, once it is known.
+pub(crate) fn record_principal(id: PrincipalId) {
+    tracing::Span::current().record("principal_id", tracing::field::display(id));
 }

@@ -1,7 +1,7 @@
 //! Binding and unbinding login methods. Every way in is a row; adding or
 //! removing one never touches the profile, roles or other sessions.
 
-use crate::guard::Action;
+use crate::brute_force::Action;
 use crate::registration::identifier_taken;
 use crate::{App, AuthContext, ClientMeta, LoginView};
 use serde::Deserialize;
@@ -27,6 +27,7 @@ impl App {
     /// Adds a login method to the caller. E-mail and phone need a `bind` code
     /// sent to them and are stored verified; a username needs none. The unique
     /// index decides who wins an identifier.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn bind_login(
         &self,
         auth: &AuthContext,
@@ -92,6 +93,7 @@ impl App {
     /// Removes one of the caller's login methods, unless it is the last way in:
     /// what remains must still sign in (any method with a password, an e-mail
     /// or phone without one).
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn unbind_login(
         &self,
         auth: &AuthContext,

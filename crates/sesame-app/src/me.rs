@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 impl App {
     /// The caller's account: profile, login methods, password and MFA state.
+    #[tracing::instrument(skip_all, level = "debug", err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn me(&self, auth: &AuthContext) -> Result<Arc<MeView>, Error> {
         let cache = &self.0.caches.me;
         if let Some(view) = cache.get(&auth.principal_id) {
@@ -55,6 +56,7 @@ impl App {
     }
 
     /// Updates the caller's profile.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn update_profile(
         &self,
         auth: &AuthContext,

@@ -1,7 +1,7 @@
 //! The password lifecycle: set a first one (progressive authentication), change
 //! it, reset it with a code. Each change revokes other sessions.
 
-use crate::guard::Action;
+use crate::brute_force::Action;
 use crate::{App, AuthContext, ClientMeta};
 use serde::Deserialize;
 use serde_json::json;
@@ -49,6 +49,7 @@ pub struct ResetConfirm {
 impl App {
     /// Sets the caller's first password, or changes it given the current one.
     /// Every other session of the caller is revoked.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn change_password(
         &self,
         auth: &AuthContext,
@@ -133,6 +134,7 @@ impl App {
 
     /// Sends a reset code to a verified e-mail or phone; answers alike whether
     /// or not it exists.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn request_password_reset(
         &self,
         req: ResetRequest,
@@ -146,6 +148,7 @@ impl App {
     }
 
     /// Sets a new password with a reset code and revokes every session.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
     pub async fn confirm_password_reset(
         &self,
         req: ResetConfirm,
@@ -174,6 +177,7 @@ impl App {
             .filter(|m| m.verified_at.is_some())
             .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
         let principal = method.principal_id;
+        crate::record_principal(principal);
         self.replace_password(
             principal,
             &req.new_password,

@@ -3,7 +3,7 @@
 //! or unbind login methods; an older one (a stolen access token, a device left
 //! signed in) must prove itself again first.
 
-use crate::guard::Action;
+use crate::brute_force::Action;
 use crate::{App, AuthContext, ClientMeta};
 use serde::{Deserialize, Serialize};
 use sesame_core::{Error, ErrorCode};
@@ -50,6 +50,7 @@ impl App {
     }
 
     /// Proves the caller's session again with its password or a code.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn reauthenticate(
         &self,
         auth: &AuthContext,

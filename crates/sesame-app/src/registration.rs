@@ -1,7 +1,8 @@
 //! Registration: profile, principal, login method, password, session, audit row
 //! and outbox event in one transaction.
 
-use crate::guard::Action;
+use crate::brute_force::Action;
+use crate::proof::Proof;
 use crate::{App, ClientMeta, RegisterRequest, Registered};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, FieldError, PrincipalId, StoreError};
@@ -45,37 +46,9 @@ pub(crate) fn identifier_taken(err: StoreError) -> Error {
     }
 }
 
-/// How a new or returning principal proves itself.
-pub(crate) enum Proof {
-    /// A password.
-    Password(String),
-    /// A one-time code sent to the login.
-    Code(String),
-}
-
-impl Proof {
-    /// Exactly one of `password` and `code`.
-    pub(crate) fn of(password: Option<String>, code: Option<String>) -> Result<Self, Error> {
-        match (password, code) {
-            (Some(pw), None) => Ok(Self::Password(pw)),
-            (None, Some(code)) => Ok(Self::Code(code)),
-            (Some(_), Some(_)) => Err(Error::field("code", "not_allowed_with_password")),
-            (None, None) => Err(Error::field("password", "required")),
-        }
-    }
-
-    /// The RFC 8176 method reference.
-    pub(crate) fn amr(&self, login_type: LoginType) -> &'static str {
-        match (self, login_type) {
-            (Self::Password(_), _) => "pwd",
-            (Self::Code(_), LoginType::Phone) => "sms",
-            (Self::Code(_), _) => "otp",
-        }
-    }
-}
-
 impl App {
     /// Signs a new principal up with an identifier and a password.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
     pub async fn register(
         &self,
         req: RegisterRequest,
@@ -85,6 +58,7 @@ impl App {
         let login = req.login.normalise(&self.0.settings.normalise, "login");
         let proof = Proof::of(req.password, req.code);
         let id = PrincipalId::new();
+        crate::record_principal(id);
         let profile = Profile::new(id, req.profile.unwrap_or_default(), now);
         let (login, proof, profile) = match (login, proof, profile) {
             (Ok(l), Ok(p), Ok(pr)) => (l, p, pr),

@@ -39,6 +39,7 @@ impl Default for RetentionPolicy {
 
 impl App {
     /// Deletes what has outlived its use; returns what went, per table.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn sweep(&self) -> Result<Swept, Error> {
         let policy = self.0.settings.retention;
         let now = self.0.clock.now();

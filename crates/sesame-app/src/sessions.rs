@@ -4,10 +4,8 @@
 use crate::{App, AuthContext, ClientMeta, PrincipalRef, SessionGrant, SessionState, SessionView};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, PrincipalId, SessionId, Tx};
-use sesame_credentials::{
-    AccessClaims, AuditEntry, RefreshSecret, RefreshToken, Session, hash_refresh_token,
-};
-use sesame_events::{Actor, Envelope, topics};
+use sesame_credentials::{AccessClaims, RefreshSecret, RefreshToken, Session, hash_refresh_token};
+use sesame_events::topics;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -113,40 +111,8 @@ impl App {
         self.grant(&new.session, new.secret.token, now)
     }
 
-    /// Writes the audit row and the outbox event of a security change.
-    pub(crate) async fn announce(
-        &self,
-        tx: &mut dyn Tx,
-        principal: PrincipalId,
-        topic: &str,
-        meta: &ClientMeta,
-        data: serde_json::Value,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        let audit = AuditEntry {
-            id: Uuid::now_v7(),
-            principal_id: Some(principal),
-            event: topic.trim_start_matches("identity.").to_owned(),
-            ip: meta.ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            data: data.clone(),
-            at: now,
-        };
-        self.0.stores.audit.append_audit(tx, &audit).await?;
-        self.0.failpoints.check("announce.audit")?;
-        let envelope = Envelope::new(
-            &self.0.settings.event_source,
-            topic,
-            principal,
-            Actor::principal(principal),
-            data,
-            now,
-        );
-        self.0.stores.outbox.enqueue(tx, &envelope).await?;
-        Ok(())
-    }
-
     /// Verifies an access token and checks that its session is still active.
+    #[tracing::instrument(skip_all, level = "debug", err(level = "debug"))]
     pub async fn authenticate(&self, token: &str) -> Result<AuthContext, Error> {
         let now = self.0.clock.now();
         let caches = &self.0.caches;
@@ -210,6 +176,7 @@ impl App {
 
     /// Exchanges a refresh token for a new one and a new access token. A token
     /// that was already used revokes the whole session.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
     pub async fn refresh(&self, token: &str, meta: &ClientMeta) -> Result<SessionGrant, Error> {
         let now = self.0.clock.now();
         let stores = &self.0.stores;
@@ -219,6 +186,7 @@ impl App {
             .find_refresh_token(&hash_refresh_token(token))
             .await?
             .ok_or_else(invalid)?;
+        crate::record_principal(session.principal_id);
         if !session.is_active(now) {
             return Err(invalid());
         }
@@ -269,7 +237,7 @@ impl App {
         {
             let token = self.0.master.open(sealed, &successor_context(next.id))?;
             let token = String::from_utf8(token)
-                .map_err(|_| Error::Internal("a sealed refresh token is not text".into()))?;
+                .map_err(|_| Error::internal("a sealed refresh token is not text"))?;
             return self.grant(session, token, now);
         }
         Err(self.revoke_for_reuse(session, meta, now).await)
@@ -330,6 +298,7 @@ impl App {
     }
 
     /// Signs out: revokes the caller's session.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn sign_out(&self, auth: &AuthContext, meta: &ClientMeta) -> Result<(), Error> {
         self.revoke(
             auth.principal_id,
@@ -342,6 +311,7 @@ impl App {
     }
 
     /// The caller's active sessions.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn list_sessions(&self, auth: &AuthContext) -> Result<Vec<SessionView>, Error> {
         let sessions = self
             .0
@@ -356,6 +326,7 @@ impl App {
     }
 
     /// Revokes one of the caller's own sessions.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn revoke_session(
         &self,
         auth: &AuthContext,

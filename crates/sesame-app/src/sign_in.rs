@@ -1,7 +1,7 @@
 //! Sign-in with an identifier and a password, or with a one-time code.
 
-use crate::guard::{Action, locked, secs_until};
-use crate::registration::Proof;
+use crate::brute_force::{Action, locked, secs_until};
+use crate::proof::Proof;
 use crate::{App, ClientMeta, SessionGrant, SignInRequest};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode};
@@ -49,6 +49,7 @@ fn lock_left(principal: &Principal, now: time::OffsetDateTime) -> Option<u64> {
 impl App {
     /// Signs in. An unknown identifier and a wrong password answer alike, after
     /// one hash verification each.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
     pub async fn sign_in(
         &self,
         req: SignInRequest,
@@ -241,6 +242,7 @@ impl App {
             Some(p) => p,
             None => stores.principals.get_principal(method.principal_id).await?,
         };
+        crate::record_principal(principal.id);
         if !principal.is_active {
             return Err(Error::code(ErrorCode::AccountSuspended));
         }

@@ -1,6 +1,37 @@
 //! The registry of stable error codes and the error type every service returns.
 
 use serde::Serialize;
+use std::sync::Arc;
+
+/// What caused an internal failure, kept whole with its own sources so that
+/// the log shows the chain; shared, so that errors stay cheap to clone.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A cause that is only a message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Message(String);
+
+/// What was being done, over the error that stopped it.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct Context {
+    what: String,
+    #[source]
+    source: Cause,
+}
+
+/// `err` and every error under it, separated by `: `, for a log line.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
 
 macro_rules! error_codes {
     ($($variant:ident => ($code:literal, $status:literal, $title:literal),)*) => {
@@ -110,9 +141,10 @@ pub enum Error {
         /// Seconds until a retry is worthwhile.
         retry_after_secs: u64,
     },
-    /// Something broke on our side; the cause is logged, never sent.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Something broke on our side; the cause is logged, never sent. Shown
+    /// with the cause's whole chain, so that any log line of it has it all.
+    #[error("internal error: {}", chain(.0.as_ref()))]
+    Internal(Cause),
 }
 
 impl Error {
@@ -145,6 +177,30 @@ impl Error {
         Self::validation(vec![FieldError::new(field, code)])
     }
 
+    /// An internal failure described by `what`.
+    pub fn internal(what: impl Into<String>) -> Self {
+        Self::Internal(Arc::new(Message(what.into())))
+    }
+
+    /// An internal failure: `what` was being done when `source` stopped it.
+    pub fn internal_from(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Internal(Arc::new(Context {
+            what: what.into(),
+            source: Arc::new(source),
+        }))
+    }
+
+    /// The store error under an internal failure, if a store caused it.
+    pub fn store_cause(&self) -> Option<&StoreError> {
+        match self {
+            Self::Internal(cause) => cause.downcast_ref::<StoreError>(),
+            _ => None,
+        }
+    }
+
     /// The stable code of this error.
     pub fn error_code(&self) -> ErrorCode {
         match self {
@@ -156,8 +212,9 @@ impl Error {
     }
 }
 
-/// What a storage backend can report, free of driver types.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What a storage backend can report, free of driver types (the driver's
+/// error is kept as the cause of `Unavailable`, for the log).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The row does not exist.
     #[error("not found")]
@@ -168,20 +225,41 @@ pub enum StoreError {
         /// The constraint (or index) that refused it.
         constraint: String,
     },
-    /// The database cannot be reached or failed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// The database cannot be reached or failed; shown with the cause's
+    /// whole chain.
+    #[error("store unavailable: {}", chain(.0.as_ref()))]
+    Unavailable(Cause),
 }
 
+impl StoreError {
+    /// The store failed as `what` says.
+    pub fn unavailable(what: impl Into<String>) -> Self {
+        Self::Unavailable(Arc::new(Message(what.into())))
+    }
+
+    /// The store failed while doing `what`, because of `source`.
+    pub fn unavailable_from(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Unavailable(Arc::new(Context {
+            what: what.into(),
+            source: Arc::new(source),
+        }))
+    }
+
+    /// The driver reported `source`.
+    pub fn driver(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Arc::new(source))
+    }
+}
+
+/// Every store error a flow passes on with `?` is internal: a flow that means
+/// "no such thing" (a 404 for the client) says so itself. The store error
+/// stays the cause, for the log and for [`Error::store_cause`].
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Error::code(ErrorCode::NotFound),
-            StoreError::Conflict { constraint } => {
-                Error::Internal(format!("unexpected conflict on {constraint}"))
-            }
-            StoreError::Unavailable(cause) => Error::Internal(cause),
-        }
+        Error::Internal(Arc::new(err))
     }
 }
 
@@ -217,5 +295,29 @@ mod tests {
             retry_after_secs: 1,
         };
         assert_eq!(busy.error_code().status(), 503);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused")]
+    struct Refused;
+
+    #[test]
+    fn internal_errors_keep_their_whole_cause() {
+        let store = StoreError::unavailable_from("pool timed out", Refused);
+        let err = Error::from(store);
+        assert_eq!(err.error_code(), ErrorCode::Internal);
+        assert_eq!(
+            err.to_string(),
+            "internal error: store unavailable: pool timed out: connection refused"
+        );
+        assert!(matches!(
+            err.store_cause(),
+            Some(StoreError::Unavailable(_))
+        ));
+        let found = Error::from(StoreError::NotFound);
+        assert_eq!(found.error_code(), ErrorCode::Internal);
+        assert!(matches!(found.store_cause(), Some(StoreError::NotFound)));
+        assert_eq!(Error::internal("x").to_string(), "internal error: x");
+        assert!(Error::code(ErrorCode::NotFound).store_cause().is_none());
     }
 }

@@ -20,7 +20,7 @@ impl FailPoints {
     /// Returns an internal error when the point `name` is armed.
     pub fn check(&self, name: &str) -> Result<(), Error> {
         match &self.0 {
-            Some(hook) if hook(name) => Err(Error::Internal(format!("fail point {name} fired"))),
+            Some(hook) if hook(name) => Err(Error::internal(format!("fail point {name} fired"))),
             _ => Ok(()),
         }
     }

@@ -226,9 +226,10 @@ impl FallbackLimits {
 
     fn warn(&self, error: &StoreError) {
         use std::sync::atomic::Ordering;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = u64::try_from(
+            crate::Clock::now(&crate::SystemClock).unix_timestamp_nanos() / 1_000_000,
+        )
+        .unwrap_or(0);
         let last = self.last_warning_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1000
             && self

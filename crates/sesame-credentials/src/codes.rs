@@ -123,7 +123,7 @@ impl CodeBook {
         code: &str,
     ) -> Result<Vec<u8>, Error> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .map_err(|_| Error::Internal("bad code key".into()))?;
+            .map_err(|_| Error::internal("bad code key"))?;
         for part in [
             purpose.as_str(),
             login.login_type.as_str(),
@@ -153,7 +153,7 @@ impl CodeBook {
     /// keyed, so the store never holds the identifier itself.
     pub fn login_key(&self, login: &Login) -> Result<String, Error> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .map_err(|_| Error::Internal("bad code key".into()))?;
+            .map_err(|_| Error::internal("bad code key"))?;
         for part in [
             "login",
             login.login_type.as_str(),

@@ -105,7 +105,7 @@ impl KeyRing {
                 .and_then(|v| v.as_str())
                 .unwrap_or_default();
             let key = DecodingKey::from_ed_components(x)
-                .map_err(|e| Error::Internal(format!("bad public key {}: {e}", rec.kid)))?;
+                .map_err(|e| Error::internal(format!("bad public key {}: {e}", rec.kid)))?;
             verifying.insert(rec.kid.clone(), key);
             published.push(rec.public_jwk.clone());
             if rec.activated_at.is_some_and(|at| at <= now)
@@ -124,7 +124,7 @@ impl KeyRing {
             None => None,
         };
         let jwks = serde_json::to_vec(&json!({ "keys": published }))
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::internal_from("the JWKS did not serialise", e))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         // Expiry is checked against the injected clock instead.
         validation.validate_exp = false;
@@ -155,12 +155,12 @@ impl KeyRing {
         let (kid, key) = self
             .signing
             .as_ref()
-            .ok_or_else(|| Error::Internal("no active signing key".into()))?;
+            .ok_or_else(|| Error::internal("no active signing key"))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
         header.typ = Some(ACCESS_TOKEN_TYPE.into());
         jsonwebtoken::encode(&header, claims, key)
-            .map_err(|e| Error::Internal(format!("signing failed: {e}")))
+            .map_err(|e| Error::internal_from("signing failed", e))
     }
 
     /// Verifies a JWT's signature and issuer, and that it is not expired at `now`.
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn sign_and_verify_round_trip() {
         let master = MasterKey::generate().unwrap();
-        let now = OffsetDateTime::now_utc();
+        let now = sesame_core::Clock::now(&sesame_core::SystemClock);
         let rec = SigningKeyRecord::generate(&master, now).unwrap();
         let ring = KeyRing::from_records(
             std::slice::from_ref(&rec),
@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn refuses_tampered_foreign_and_wrong_issuer_tokens() {
         let master = MasterKey::generate().unwrap();
-        let now = OffsetDateTime::now_utc();
+        let now = sesame_core::Clock::now(&sesame_core::SystemClock);
         let rec = SigningKeyRecord::generate(&master, now).unwrap();
         let ring = KeyRing::from_records(
             std::slice::from_ref(&rec),
@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn jwks_publishes_the_public_key_only() {
         let master = MasterKey::generate().unwrap();
-        let now = OffsetDateTime::now_utc();
+        let now = sesame_core::Clock::now(&sesame_core::SystemClock);
         let rec = SigningKeyRecord::generate(&master, now).unwrap();
         let ring =
             KeyRing::from_records(std::slice::from_ref(&rec), &master.clone().into(), "i", now)
@@ -301,7 +301,7 @@ mod tests {
     fn a_rotated_key_is_published_before_it_signs_and_the_old_one_until_it_retires() {
         let master = MasterKey::generate().unwrap();
         let keys: MasterKeys = master.clone().into();
-        let t0 = OffsetDateTime::now_utc();
+        let t0 = sesame_core::Clock::now(&sesame_core::SystemClock);
         let mut old = SigningKeyRecord::generate(&master, t0).unwrap();
         let mut new = SigningKeyRecord::generate(&master, t0).unwrap();
         let activation = t0 + time::Duration::minutes(10);

@@ -27,7 +27,6 @@ pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 /// `N` bytes from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], sesame_core::Error> {
     let mut buf = [0u8; N];
-    getrandom::fill(&mut buf)
-        .map_err(|e| sesame_core::Error::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| sesame_core::Error::internal_from("no randomness", e))?;
     Ok(buf)
 }

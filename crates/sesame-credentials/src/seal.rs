@@ -52,7 +52,7 @@ impl MasterKey {
     /// Parses the textual form (64 hex digits), as kept in a key file.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let text = text.trim();
-        let bad = || Error::Internal("the master key must be 64 hexadecimal digits".into());
+        let bad = || Error::internal("the master key must be 64 hexadecimal digits");
         if text.len() != 64 || !text.is_ascii() {
             return Err(bad());
         }
@@ -72,7 +72,7 @@ impl MasterKey {
     pub fn derive(&self, label: &str) -> Result<[u8; 32], Error> {
         use hmac::{Hmac, Mac};
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes)
-            .map_err(|_| Error::Internal("bad master key".into()))?;
+            .map_err(|_| Error::internal("bad master key"))?;
         mac.update(label.as_bytes());
         Ok(mac.finalize().into_bytes().into())
     }
@@ -90,7 +90,7 @@ impl MasterKey {
                     aad: context,
                 },
             )
-            .map_err(|_| Error::Internal("sealing failed".into()))?;
+            .map_err(|_| Error::internal("sealing failed"))?;
         let mut blob = nonce_bytes.to_vec();
         blob.extend_from_slice(&ciphertext);
         Ok(Sealed {
@@ -102,7 +102,7 @@ impl MasterKey {
     /// Opens a blob sealed by this key with the same `context`.
     pub fn open(&self, sealed: &Sealed, context: &[u8]) -> Result<Vec<u8>, Error> {
         if sealed.key_id != self.id {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "secret sealed under master key {}, not {}",
                 sealed.key_id, self.id
             )));
@@ -110,10 +110,8 @@ impl MasterKey {
         let (nonce, ciphertext) = sealed
             .blob
             .split_at_checked(NONCE_LEN)
-            .ok_or_else(|| Error::Internal("sealed blob too short".into()))?;
-        let nonce: [u8; NONCE_LEN] = nonce
-            .try_into()
-            .map_err(|_| Error::Internal("bad nonce".into()))?;
+            .ok_or_else(|| Error::internal("sealed blob too short"))?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::internal("bad nonce"))?;
         self.cipher
             .decrypt(
                 &XNonce::from(nonce),
@@ -122,7 +120,7 @@ impl MasterKey {
                     aad: context,
                 },
             )
-            .map_err(|_| Error::Internal("sealed secret failed authentication".into()))
+            .map_err(|_| Error::internal("sealed secret failed authentication"))
     }
 }
 
@@ -163,7 +161,7 @@ impl MasterKeys {
             .chain(&self.previous)
             .find(|k| k.id() == sealed.key_id)
             .ok_or_else(|| {
-                Error::Internal(format!(
+                Error::internal(format!(
                     "secret sealed under master key {}, which is not configured",
                     sealed.key_id
                 ))

@@ -48,8 +48,8 @@ impl IntoResponse for ApiError {
             Error::Busy {
                 retry_after_secs, ..
             } => (code.title(), &[][..], Some(*retry_after_secs)),
-            Error::Internal(cause) => {
-                tracing::error!(error = %cause, "internal error");
+            Error::Internal(_) => {
+                tracing::error!(error = %self.0, "internal error");
                 ("An internal error occurred", &[][..], None)
             }
         };

@@ -117,7 +117,9 @@ impl FromRequestParts<App> for Auth {
                     "A bearer access token is required",
                 ))
             })?;
-        app.authenticate(token).await.map(Auth).map_err(ApiError)
+        let auth = app.authenticate(token).await.map_err(ApiError)?;
+        crate::trace::record_principal(auth.principal_id);
+        Ok(Auth(auth))
     }
 }
 

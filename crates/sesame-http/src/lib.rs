@@ -4,9 +4,11 @@ mod error;
 pub mod extract;
 mod proxies;
 mod routes;
+mod trace;
 
 pub use error::{ApiError, PROBLEM_JSON};
 pub use proxies::TrustedProxies;
+pub use trace::REQUEST_ID;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
@@ -50,6 +52,7 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/openapi.yaml", get(routes::openapi))
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
+        .route_layer(axum::middleware::from_fn(trace::record_route))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(axum::middleware::map_response(no_store))
@@ -57,9 +60,10 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .layer(Extension(Arc::new(proxies)))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response {
-                ApiError(Error::Internal("handler panicked".into())).into_response()
+                ApiError(Error::internal("handler panicked")).into_response()
             },
         ))
+        .layer(axum::middleware::from_fn(trace::span_per_request))
         .with_state(app)
 }
 

@@ -41,7 +41,7 @@ impl std::fmt::Debug for RedisLimits {
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(format!("redis: {e}"))
+    StoreError::unavailable_from("redis", e)
 }
 
 impl RedisLimits {
@@ -204,7 +204,7 @@ mod tests {
         let key = format!(
             "unit-{}-{}",
             std::process::id(),
-            OffsetDateTime::now_utc().unix_timestamp_nanos()
+            sesame_core::Clock::now(&sesame_core::SystemClock).unix_timestamp_nanos()
         );
         let ttl = Duration::from_millis(1500);
         assert_eq!(limits.start_cooldown(&key, ttl).await.unwrap(), None);
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(limits.start_cooldown(&key, ttl).await.unwrap(), None);
 
         // Rates follow the same algorithm as the in-process limits, shared.
-        let now = OffsetDateTime::now_utc();
+        let now = sesame_core::Clock::now(&sesame_core::SystemClock);
         let rate = Rate::new(2, 10);
         assert_eq!(limits.hit(&key, rate, now).await.unwrap(), None);
         assert_eq!(other.hit(&key, rate, now).await.unwrap(), None);

@@ -75,7 +75,7 @@ struct PgTx {
 impl Tx for PgTx {}
 
 fn foreign() -> StoreError {
-    StoreError::Unavailable("transaction belongs to another backend".into())
+    StoreError::unavailable("transaction belongs to another backend")
 }
 
 fn pg_tx(tx: &mut dyn Tx) -> Result<&mut PgTx, StoreError> {
@@ -93,7 +93,7 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict {
             constraint: "foreign_key".into(),
         },
-        other => StoreError::Unavailable(other.to_string()),
+        other => StoreError::driver(other),
     }
 }
 

@@ -129,7 +129,7 @@ fn quoted_role(name: &str) -> Result<String, StoreError> {
     if ok {
         Ok(format!("\"{name}\""))
     } else {
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "role name {name:?} must be lower-case letters, digits and _"
         )))
     }
@@ -156,7 +156,7 @@ impl PgStore {
                 .run(self.pool_of(domain))
                 .await
                 .map_err(|e| {
-                    StoreError::Unavailable(format!(
+                    StoreError::unavailable(format!(
                         "migrating schema {} failed: {e}",
                         domain.schema()
                     ))
@@ -198,7 +198,7 @@ impl PgStore {
             match self.schema_state(domain).await? {
                 SchemaState::Current => {}
                 SchemaState::Behind { applied } => {
-                    return Err(StoreError::Unavailable(format!(
+                    return Err(StoreError::unavailable(format!(
                         "schema {} is at version {applied}, older than this binary: run `sesame migrate`",
                         domain.schema()
                     )));
@@ -284,7 +284,7 @@ impl PgStore {
 }
 
 fn newer(domain: Domain, applied: i64, known: i64) -> StoreError {
-    StoreError::Unavailable(format!(
+    StoreError::unavailable(format!(
         "schema {} is at version {applied}, newer than this binary (which knows {known}): upgrade sesame",
         domain.schema()
     ))

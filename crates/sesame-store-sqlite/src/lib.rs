@@ -89,7 +89,7 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict {
             constraint: "foreign_key".into(),
         },
-        other => StoreError::Unavailable(other.to_string()),
+        other => StoreError::driver(other),
     }
 }
 
@@ -161,7 +161,7 @@ impl SqliteStore {
         Migrator::with_migrations(migrations)
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::unavailable_from("migration failed", e))
     }
 
     /// Tunes the writer connection for a bulk load: a large page cache, and
@@ -211,9 +211,9 @@ impl Database for SqliteStore {
 
     async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError> {
         let any: Box<dyn Any> = tx;
-        let tx = any.downcast::<SqliteTx>().map_err(|_| {
-            StoreError::Unavailable("transaction belongs to another backend".into())
-        })?;
+        let tx = any
+            .downcast::<SqliteTx>()
+            .map_err(|_| StoreError::unavailable("transaction belongs to another backend"))?;
         tx.tx.commit().await.map_err(map_err)
     }
 

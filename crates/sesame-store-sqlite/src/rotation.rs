@@ -44,7 +44,7 @@ impl Rotator {
         next: &RefreshToken,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let stopped = || StoreError::Unavailable("the rotation writer stopped".into());
+        let stopped = || StoreError::unavailable("the rotation writer stopped");
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Rotation {

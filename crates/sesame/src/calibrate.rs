@@ -61,7 +61,9 @@ pub async fn run(
         .collect();
     let mut total = 0u64;
     for c in callers {
-        total += c.await.map_err(|e| Error::Internal(e.to_string()))?;
+        total += c
+            .await
+            .map_err(|e| Error::internal_from("a calibration task failed", e))?;
     }
     let elapsed = start.elapsed().as_secs_f64();
     Ok(Calibration {

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 use sesame_app::Stores;
-use sesame_core::{Error, PrincipalId};
+use sesame_core::{Error, PrincipalId, StoreError};
 use sesame_credentials::password::legacy::{Scheme, cost_within_ceiling};
 use sesame_credentials::{
     AuditEntry, ImportedAccount, LoginMethod, LoginType, NormaliseConfig, Principal,
@@ -429,7 +429,7 @@ pub async fn run(
     let mut summary = Summary::default();
     let mut seen_ids: HashSet<PrincipalId> = HashSet::new();
     let mut last_progress = Instant::now();
-    let now = OffsetDateTime::now_utc();
+    let now = sesame_core::Clock::now(&sesame_core::SystemClock);
     loop {
         let batch: Vec<_> = reader.rows.by_ref().take(options.batch.max(1)).collect();
         if batch.is_empty() {
@@ -574,7 +574,7 @@ async fn write_batch(
 }
 
 fn is_conflict(e: &Error) -> bool {
-    matches!(e, Error::Internal(msg) if msg.contains("conflict"))
+    matches!(e.store_cause(), Some(StoreError::Conflict { .. }))
 }
 
 async fn insert(stores: &Stores, batch: &[Candidate]) -> Result<(), Error> {
@@ -600,7 +600,7 @@ async fn insert(stores: &Stores, batch: &[Candidate]) -> Result<(), Error> {
             "first_line": batch.first().map(|c| c.line),
             "last_line": batch.last().map(|c| c.line),
         }),
-        at: OffsetDateTime::now_utc(),
+        at: sesame_core::Clock::now(&sesame_core::SystemClock),
     };
     stores.audit.append_audit(tx.as_mut(), &audit).await?;
     stores.db.commit(tx).await?;

@@ -248,10 +248,7 @@ impl Server {
 /// directory's mode.
 fn private_files() {
     #[cfg(unix)]
-    // SAFETY: umask only sets the process's file-creation mask.
-    unsafe {
-        libc::umask(0o077);
-    }
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// A master key that others may read is refused: it opens every sealed secret.
@@ -470,7 +467,7 @@ pub enum KeysCommand {
 pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, StartError> {
     let service = |e: sesame_core::Error| StartError::Service(e.to_string());
     let stores = open_backend(config, false).await?.stores();
-    let now = time::OffsetDateTime::now_utc();
+    let now = sesame_core::Clock::now(&sesame_core::SystemClock);
     let rfc3339 = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()

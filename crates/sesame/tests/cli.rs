@@ -1,6 +1,10 @@
 //! The `sesame` binary as an operator runs it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
+// Synchronous tests: waiting for a child process blocks no runtime.
+#![allow(clippy::disallowed_methods)]
+
+use rustix::process::Signal;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -65,19 +69,21 @@ fn wait_until_live(child: &mut Child, addr: SocketAddr) {
 }
 
 fn terminate(child: Child) -> std::process::ExitStatus {
-    stop_with(child, libc::SIGTERM)
+    stop_with(child, Signal::TERM)
 }
 
 /// Sends `signal` (SIGTERM, or SIGINT as Ctrl-C does) and waits for the exit.
-fn stop_with(mut child: Child, signal: libc::c_int) -> std::process::ExitStatus {
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+fn stop_with(mut child: Child, signal: Signal) -> std::process::ExitStatus {
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), signal).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "sesame ignored signal {signal}");
+        assert!(
+            Instant::now() < deadline,
+            "sesame ignored signal {signal:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -190,7 +196,7 @@ fn flags_and_environment_choose_address_and_data_directory() {
     wait_until_live(&mut child, addr);
     assert!(env_dir.join("master.key").exists());
     // Ctrl-C stops it as gracefully as SIGTERM.
-    assert!(stop_with(child, libc::SIGINT).success());
+    assert!(stop_with(child, Signal::INT).success());
 }
 
 #[test]

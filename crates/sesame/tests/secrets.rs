@@ -2,6 +2,8 @@
 //! password, code, token or key.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
+// Synchronous tests: waiting for a child process blocks no runtime.
+#![allow(clippy::disallowed_methods)]
 
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -16,14 +18,31 @@ fn request(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Value) {
+    let (status, body, _) = request_as(addr, method, path, token, body, None);
+    (status, body)
+}
+
+/// A request, with `request_id` as its `x-request-id` when given; also
+/// returns the `x-request-id` of the answer.
+fn request_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    request_id: Option<&str>,
+) -> (u16, Value, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token
+    let mut auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    if let Some(id) = request_id {
+        auth.push_str(&format!("X-Request-Id: {id}\r\n"));
+    }
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
@@ -34,8 +53,17 @@ fn request(
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     let status = text.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let echoed = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_default()
+        .to_owned();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::Null),
+        echoed,
+    )
 }
 
 /// The six digits of the newest message in the mail outbox, once one is
@@ -128,17 +156,24 @@ fn no_secret_reaches_the_log() {
         Some(&json!({"refresh_token": session["refresh_token"]})),
     );
     assert_eq!(status, 200);
-    // A reuse, which logs a warning about the session.
-    let (status, _) = request(
+    // A reuse, which logs a warning about the session, under the request id
+    // the caller chose.
+    let (status, _, echoed) = request_as(
         addr,
         "POST",
         "/v1/sessions/refresh",
         None,
         Some(&json!({"refresh_token": session["refresh_token"]})),
+        Some("reuse-4711"),
     );
-    assert_eq!(status, 401);
+    assert_eq!((status, echoed.as_str()), (401, "reuse-4711"));
     let token = reg["access_token"].as_str().unwrap();
-    assert_eq!(request(addr, "GET", "/v1/me", Some(token), None).0, 200);
+    // Without one (or with one that is not plain), the server makes one up.
+    let (status, _, made_up) = request_as(addr, "GET", "/v1/me", Some(token), None, None);
+    assert_eq!(status, 200);
+    assert_eq!(made_up.len(), 36, "a UUID: {made_up}");
+    let (_, _, replaced) = request_as(addr, "GET", "/v1/me", Some(token), None, Some("a b"));
+    assert!(replaced.len() == 36 && replaced != made_up, "{replaced}");
     let (status, _) = request(
         addr,
         "POST",
@@ -177,8 +212,11 @@ fn no_secret_reaches_the_log() {
             .to_owned(),
     );
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
     assert!(child.wait().unwrap().success());
     let mut text = std::fs::read_to_string(&log).unwrap();
     text.push_str(&std::fs::read_to_string(tmp.path().join("server.err")).unwrap());
@@ -190,6 +228,47 @@ fn no_secret_reaches_the_log() {
         text.contains("identity.password.changed"),
         "events are logged:\n{text}"
     );
+    // Every line logged for the reuse, the warning among them, carries its
+    // request id and its route template.
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let request_of = |line: &Value| -> Option<Value> {
+        line["spans"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "request")
+            .cloned()
+    };
+    let of_reuse: Vec<(&Value, Value)> = lines
+        .iter()
+        .filter_map(|l| request_of(l).map(|span| (l, span)))
+        .filter(|(_, span)| span["request_id"] == "reuse-4711")
+        .collect();
+    assert!(
+        of_reuse.iter().any(|(l, _)| l["level"] == "WARN"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("refresh token reused"))),
+        "the warning lacks its request id:\n{text}"
+    );
+    let (finished, _) = of_reuse
+        .iter()
+        .find(|(l, _)| l["message"] == "request finished")
+        .expect("the request's closing line");
+    assert_eq!(finished["status"], 401);
+    assert!(finished["latency_us"].as_u64().is_some());
+    for (line, span) in &of_reuse {
+        assert_eq!(span["route"], "/v1/sessions/refresh", "{line}");
+        assert_eq!(span["method"], "POST", "{line}");
+    }
+    let of_me = lines
+        .iter()
+        .filter_map(request_of)
+        .filter(|span| span["request_id"] == made_up.as_str())
+        .count();
+    assert!(of_me >= 1, "no line of {made_up}");
     for secret in &secrets {
         assert!(
             !text.contains(secret.as_str()),

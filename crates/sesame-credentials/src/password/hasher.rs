@@ -98,7 +98,7 @@ impl PasswordHasher {
             params.parallelism,
             None,
         )
-        .map_err(|e| Error::Internal(format!("invalid Argon2 parameters: {e}")))?;
+        .map_err(|e| Error::internal_from("invalid Argon2 parameters", e))?;
         let argon2 = Arc::new(Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,
@@ -135,7 +135,7 @@ impl PasswordHasher {
                         job(&mut memory);
                     }
                 })
-                .map_err(|e| Error::Internal(format!("no hashing thread: {e}")))?;
+                .map_err(|e| Error::internal_from("no hashing thread", e))?;
         }
         Ok(Self {
             argon2,
@@ -224,10 +224,10 @@ impl PasswordHasher {
         });
         self.jobs
             .send(job)
-            .map_err(|_| Error::Internal("hashing pool closed".into()))?;
+            .map_err(|_| Error::internal("hashing pool closed"))?;
         let result = answer
             .await
-            .map_err(|_| Error::Internal("a hashing task failed".into()));
+            .map_err(|_| Error::internal("a hashing task failed"));
         drop(admitted);
         result
     }
@@ -237,11 +237,11 @@ impl PasswordHasher {
 /// PHC string.
 fn hash_now(argon2: &Argon2<'_>, password: &[u8], memory: &mut [Block]) -> Result<String, Error> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut salt).map_err(|e| Error::internal_from("no randomness", e))?;
     let mut out = [0u8; 32];
     argon2
         .hash_password_into_with_memory(password, &salt, &mut out, memory)
-        .map_err(|e| Error::Internal(format!("hashing failed: {e}")))?;
+        .map_err(|e| Error::internal_from("hashing failed", e))?;
     let p = argon2.params();
     Ok(format!(
         "$argon2id$v=19$m={},t={},p={}${}${}",

@@ -41,7 +41,18 @@ pub async fn start(data_dir: &Path, env: &[(&str, String)]) -> Instance {
 /// Like [`start`], with at most `nofile` open files when given.
 pub async fn start_with(data_dir: &Path, env: &[(&str, String)], nofile: Option<u64>) -> Instance {
     let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    // A limit on open files is set by prlimit (util-linux), which then
+    // executes the server in its place.
+    let mut cmd = match nofile {
+        Some(limit) => {
+            let mut cmd = Command::new("prlimit");
+            cmd.arg(format!("--nofile={limit}:{limit}"))
+                .arg("--")
+                .arg(env!("CARGO_BIN_EXE_sesame"));
+            cmd
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_sesame")),
+    };
     for (key, _) in std::env::vars() {
         if key.starts_with("SESAME_") || key == "RUST_LOG" {
             cmd.env_remove(key);
@@ -72,23 +83,6 @@ pub async fn start_with(data_dir: &Path, env: &[(&str, String)], nofile: Option<
             cmd.env_remove(k);
         } else {
             cmd.env(k, v);
-        }
-    }
-    if let Some(limit) = nofile {
-        use std::os::unix::process::CommandExt;
-        let rlimit = libc::rlimit {
-            rlim_cur: limit as libc::rlim_t,
-            rlim_max: limit as libc::rlim_t,
-        };
-        // SAFETY: setrlimit is async-signal-safe and touches only the child.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            });
         }
     }
     let mut child = cmd.spawn().unwrap();

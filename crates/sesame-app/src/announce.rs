@@ -1,0 +1,45 @@
+//! How every flow records a security change: an audit row and an outbox
+//! event, both in the flow's transaction, so that neither exists without the
+//! change nor the change without them.
+
+use crate::{App, ClientMeta};
+use sesame_core::{Error, PrincipalId, Tx};
+use sesame_credentials::AuditEntry;
+use sesame_events::{Actor, Envelope};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+impl App {
+    /// Writes the audit row and the outbox event of a security change.
+    pub(crate) async fn announce(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        topic: &str,
+        meta: &ClientMeta,
+        data: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let audit = AuditEntry {
+            id: Uuid::now_v7(),
+            principal_id: Some(principal),
+            event: topic.trim_start_matches("identity.").to_owned(),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            data: data.clone(),
+            at: now,
+        };
+        self.0.stores.audit.append_audit(tx, &audit).await?;
+        self.0.failpoints.check("announce.audit")?;
+        let envelope = Envelope::new(
+            &self.0.settings.event_source,
+            topic,
+            principal,
+            Actor::principal(principal),
+            data,
+            now,
+        );
+        self.0.stores.outbox.enqueue(tx, &envelope).await?;
+        Ok(())
+    }
+}
