@@ -429,7 +429,7 @@ impl App {
             lock,
             locked_out,
         } = refusal;
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         if let (Some(id), true) = (principal, locked_out) {
             stores
                 .principals
@@ -463,7 +463,7 @@ impl App {
         if let (Some(id), Some(lock)) = (principal, lock) {
             self.announce_lock(tx.as_mut(), id, lock, meta, now).await?;
         }
-        stores.db.commit(tx).await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

@@ -323,7 +323,7 @@ impl App {
             .await?
             .ok_or_else(|| Error::code(ErrorCode::InvalidCode))?;
         crate::record_principal(method.principal_id);
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         self.consume_code(tx.as_mut(), &record, now).await?;
         let revoked = self
             .reclaim_on_first_proof(tx.as_mut(), &method, auth, None, meta, now)
@@ -342,8 +342,9 @@ impl App {
             now,
         )
         .await?;
-        self.commit_for(tx, method.principal_id).await?;
-        self.forget_sessions(&revoked);
+        tx.touches(method.principal_id);
+        tx.ends(&revoked);
+        self.commit(tx).await?;
         let verified_at = method.verified_at.or(Some(now));
         Ok(LoginView::from(sesame_credentials::LoginMethod {
             verified_at,

@@ -19,6 +19,7 @@ mod retention;
 mod sessions;
 mod sign_in;
 pub mod views;
+mod work;
 
 use cache::Cache;
 use sesame_core::{

@@ -67,7 +67,7 @@ impl App {
             last_used_at: None,
         };
         let stores = &self.0.stores;
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(record) = &record {
             self.consume_code(tx.as_mut(), record, now).await?;
         }
@@ -86,7 +86,8 @@ impl App {
             now,
         )
         .await?;
-        self.commit_for(tx, auth.principal_id).await?;
+        tx.touches(auth.principal_id);
+        self.commit(tx).await?;
         Ok(LoginView::from(method))
     }
 
@@ -108,7 +109,7 @@ impl App {
             .get_password(auth.principal_id)
             .await?
             .is_some();
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         let methods = stores
             .logins
             .list_login_methods_for_update(tx.as_mut(), auth.principal_id)
@@ -139,7 +140,8 @@ impl App {
             now,
         )
         .await?;
-        self.commit_for(tx, auth.principal_id).await?;
+        tx.touches(auth.principal_id);
+        self.commit(tx).await?;
         Ok(())
     }
 }

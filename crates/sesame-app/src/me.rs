@@ -1,7 +1,7 @@
 //! The account view and profile updates.
 
 use crate::{App, AuthContext, LoginView, MeView, views::MfaView};
-use sesame_core::{Error, PrincipalId, Tx};
+use sesame_core::{Error, PrincipalId};
 use sesame_identity::{Profile, ProfilePatch};
 use std::sync::Arc;
 
@@ -44,17 +44,6 @@ impl App {
         })
     }
 
-    /// Commits a change to `principal` and drops its cached account view.
-    pub(crate) async fn commit_for(
-        &self,
-        tx: Box<dyn Tx>,
-        principal: PrincipalId,
-    ) -> Result<(), Error> {
-        self.0.stores.db.commit(tx).await?;
-        self.0.caches.me.invalidate(&principal);
-        Ok(())
-    }
-
     /// Updates the caller's profile.
     #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn update_profile(
@@ -65,12 +54,13 @@ impl App {
         let patch = patch.validated("")?;
         let now = self.0.clock.now();
         let stores = &self.0.stores;
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         let profile = stores
             .profiles
             .update_profile(tx.as_mut(), auth.principal_id, &patch, now)
             .await?;
-        self.commit_for(tx, auth.principal_id).await?;
+        tx.touches(auth.principal_id);
+        self.commit(tx).await?;
         Ok(profile)
     }
 }

@@ -113,7 +113,7 @@ impl App {
         {
             return Ok(());
         }
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         let audit = sesame_credentials::AuditEntry {
             id: uuid::Uuid::now_v7(),
             principal_id: Some(auth.principal_id),
@@ -128,7 +128,7 @@ impl App {
             self.announce_lock(tx.as_mut(), auth.principal_id, lock, meta, now)
                 .await?;
         }
-        stores.db.commit(tx).await?;
+        self.commit(tx).await?;
         Err(Error::code(ErrorCode::InvalidCurrentPassword))
     }
 
@@ -218,7 +218,7 @@ impl App {
         }
         let hash = self.0.hasher.hash(new_password).await?;
         let now: OffsetDateTime = self.0.clock.now();
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(code) = &code {
             self.consume_code(tx.as_mut(), code, now).await?;
         }
@@ -238,11 +238,9 @@ impl App {
         let data = json!({ "sessions_revoked": revoked.len() });
         self.announce(tx.as_mut(), principal, topic, meta, data, now)
             .await?;
-        stores.db.commit(tx).await?;
-        for id in &revoked {
-            self.0.caches.sessions.invalidate(id);
-        }
-        self.0.caches.me.invalidate(&principal);
+        tx.touches(principal);
+        tx.ends(&revoked);
+        self.commit(tx).await?;
         Ok(())
     }
 }

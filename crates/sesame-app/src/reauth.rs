@@ -92,9 +92,9 @@ impl App {
                     )
                     .await?;
                 let now = self.0.clock.now();
-                let mut tx = stores.db.begin().await?;
+                let mut tx = self.begin().await?;
                 self.consume_code(tx.as_mut(), &record, now).await?;
-                stores.db.commit(tx).await?;
+                self.commit(tx).await?;
             }
             (None, Some(_), None) => return Err(Error::field("login", "required")),
             (Some(_), Some(_), _) => return Err(Error::field("code", "not_allowed_with_password")),

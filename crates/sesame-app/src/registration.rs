@@ -132,7 +132,7 @@ impl App {
         let stores = &self.0.stores;
         let fail = &self.0.failpoints;
 
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         stores
             .profiles
             .insert_profile(tx.as_mut(), &profile)
@@ -166,7 +166,7 @@ impl App {
         self.announce(tx.as_mut(), id, topics::USER_SIGNED_UP, meta, data, now)
             .await?;
         fail.check("register.outbox")?;
-        stores.db.commit(tx).await?;
+        self.commit(tx).await?;
 
         let user = self.me_of(id, &principal.kind).await?;
         Ok(Registered {

@@ -275,7 +275,7 @@ impl App {
         now: OffsetDateTime,
     ) -> Result<(), Error> {
         let stores = &self.0.stores;
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         if stores
             .sessions
             .revoke_session(tx.as_mut(), id, reason, now)
@@ -292,8 +292,8 @@ impl App {
             )
             .await?;
         }
-        stores.db.commit(tx).await?;
-        self.0.caches.sessions.invalidate(&id);
+        tx.ends(&[id]);
+        self.commit(tx).await?;
         Ok(())
     }
 

@@ -248,7 +248,7 @@ impl App {
         }
         let now = self.0.clock.now();
         let session = self.new_session(principal.id, &principal.kind, &[amr], meta, now)?;
-        let mut tx = stores.db.begin().await?;
+        let mut tx = self.begin().await?;
         // The success clears the count only if no other attempt reached the
         // principal since this one was claimed: a burst of guesses cannot slip
         // a right one past the lock (and the right one answers like a wrong one).
@@ -331,11 +331,11 @@ impl App {
             now,
         )
         .await?;
-        stores.db.commit(tx).await?;
-        self.forget_sessions(&revoked);
+        tx.ends(&revoked);
         if code.is_some() {
-            self.0.caches.me.invalidate(&principal.id);
+            tx.touches(principal.id);
         }
+        self.commit(tx).await?;
         self.grant_new(session, now)
     }
 }

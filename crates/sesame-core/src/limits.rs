@@ -102,7 +102,8 @@ pub trait SharedLimits: Send + Sync {
 
 /// Cooldowns and failure counters kept in the database, so that locks and
 /// budgets outlive a restart and are seen by every instance of a shared
-/// database. Times are milliseconds since the Unix epoch.
+/// database. Times are milliseconds since the Unix epoch. Every method is one
+/// statement that commits on its own.
 #[async_trait]
 pub trait CounterStore: Send + Sync {
     /// Starts the cooldown `key` until `until_ms` unless one runs at `now_ms`;

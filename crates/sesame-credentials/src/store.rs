@@ -41,6 +41,7 @@ pub trait PrincipalStore: Send + Sync {
     /// Gives back a claimed attempt whose password was right without signing
     /// in (a password change): clears the count and any lock while no other
     /// attempt reached the principal since the claim; false otherwise.
+    /// Commits on its own.
     async fn release_sign_in_claim(
         &self,
         id: PrincipalId,
@@ -51,7 +52,8 @@ pub trait PrincipalStore: Send + Sync {
     /// principal still has the failure count `seen_failures` and the lock
     /// `seen_lock` that were read, counts the attempt and sets `lock` (when
     /// given) in one statement, and returns the attempt's number; `None` when
-    /// another attempt changed them first.
+    /// another attempt changed them first. Commits on its own: a claim counts
+    /// whatever becomes of the attempt.
     async fn claim_sign_in_attempt(
         &self,
         id: PrincipalId,
@@ -202,7 +204,7 @@ pub trait SessionStore: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<Vec<SessionId>, StoreError>;
     /// Notes that an active session proved itself again at `at`; false when
-    /// it is revoked or gone.
+    /// it is revoked or gone. Commits on its own.
     async fn mark_session_proven(
         &self,
         id: SessionId,
@@ -253,7 +255,7 @@ pub trait SessionStore: Send + Sync {
 #[async_trait]
 pub trait VerificationCodeStore: Send + Sync {
     /// Stores a new code (a flow of its own), keeping only the newest
-    /// `keep` codes of its purpose, login and subject.
+    /// `keep` codes of its purpose, login and subject. Commits on its own.
     async fn insert_code(&self, code: &VerificationCode, keep: i64) -> Result<(), StoreError>;
     /// The newest code for a purpose, login and subject, if any.
     async fn find_code(
@@ -268,7 +270,8 @@ pub trait VerificationCodeStore: Send + Sync {
     /// the count; `None` when there is no such code, it was used or its tries
     /// are gone. With `flow`, the code of that flow and its own tries; without,
     /// the newest code and the tries of guesses that name no flow. However many
-    /// guesses race, at most `max_attempts` of each kind are claimed.
+    /// guesses race, at most `max_attempts` of each kind are claimed. Commits
+    /// on its own: a try is spent whatever the guess.
     async fn claim_code_try(
         &self,
         purpose: CodePurpose,

@@ -24,7 +24,8 @@ pub struct OutboxMessage {
 pub trait OutboxStore: Send + Sync {
     /// Writes an event in the caller's transaction.
     async fn enqueue(&self, tx: &mut dyn Tx, envelope: &Envelope) -> Result<(), StoreError>;
-    /// The oldest undelivered events.
+    /// The oldest undelivered events (on a shared database, leased to the
+    /// caller for a while). This and the marks below commit on their own.
     async fn pending(&self, limit: i64) -> Result<Vec<OutboxMessage>, StoreError>;
     /// Marks events delivered.
     async fn mark_published(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError>;

@@ -26,7 +26,18 @@ fn request_id(request: &Request) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// A new request id: this process's random prefix and a counter, unique
+/// across instances and restarts without a random draw per request.
+fn new_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::now_v7().simple().to_string()[16..].to_owned());
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The outermost layer: opens the request's span and closes it with the
@@ -35,7 +46,7 @@ pub(crate) async fn span_per_request(request: Request, next: Next) -> Response {
     let id = request_id(&request);
     let span = tracing::info_span!(
         "request",
-        method = %request.method(),
+        method = request.method().as_str(),
         route = tracing::field::Empty,
         request_id = %id,
         principal_id = tracing::field::Empty,
@@ -46,9 +57,13 @@ pub(crate) async fn span_per_request(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    span.record("status", status);
-    span.record("latency_us", latency_us);
-    span.in_scope(|| tracing::debug!(status, latency_us, "request finished"));
+    // Recorded on the span only when its closing line is logged: each record
+    // re-formats the span's fields, on every request.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        span.record("status", status);
+        span.record("latency_us", latency_us);
+        span.in_scope(|| tracing::debug!(status, latency_us, "request finished"));
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -168,45 +168,47 @@ impl Default for Config {
     }
 }
 
-/// Top-level keys, so that unrelated `SESAME_*` variables are ignored.
-const KEYS: &[&str] = &[
-    "listen",
-    "http",
-    "data_dir",
-    "database_url",
-    "identity_database_url",
-    "credentials_database_url",
-    "postgres",
-    "key_refresh_secs",
-    "redis_url",
-    "redis_key_prefix",
-    "public_url",
-    "token_audience",
-    "master_key",
-    "master_key_file",
-    "previous_master_key_files",
-    "key_publish_secs",
-    "access_token_ttl_secs",
-    "session_ttl_secs",
-    "phone_default_region",
-    "username_charset",
-    "argon2",
-    "hashing",
-    "product_name",
-    "mail_from",
-    "smtp",
-    "code_resend_cooldown_secs",
-    "lockout",
-    "code_lockout",
-    "rate_limits",
-    "reauth_window_secs",
-    "refresh_reuse_grace_secs",
-    "retention",
-    "max_sessions_per_principal",
-    "trusted_proxies",
-    "log_format",
-    "log_level",
-];
+/// The top-level keys of [`Config`], exactly as serde reads them, so that
+/// `SESAME_*` variables are matched against every field the struct has (and a
+/// new field can never be ignored from the environment) and unrelated ones are
+/// ignored.
+fn config_keys() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    /// A deserializer that only notes the field names it is asked for.
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for FieldNames<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("field names only"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("field names only"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    static KEYS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut fields: &'static [&'static str] = &[];
+        let _ = Config::deserialize(FieldNames(&mut fields));
+        fields
+    })
+}
 
 impl Config {
     /// Loads defaults, then `file` (when given), then the environment.
@@ -219,7 +221,7 @@ impl Config {
             // Nested keys arrive as `a__b` or `a.b`; only the top level decides.
             let top = key.as_str().split("__").next().unwrap_or_default();
             let top = top.split('.').next().unwrap_or_default();
-            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+            config_keys().iter().any(|k| k.eq_ignore_ascii_case(top))
         }));
         figment.extract().map_err(Box::new)
     }
@@ -305,6 +307,35 @@ impl Config {
 #[allow(clippy::result_large_err)] // figment's Jail closures return its own error type
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_is_matched_against_every_field_of_config() {
+        let keys = config_keys();
+        for key in [
+            "listen",
+            "argon2",
+            "hashing",
+            "rate_limits",
+            "max_sessions_per_principal",
+            "trusted_proxies",
+            "log_level",
+        ] {
+            assert!(keys.contains(&key), "{key} is missing from {keys:?}");
+        }
+        assert!(keys.len() >= 36, "{keys:?}");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SESAME_MAX_SESSIONS_PER_PRINCIPAL", "7");
+            jail.set_env("SESAME_REFRESH_REUSE_GRACE_SECS", "3");
+            jail.set_env("SESAME_RATE_LIMITS__PER_IP__LIMIT", "11");
+            // Not a setting: ignored, not refused as an unknown field.
+            jail.set_env("SESAME_TEST_PYTHON", "/usr/bin/python3");
+            let cfg = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.max_sessions_per_principal, 7);
+            assert_eq!(cfg.refresh_reuse_grace_secs, 3);
+            assert_eq!(cfg.rate_limits.per_ip.limit, 11);
+            Ok(())
+        });
+    }
 
     #[test]
     fn defaults_need_no_configuration() {

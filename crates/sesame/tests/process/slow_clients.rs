@@ -1,11 +1,7 @@
 //! Slow clients cannot take the server down: 1,100 connections that never
 //! finish their headers, against a server allowed 1,024 open files.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use common::start_with;
+use crate::common::start_with;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 

@@ -1,11 +1,7 @@
 //! `sesame keys rotate` and `sesame keys rotate-master` beside a running
 //! server on the embedded store.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn a_rotated_key_is_published_first_and_the_old_one_verifies_until_its_tokens_expire() {

@@ -1,18 +1,14 @@
 //! `sesame import` of a generated wide table: every good row imported, every
 //! bad one reported with its reason, and a second run imports nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use sesame_testdb::{Postgres, TestDb, postgres_available};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-const FIXTURES: &str = include_str!("../../../tests/fixtures/legacy-hashes.json");
+const FIXTURES: &str = include_str!("../../../../tests/fixtures/legacy-hashes.json");
 const ROWS: usize = 100_000;
 
 /// A wide table: 46 good rows in 50; the others have a bad phone, an unknown

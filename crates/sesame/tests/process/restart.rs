@@ -1,11 +1,7 @@
 //! Security state outlives a restart: a lock on a login that belongs to
 //! nobody holds exactly like one on a real account.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use common::{call, register, start};
+use crate::common::{call, register, start};
 use serde_json::json;
 
 #[tokio::test]

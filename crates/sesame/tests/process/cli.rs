@@ -1,9 +1,9 @@
 //! The `sesame` binary as an operator runs it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 // Synchronous tests: waiting for a child process blocks no runtime.
 #![allow(clippy::disallowed_methods)]
 
+use crate::common::{free_port, listening_on, wait_listening};
 use rustix::process::Signal;
 
 use std::io::{Read, Write};
@@ -21,14 +21,6 @@ fn sesame() -> Command {
         }
     }
     cmd
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A plain HTTP/1.1 GET; returns status and body.
@@ -171,28 +163,30 @@ fn serve_with_no_configuration_prepares_its_data_and_stops_on_sigterm() {
 fn flags_and_environment_choose_address_and_data_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let flag_dir = tmp.path().join("by-flag");
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut child = sesame()
-        .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&flag_dir)
         .env("SESAME_ARGON2__MEMORY_KIB", "1024")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let addr = wait_listening(&listening_on(child.stdout.take().unwrap(), None).0);
+    assert_ne!(addr.port(), 8080);
     wait_until_live(&mut child, addr);
     assert!(flag_dir.join("sesame.db").exists());
     assert!(terminate(child).success());
 
     let env_dir = tmp.path().join("by-env");
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut child = sesame()
         .arg("serve")
-        .env("SESAME_LISTEN", addr.to_string())
+        .env("SESAME_LISTEN", "127.0.0.1:0")
         .env("SESAME_DATA_DIR", &env_dir)
         .env("SESAME_ARGON2__MEMORY_KIB", "1024")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let addr = wait_listening(&listening_on(child.stdout.take().unwrap(), None).0);
+    assert_ne!(addr.port(), 8080);
     wait_until_live(&mut child, addr);
     assert!(env_dir.join("master.key").exists());
     // Ctrl-C stops it as gracefully as SIGTERM.
@@ -206,7 +200,7 @@ fn bad_configuration_is_reported_and_exits_non_zero() {
         .args(["serve", "--data-dir"])
         .arg(tmp.path())
         .env("SESAME_PHONE_DEFAULT_REGION", "XX")
-        .env("SESAME_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("SESAME_LISTEN", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -3,20 +3,59 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use serde_json::{Value, json};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const MASTER_KEY: &str = "6f1c1d7e2b3a4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// A port nothing listens on now. Only for servers other than `sesame`
+/// (which binds `127.0.0.1:0` and says where, see [`listening_on`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Reads a server's JSON log from `stdout` on a thread of its own: sends the
+/// address of its `sesame is listening` line once, copies every line to
+/// `copy_to` when given, and keeps reading so that the server never blocks
+/// on a full pipe. The thread ends when the server closes its output.
+pub fn listening_on(
+    stdout: ChildStdout,
+    copy_to: Option<PathBuf>,
+) -> (mpsc::Receiver<SocketAddr>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut copy = copy_to.map(|p| std::fs::File::create(p).unwrap());
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(file) = copy.as_mut() {
+                let _ = writeln!(file, "{line}");
+            }
+            if !sent
+                && let Ok(event) = serde_json::from_str::<Value>(&line)
+                && event["message"] == "sesame is listening"
+                && let Some(addr) = event["addr"].as_str().and_then(|a| a.parse().ok())
+            {
+                sent = tx.send(addr).is_ok();
+            }
+        }
+    });
+    (rx, reader)
+}
+
+/// Waits (blocking) until the server reading `stdout` says where it listens.
+pub fn wait_listening(rx: &mpsc::Receiver<SocketAddr>) -> SocketAddr {
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the server never said where it listens")
 }
 
 /// One `sesame serve` process.
@@ -40,7 +79,6 @@ pub async fn start(data_dir: &Path, env: &[(&str, String)]) -> Instance {
 
 /// Like [`start`], with at most `nofile` open files when given.
 pub async fn start_with(data_dir: &Path, env: &[(&str, String)], nofile: Option<u64>) -> Instance {
-    let port = free_port();
     // A limit on open files is set by prlimit (util-linux), which then
     // executes the server in its place.
     let mut cmd = match nofile {
@@ -59,7 +97,8 @@ pub async fn start_with(data_dir: &Path, env: &[(&str, String)], nofile: Option<
         }
     }
     cmd.arg("serve")
-        .env("SESAME_LISTEN", format!("127.0.0.1:{port}"))
+        // Any free port: the server's log says which it bound.
+        .env("SESAME_LISTEN", "127.0.0.1:0")
         .env("SESAME_DATA_DIR", data_dir)
         .env("SESAME_PUBLIC_URL", "http://sesame.test")
         // Tests poll and race from one address; limits have tests of their own.
@@ -68,8 +107,9 @@ pub async fn start_with(data_dir: &Path, env: &[(&str, String)], nofile: Option<
         .env("SESAME_ARGON2__MEMORY_KIB", "256")
         .env("SESAME_ARGON2__ITERATIONS", "1")
         .env("SESAME_ARGON2__PARALLELISM", "1")
-        .env("SESAME_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
+        .env("SESAME_LOG_LEVEL", "warn,sesame=info")
+        .env("SESAME_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if !env
         .iter()
@@ -86,7 +126,22 @@ pub async fn start_with(data_dir: &Path, env: &[(&str, String)], nofile: Option<
         }
     }
     let mut child = cmd.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (listening, _) = listening_on(child.stdout.take().unwrap(), None);
+    let started = Instant::now();
+    let addr = loop {
+        if let Ok(addr) = listening.try_recv() {
+            break addr;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("sesame exited early with {status}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "sesame did not say where it listens"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let base = format!("http://{addr}");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

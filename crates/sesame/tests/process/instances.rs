@@ -3,11 +3,7 @@
 //! `SESAME_TEST_POSTGRES_URL` / `SESAME_TEST_REDIS_URL`; outside CI a test
 //! whose service is missing skips with a message.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
-
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use sesame_store_postgres::{PgSettings, PgStore, PgTarget};
 use sesame_testdb::{Postgres, TestDb, in_ci, postgres_available};
@@ -597,7 +593,7 @@ async fn sign_ins_keep_working_when_redis_stops_and_readiness_says_so() {
         eprintln!("skipped: no redis-server binary");
         return;
     };
-    let port = common::free_port();
+    let port = crate::common::free_port();
     let mut redis = PrivateRedis(
         std::process::Command::new(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -637,7 +633,7 @@ async fn sign_ins_keep_working_when_redis_stops_and_readiness_says_so() {
             .json(&json!({"login": {"type": "email", "identifier": "ada@example.com"}, "password": password}))
     };
     assert_eq!(call(sign_in("wrong password")).await.0, 401);
-    let (status, body) = call(sign_in(common::PASSWORD)).await;
+    let (status, body) = call(sign_in(crate::common::PASSWORD)).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = call(client.get(format!("{}/health/ready", server.base))).await;
     assert_eq!(status, 503, "{body}");

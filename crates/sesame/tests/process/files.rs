@@ -1,9 +1,5 @@
 //! Files in the data directory are for their owner alone.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 #[tokio::test]
 async fn files_are_private_even_in_an_existing_data_directory() {
     use std::os::unix::fs::PermissionsExt;
@@ -12,11 +8,11 @@ async fn files_are_private_even_in_an_existing_data_directory() {
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     // No master key given: the server creates its own file.
-    let server = common::start(&data, &[("SESAME_MASTER_KEY", String::new())]).await;
+    let server = crate::common::start(&data, &[("SESAME_MASTER_KEY", String::new())]).await;
     let client = reqwest::Client::new();
-    common::register(&client, &server, "ada@example.com").await;
+    crate::common::register(&client, &server, "ada@example.com").await;
     let body = serde_json::json!({"login": {"type": "email", "identifier": "ada@example.com"}, "purpose": "verify"});
-    let (status, _) = common::call(
+    let (status, _) = crate::common::call(
         client
             .post(format!("{}/v1/verifications", server.base))
             .json(&body),
@@ -52,7 +48,7 @@ async fn files_are_private_even_in_an_existing_data_directory() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
-    let (ok, text) = common::run(
+    let (ok, text) = crate::common::run(
         &[
             "serve",
             "--data-dir",

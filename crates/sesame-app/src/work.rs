@@ -1,0 +1,54 @@
+//! The one commit path: a unit of work owns a flow's transaction and the
+//! cached state its commit makes stale (account views of principals it
+//! changed, sessions it ended), and drops that state once the commit holds.
+//! Flows begin and commit through [`App::begin`] and [`App::commit`]; store
+//! writes that commit on their own say so in their trait's documentation.
+
+use crate::App;
+use sesame_core::{Error, PrincipalId, SessionId, Tx};
+
+/// A flow's transaction and what its commit invalidates.
+pub(crate) struct Work {
+    tx: Box<dyn Tx>,
+    principals: Vec<PrincipalId>,
+    sessions: Vec<SessionId>,
+}
+
+impl Work {
+    /// The transaction, for store writes.
+    pub(crate) fn as_mut(&mut self) -> &mut dyn Tx {
+        self.tx.as_mut()
+    }
+
+    /// Notes that the commit changes what `principal`'s account view shows.
+    pub(crate) fn touches(&mut self, principal: PrincipalId) {
+        self.principals.push(principal);
+    }
+
+    /// Notes that the commit ends `sessions`.
+    pub(crate) fn ends(&mut self, sessions: &[SessionId]) {
+        self.sessions.extend_from_slice(sessions);
+    }
+}
+
+impl App {
+    /// Starts a unit of work.
+    pub(crate) async fn begin(&self) -> Result<Work, Error> {
+        Ok(Work {
+            tx: self.0.stores.db.begin().await?,
+            principals: Vec::new(),
+            sessions: Vec::new(),
+        })
+    }
+
+    /// Commits `work`, then drops the cached state it made stale. Dropping a
+    /// unit of work instead rolls it back and leaves the caches alone.
+    pub(crate) async fn commit(&self, work: Work) -> Result<(), Error> {
+        self.0.stores.db.commit(work.tx).await?;
+        for principal in &work.principals {
+            self.0.caches.me.invalidate(principal);
+        }
+        self.forget_sessions(&work.sessions);
+        Ok(())
+    }
+}
