@@ -62,6 +62,34 @@ async fn malformed_and_mistyped_json_is_a_validation_error() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let registered = app.register("ada@example.com").await;
+    let token = registered["access_token"].as_str().unwrap().to_owned();
+    let before = app.get("/v1/me", Some(&token)).await;
+    // An array is what serde would read as the fields in order.
+    for body in ["[]", " [\"Ada\"]", "\"Ada\"", "42", "null"] {
+        let resp = app
+            .send(
+                app.client
+                    .patch(app.url("/v1/me/profile"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+        resp.assert_problem(400, "validation_failed");
+        assert_eq!(
+            resp.field_errors(),
+            [("".to_owned(), "invalid_type".to_owned())],
+            "{body}"
+        );
+    }
+    let after = app.get("/v1/me", Some(&token)).await;
+    assert_eq!(after.body["profile"], before.body["profile"]);
+}
+
+#[tokio::test]
 async fn bodies_over_64_kib_are_refused() {
     let app = TestApp::spawn().await;
     let body = json!({"login": {"type": "email", "identifier": "a@example.com"}, "password": "x".repeat(70 * 1024)});

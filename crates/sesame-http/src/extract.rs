@@ -48,8 +48,15 @@ fn is_json(content_type: Option<&str>) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Deserialises JSON, naming the offending field in the error.
+/// Deserialises JSON, naming the offending field in the error. Every body of
+/// the API is an object: anything else (an array, which serde would read as
+/// a struct's fields in order, or a scalar) is refused as such.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => return Err(Error::field("", "invalid_type")),
+        None => return Err(Error::field("", "malformed_json")),
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
