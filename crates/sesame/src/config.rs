@@ -6,8 +6,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
-use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy};
-use sesame_credentials::{Argon2Config, HashingConfig, UsernameCharset};
+use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy, Settings};
+use sesame_credentials::{Argon2Config, HashingConfig, NormaliseConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
 use sesame_store_postgres::{PgSettings, PgTarget};
 use std::net::SocketAddr;
@@ -269,6 +269,46 @@ impl Config {
                 "set either database_url, or both identity_database_url and credentials_database_url"
                     .into(),
             ),
+        }
+    }
+
+    /// The app's settings, for a server whose tokens name `issuer`; a
+    /// `shared_database` (PostgreSQL) turns the in-process caches off, since
+    /// other instances change what they would hold.
+    pub fn settings(&self, issuer: &str, shared_database: bool) -> Settings {
+        let secs = |s: u64| time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+        Settings {
+            issuer: issuer.to_owned(),
+            audience: self.token_audience.clone(),
+            event_source: format!(
+                "sesame://{}",
+                issuer
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+            ),
+            access_token_ttl: secs(self.access_token_ttl_secs),
+            session_ttl: secs(self.session_ttl_secs),
+            normalise: self.normalise(),
+            code_resend_cooldown: secs(self.code_resend_cooldown_secs),
+            in_process_caches: !shared_database,
+            lockout: self.lockout,
+            code_lockout: self.code_lockout,
+            rate_limits: self.rate_limits,
+            reauth_window: secs(self.reauth_window_secs),
+            refresh_reuse_grace: secs(self.refresh_reuse_grace_secs),
+            retention: self.retention,
+            max_sessions_per_principal: self.max_sessions_per_principal,
+        }
+    }
+
+    /// How logins are normalised.
+    pub fn normalise(&self) -> NormaliseConfig {
+        NormaliseConfig {
+            phone_default_region: self
+                .phone_default_region
+                .as_deref()
+                .and_then(sesame_credentials::login::parse_region),
+            username_charset: self.username_charset,
         }
     }
 

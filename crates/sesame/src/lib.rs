@@ -2,11 +2,13 @@
 //! the black-box tests.
 
 pub mod calibrate;
+pub mod commands;
 pub mod config;
 pub mod http_server;
 pub mod import;
 pub mod server;
 
+pub use commands::{KeysCommand, import, keys, migrate};
 pub use config::Config;
-pub use server::{Backend, Hooks, KeysCommand, Server, StartError, import, keys, migrate};
+pub use server::{Backend, Hooks, Server, StartError};
 pub use sesame_store_postgres::RoleNames;

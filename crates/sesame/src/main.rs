@@ -68,52 +68,12 @@ enum Command {
     },
     /// Create or upgrade the database schemas. Idempotent; refuses a schema
     /// migrated by a newer binary. Connect as the owner of the schemas.
-    Migrate {
-        /// Owner URL of both schemas [env: SESAME_DATABASE_URL]
-        #[arg(long, value_name = "URL")]
-        database_url: Option<String>,
-        /// Split mode across two databases: owner URL for schema identity
-        #[arg(long, value_name = "URL", requires = "credentials_url")]
-        identity_url: Option<String>,
-        /// Split mode across two databases: owner URL for schema credentials
-        #[arg(long, value_name = "URL", requires = "identity_url")]
-        credentials_url: Option<String>,
-        /// Also create two login roles, each with data privileges on its own
-        /// schema only (PostgreSQL)
-        #[arg(long)]
-        create_roles: bool,
-        /// Name of the identity role
-        #[arg(long, default_value = "sesame_identity", value_name = "NAME")]
-        identity_role: String,
-        /// Name of the credentials role
-        #[arg(long, default_value = "sesame_credentials", value_name = "NAME")]
-        credentials_role: String,
-    },
+    Migrate(MigrateArgs),
     /// Import users from a wide table (JSON Lines, or CSV with a header row):
     /// one row per user with any of id, email, email_verified, phone,
     /// phone_verified, username, password_hash, display_name, avatar_url, bio,
     /// locale, created_at. Idempotent: run it again to resume.
-    Import {
-        /// The input file (`.csv` is read as CSV, anything else as JSON Lines).
-        file: PathBuf,
-        /// Read the file as `jsonl` or `csv` whatever its name.
-        #[arg(long, value_parser = ["jsonl", "csv"])]
-        format: Option<String>,
-        /// A field read from a differently named column, e.g. `email=user_email`
-        /// (repeatable).
-        #[arg(long = "map", value_name = "FIELD=COLUMN")]
-        map: Vec<String>,
-        /// Where refused rows are listed, one JSON object per line
-        /// [default: FILE.refused.jsonl]
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// Rows per transaction.
-        #[arg(long, default_value_t = 1000)]
-        batch: usize,
-        /// No progress lines on stderr.
-        #[arg(long)]
-        quiet: bool,
-    },
+    Import(ImportArgs),
     /// Signing keys and the master key.
     Keys {
         #[command(subcommand)]
@@ -128,6 +88,52 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         samples: usize,
     },
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// Owner URL of both schemas [env: SESAME_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Split mode across two databases: owner URL for schema identity
+    #[arg(long, value_name = "URL", requires = "credentials_url")]
+    identity_url: Option<String>,
+    /// Split mode across two databases: owner URL for schema credentials
+    #[arg(long, value_name = "URL", requires = "identity_url")]
+    credentials_url: Option<String>,
+    /// Also create two login roles, each with data privileges on its own
+    /// schema only (PostgreSQL)
+    #[arg(long)]
+    create_roles: bool,
+    /// Name of the identity role
+    #[arg(long, default_value = "sesame_identity", value_name = "NAME")]
+    identity_role: String,
+    /// Name of the credentials role
+    #[arg(long, default_value = "sesame_credentials", value_name = "NAME")]
+    credentials_role: String,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The input file (`.csv` is read as CSV, anything else as JSON Lines).
+    file: PathBuf,
+    /// Read the file as `jsonl` or `csv` whatever its name.
+    #[arg(long, value_parser = ["jsonl", "csv"])]
+    format: Option<String>,
+    /// A field read from a differently named column, e.g. `email=user_email`
+    /// (repeatable).
+    #[arg(long = "map", value_name = "FIELD=COLUMN")]
+    map: Vec<String>,
+    /// Where refused rows are listed, one JSON object per line
+    /// [default: FILE.refused.jsonl]
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -214,7 +220,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut config = match Config::load(cli.config.as_deref()) {
+    let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sesame: {e}");
@@ -222,166 +228,187 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve { listen, data_dir } => {
-            if let Some(listen) = listen {
-                config.listen = listen;
+        Command::Serve { listen, data_dir } => serve(config, listen, data_dir).await,
+        Command::Migrate(args) => migrate(config, args).await,
+        Command::Import(args) => import(config, args).await,
+        Command::Keys { command } => keys(config, command).await,
+        Command::Calibrate { seconds, samples } => calibrate(config, seconds, samples).await,
+    }
+}
+
+/// `sesame serve`.
+async fn serve(
+    mut config: Config,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> ExitCode {
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    init_logging(&config);
+    let stop = shutdown_signal();
+    let server = match Server::start(&config, Hooks::default()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "could not start");
+            eprintln!("sesame: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    stop.await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// `sesame migrate`.
+async fn migrate(mut config: Config, args: MigrateArgs) -> ExitCode {
+    let MigrateArgs {
+        database_url,
+        identity_url,
+        credentials_url,
+        create_roles,
+        identity_role,
+        credentials_role,
+    } = args;
+    if database_url.is_some() || identity_url.is_some() {
+        config.database_url = database_url;
+        config.identity_database_url = identity_url;
+        config.credentials_database_url = credentials_url;
+    }
+    init_logging_to(&config, true);
+    let roles = create_roles.then_some(sesame::RoleNames {
+        identity: identity_role,
+        credentials: credentials_role,
+    });
+    match sesame::migrate(&config, roles.as_ref()).await {
+        Ok(report) => {
+            for line in report {
+                println!("{line}");
             }
-            if let Some(dir) = data_dir {
-                config.data_dir = dir;
-            }
-            init_logging(&config);
-            let stop = shutdown_signal();
-            let server = match Server::start(&config, Hooks::default()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not start");
-                    eprintln!("sesame: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            stop.await;
-            tracing::info!("shutting down");
-            server.shutdown().await;
             ExitCode::SUCCESS
         }
-        Command::Migrate {
-            database_url,
-            identity_url,
-            credentials_url,
-            create_roles,
-            identity_role,
-            credentials_role,
-        } => {
-            if database_url.is_some() || identity_url.is_some() {
-                config.database_url = database_url;
-                config.identity_database_url = identity_url;
-                config.credentials_database_url = credentials_url;
+        Err(e) => {
+            eprintln!("sesame: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sesame import`.
+async fn import(config: Config, args: ImportArgs) -> ExitCode {
+    let ImportArgs {
+        file,
+        format,
+        map,
+        report,
+        batch,
+        quiet,
+    } = args;
+    init_logging_to(&config, true);
+    let mut mapping = std::collections::HashMap::new();
+    for item in map {
+        match item.split_once('=') {
+            Some((field, column)) if sesame::import::FIELDS.contains(&field) => {
+                mapping.insert(field.to_owned(), column.to_owned());
             }
-            init_logging_to(&config, true);
-            let roles = create_roles.then_some(sesame::RoleNames {
-                identity: identity_role,
-                credentials: credentials_role,
-            });
-            match sesame::migrate(&config, roles.as_ref()).await {
-                Ok(report) => {
-                    for line in report {
-                        println!("{line}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("sesame: {e}");
-                    ExitCode::FAILURE
-                }
+            _ => {
+                eprintln!(
+                    "sesame: --map {item:?}: expected FIELD=COLUMN with FIELD one of {}",
+                    sesame::import::FIELDS.join(", ")
+                );
+                return ExitCode::from(2);
             }
         }
-        Command::Import {
-            file,
-            format,
-            map,
-            report,
-            batch,
-            quiet,
-        } => {
-            init_logging_to(&config, true);
-            let mut mapping = std::collections::HashMap::new();
-            for item in map {
-                match item.split_once('=') {
-                    Some((field, column)) if sesame::import::FIELDS.contains(&field) => {
-                        mapping.insert(field.to_owned(), column.to_owned());
-                    }
-                    _ => {
-                        eprintln!(
-                            "sesame: --map {item:?}: expected FIELD=COLUMN with FIELD one of {}",
-                            sesame::import::FIELDS.join(", ")
-                        );
-                        return ExitCode::from(2);
-                    }
-                }
+    }
+    let options = sesame::import::ImportOptions {
+        format: match format.as_deref() {
+            Some("csv") => sesame::import::Format::Csv,
+            Some(_) => sesame::import::Format::JsonLines,
+            None => sesame::import::Format::of(&file),
+        },
+        report: report.unwrap_or_else(|| {
+            let mut name = file.clone().into_os_string();
+            name.push(".refused.jsonl");
+            PathBuf::from(name)
+        }),
+        input: file,
+        mapping,
+        batch,
+        progress: !quiet,
+    };
+    match sesame::import(&config, &options).await {
+        Ok(summary) => {
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            if summary.refused > 0 {
+                eprintln!(
+                    "sesame import: {} rows refused, listed in {}",
+                    summary.refused,
+                    options.report.display()
+                );
             }
-            let options = sesame::import::ImportOptions {
-                format: match format.as_deref() {
-                    Some("csv") => sesame::import::Format::Csv,
-                    Some(_) => sesame::import::Format::JsonLines,
-                    None => sesame::import::Format::of(&file),
-                },
-                report: report.unwrap_or_else(|| {
-                    let mut name = file.clone().into_os_string();
-                    name.push(".refused.jsonl");
-                    PathBuf::from(name)
-                }),
-                input: file,
-                mapping,
-                batch,
-                progress: !quiet,
-            };
-            match sesame::import(&config, &options).await {
-                Ok(summary) => {
-                    println!("{}", serde_json::to_string(&summary).unwrap_or_default());
-                    if summary.refused > 0 {
-                        eprintln!(
-                            "sesame import: {} rows refused, listed in {}",
-                            summary.refused,
-                            options.report.display()
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("sesame: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            ExitCode::SUCCESS
         }
-        Command::Keys { command } => {
-            init_logging_to(&config, true);
-            let command = match command {
-                KeysCmd::List => sesame::KeysCommand::List,
-                KeysCmd::Rotate { publish_secs } => sesame::KeysCommand::Rotate {
-                    publish_secs: publish_secs.unwrap_or(config.key_publish_secs),
-                },
-                KeysCmd::RotateMaster { new_key_file } => {
-                    sesame::KeysCommand::RotateMaster { new_key_file }
-                }
-            };
-            match sesame::keys(&config, command).await {
-                Ok(lines) => {
-                    for line in lines {
-                        println!("{line}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("sesame: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Err(e) => {
+            eprintln!("sesame: {e}");
+            ExitCode::FAILURE
         }
-        Command::Calibrate { seconds, samples } => {
-            match sesame::calibrate::run(
-                config.argon2,
-                config.hashing,
-                samples,
-                Duration::from_secs(seconds),
-            )
-            .await
-            {
-                Ok(c) => {
-                    let a = config.argon2;
-                    println!(
-                        "argon2id m={} t={} p={}",
-                        a.memory_kib, a.iterations, a.parallelism
-                    );
-                    println!("workers={}", c.workers);
-                    println!("single_hash_ms={:.1}", c.single_hash_ms);
-                    println!("hashes_per_second={:.2}", c.hashes_per_second);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("sesame: {e}");
-                    ExitCode::FAILURE
-                }
+    }
+}
+
+/// `sesame keys`.
+async fn keys(config: Config, command: KeysCmd) -> ExitCode {
+    init_logging_to(&config, true);
+    let command = match command {
+        KeysCmd::List => sesame::KeysCommand::List,
+        KeysCmd::Rotate { publish_secs } => sesame::KeysCommand::Rotate {
+            publish_secs: publish_secs.unwrap_or(config.key_publish_secs),
+        },
+        KeysCmd::RotateMaster { new_key_file } => {
+            sesame::KeysCommand::RotateMaster { new_key_file }
+        }
+    };
+    match sesame::keys(&config, command).await {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sesame: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sesame calibrate`.
+async fn calibrate(config: Config, seconds: u64, samples: usize) -> ExitCode {
+    match sesame::calibrate::run(
+        config.argon2,
+        config.hashing,
+        samples,
+        Duration::from_secs(seconds),
+    )
+    .await
+    {
+        Ok(c) => {
+            let a = config.argon2;
+            println!(
+                "argon2id m={} t={} p={}",
+                a.memory_kib, a.iterations, a.parallelism
+            );
+            println!("workers={}", c.workers);
+            println!("single_hash_ms={:.1}", c.single_hash_ms);
+            println!("hashes_per_second={:.2}", c.hashes_per_second);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sesame: {e}");
+            ExitCode::FAILURE
         }
     }
 }

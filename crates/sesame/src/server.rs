@@ -2,15 +2,13 @@
 //! outbox relay, and graceful shutdown.
 
 use crate::config::{BackendTarget, Config};
-use sesame_app::{App, Delivery, Settings, Stores};
+use sesame_app::{App, Delivery, Stores};
 use sesame_core::{Clock, FailPoints, SystemClock};
-use sesame_credentials::{
-    MasterKey, MasterKeys, NormaliseConfig, PasswordHasher, login::parse_region,
-};
+use sesame_credentials::{MasterKey, MasterKeys, PasswordHasher};
 use sesame_delivery::{FileMailer, FileSmsSender, SmtpMailer, Templates};
 use sesame_events::{LogSink, Relay};
 use sesame_redis::RedisLimits;
-use sesame_store_postgres::{Domain, PgStore, PgTarget, RoleNames};
+use sesame_store_postgres::{PgStore, PgTarget};
 use sesame_store_sqlite::SqliteStore;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -69,7 +67,7 @@ pub enum Backend {
 
 impl Backend {
     /// Every store trait of this backend.
-    fn stores(&self) -> Stores {
+    pub(crate) fn stores(&self) -> Stores {
         match self {
             Backend::Sqlite(s) => Stores::from_backend(s.clone()),
             Backend::Postgres(s) => Stores::from_backend(s.clone()),
@@ -129,28 +127,7 @@ impl Server {
         };
         let hasher = PasswordHasher::new(config.argon2, config.hashing)
             .map_err(|e| StartError::Config(e.to_string()))?;
-        let settings = Settings {
-            issuer: issuer.clone(),
-            audience: config.token_audience.clone(),
-            event_source: format!(
-                "sesame://{}",
-                issuer
-                    .trim_start_matches("https://")
-                    .trim_start_matches("http://")
-            ),
-            access_token_ttl: time::Duration::seconds(config.access_token_ttl_secs as i64),
-            session_ttl: time::Duration::seconds(config.session_ttl_secs as i64),
-            normalise: normalise_of(config),
-            code_resend_cooldown: time::Duration::seconds(config.code_resend_cooldown_secs as i64),
-            in_process_caches: !shared_database,
-            lockout: config.lockout,
-            code_lockout: config.code_lockout,
-            rate_limits: config.rate_limits,
-            reauth_window: time::Duration::seconds(config.reauth_window_secs as i64),
-            refresh_reuse_grace: time::Duration::seconds(config.refresh_reuse_grace_secs as i64),
-            retention: config.retention,
-            max_sessions_per_principal: config.max_sessions_per_principal,
-        };
+        let settings = config.settings(&issuer, shared_database);
         let outbox = config.data_dir.join("outbox");
         let mailer: Arc<dyn sesame_delivery::Mailer> = match &config.smtp {
             Some(smtp) => Arc::new(
@@ -412,187 +389,4 @@ pub(crate) async fn open_backend(config: &Config, migrate: bool) -> Result<Backe
             Ok(Backend::Postgres(Arc::new(store)))
         }
     }
-}
-
-/// `sesame migrate`: creates or upgrades the schemas of the configured backend
-/// and, given role names, creates the two least-privilege PostgreSQL roles.
-/// Returns one line per schema saying where it stands.
-pub async fn migrate(
-    config: &Config,
-    roles: Option<&RoleNames>,
-) -> Result<Vec<String>, StartError> {
-    let service = |e: sesame_core::StoreError| StartError::Service(e.to_string());
-    match open_backend(config, true).await? {
-        Backend::Sqlite(_) if roles.is_some() => Err(StartError::Config(
-            "--create-roles needs PostgreSQL: the embedded file has no roles".into(),
-        )),
-        Backend::Sqlite(_) => Ok(vec!["sqlite: current".into()]),
-        Backend::Postgres(store) => {
-            let mut report = Vec::new();
-            if let Some(roles) = roles {
-                store.create_roles(roles).await.map_err(service)?;
-                report.push(format!(
-                    "roles: {} (schema identity), {} (schema credentials)",
-                    roles.identity, roles.credentials
-                ));
-            }
-            for domain in Domain::ALL {
-                let state = store.schema_state(domain).await.map_err(service)?;
-                report.push(format!("schema {}: {state:?}", domain.schema()));
-            }
-            Ok(report)
-        }
-    }
-}
-
-/// `sesame keys …`.
-#[derive(Debug, Clone)]
-pub enum KeysCommand {
-    /// Every signing key and its state.
-    List,
-    /// Adds a key that signs after `publish_secs`.
-    Rotate {
-        /// Seconds the new key is published before it signs.
-        publish_secs: u64,
-    },
-    /// Re-seals every sealed secret under the master key in `new_key_file`.
-    RotateMaster {
-        /// File holding the new master key (64 hex digits).
-        new_key_file: PathBuf,
-    },
-}
-
-/// Runs a `sesame keys` command against the configured database; returns the
-/// lines to print.
-pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, StartError> {
-    let service = |e: sesame_core::Error| StartError::Service(e.to_string());
-    let stores = open_backend(config, false).await?.stores();
-    let now = sesame_core::Clock::now(&sesame_core::SystemClock);
-    let rfc3339 = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
-    match command {
-        KeysCommand::List => {
-            let records = stores
-                .signing_keys
-                .list_signing_keys()
-                .await
-                .map_err(|e| StartError::Service(e.to_string()))?;
-            Ok(records
-                .iter()
-                .map(|r| {
-                    let state = match (r.activated_at, r.retired_at) {
-                        (_, Some(at)) if at <= now => "retired",
-                        (Some(at), _) if at > now => "published, not signing yet",
-                        (Some(_), Some(_)) => "retiring: published, no longer signing",
-                        (Some(_), None) => "signing",
-                        (None, _) => "published",
-                    };
-                    format!(
-                        "{} {state} (created {}, signs from {}, published until {}, sealed under master key {})",
-                        r.kid,
-                        rfc3339(r.created_at),
-                        r.activated_at.map_or("-".into(), rfc3339),
-                        r.retired_at.map_or("-".into(), rfc3339),
-                        r.private_key_sealed.key_id,
-                    )
-                })
-                .collect())
-        }
-        KeysCommand::Rotate { publish_secs } => {
-            let master = load_master_keys(config)?;
-            // Old tokens live for the access-token lifetime; instances notice a
-            // change within `key_refresh_secs`.
-            let keep_after = time::Duration::seconds(
-                (config.access_token_ttl_secs + config.key_refresh_secs.max(1)) as i64,
-            );
-            let rotation = sesame_app::keys::rotate_signing_key(
-                &stores,
-                &master,
-                now,
-                time::Duration::seconds(publish_secs as i64),
-                keep_after,
-            )
-            .await
-            .map_err(service)?;
-            let mut lines = vec![format!(
-                "new key {}: published now, signs from {}",
-                rotation.kid,
-                rfc3339(rotation.activates_at)
-            )];
-            lines.extend(rotation.retiring.iter().map(|(kid, at)| {
-                format!(
-                    "key {kid}: stops signing then, published until {}",
-                    rfc3339(*at)
-                )
-            }));
-            Ok(lines)
-        }
-        KeysCommand::RotateMaster { new_key_file } => {
-            let old = load_master_keys(config)?;
-            let text = std::fs::read_to_string(&new_key_file).map_err(|source| StartError::Io {
-                path: new_key_file.clone(),
-                source,
-            })?;
-            let new = MasterKey::parse(&text)
-                .map_err(|e| StartError::Config(format!("{}: {e}", new_key_file.display())))?;
-            let mut previous = vec![old.current().clone()];
-            for path in &config.previous_master_key_files {
-                if let Ok(text) = std::fs::read_to_string(path)
-                    && let Ok(key) = MasterKey::parse(&text)
-                {
-                    previous.push(key);
-                }
-            }
-            let new_id = new.id().to_owned();
-            let keys = MasterKeys::new(new, previous);
-            let count = sesame_app::keys::reseal_signing_keys(&stores, &keys, now)
-                .await
-                .map_err(service)?;
-            Ok(vec![
-                format!("re-sealed {count} signing key(s) under master key {new_id}"),
-                format!(
-                    "next: set master_key_file = {} on every instance, and keep the old key in previous_master_key_files until all have restarted",
-                    new_key_file.display()
-                ),
-            ])
-        }
-    }
-}
-
-fn normalise_of(config: &Config) -> NormaliseConfig {
-    NormaliseConfig {
-        phone_default_region: config
-            .phone_default_region
-            .as_deref()
-            .and_then(parse_region),
-        username_charset: config.username_charset,
-    }
-}
-
-/// `sesame import`: a wide table into the configured database.
-pub async fn import(
-    config: &Config,
-    options: &crate::import::ImportOptions,
-) -> Result<crate::import::Summary, StartError> {
-    config.validate().map_err(StartError::Config)?;
-    let backend = open_backend(config, false).await?;
-    if let Backend::Sqlite(store) = &backend {
-        store
-            .prepare_bulk_load()
-            .await
-            .map_err(|e| StartError::Service(e.to_string()))?;
-    }
-    let stores = backend.stores();
-    let summary = crate::import::run(&stores, &normalise_of(config), options)
-        .await
-        .map_err(StartError::Service)?;
-    if let Backend::Sqlite(store) = &backend {
-        store
-            .finish_bulk_load()
-            .await
-            .map_err(|e| StartError::Service(e.to_string()))?;
-    }
-    Ok(summary)
 }
