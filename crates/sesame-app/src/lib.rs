@@ -6,6 +6,7 @@ mod announce;
 mod brute_force;
 mod cache;
 mod codes;
+pub mod import;
 pub mod keys;
 mod logins;
 mod me;
