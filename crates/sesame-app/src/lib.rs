@@ -373,7 +373,8 @@ impl App {
     }
 }
 
-/// Names the principal a flow acts for on the flow's span, once it is known.
-pub(crate) fn record_principal(id: PrincipalId) {
+/// Names `id` as the principal on the current span (a flow's, or the
+/// request's at the HTTP edge), once it is known.
+pub fn record_principal(id: PrincipalId) {
     tracing::Span::current().record("principal_id", tracing::field::display(id));
 }

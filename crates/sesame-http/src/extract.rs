@@ -125,7 +125,7 @@ impl FromRequestParts<App> for Auth {
                 ))
             })?;
         let auth = app.authenticate(token).await.map_err(ApiError)?;
-        crate::trace::record_principal(auth.principal_id);
+        sesame_app::record_principal(auth.principal_id);
         Ok(Auth(auth))
     }
 }

@@ -78,8 +78,3 @@ pub(crate) async fn record_route(request: Request, next: Next) -> Response {
     }
     next.run(request).await
 }
-
-/// Names the authenticated caller on the request's span.
-pub(crate) fn record_principal(id: sesame_core::PrincipalId) {
-    tracing::Span::current().record("principal_id", tracing::field::display(id));
-}

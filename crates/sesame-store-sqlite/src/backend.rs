@@ -37,7 +37,7 @@ impl SqlBackend for SqliteStore {
         let any: &mut dyn Any = tx;
         any.downcast_mut::<SqliteTx>()
             .map(|t| &mut *t.tx)
-            .ok_or_else(|| StoreError::unavailable("transaction belongs to another backend"))
+            .ok_or_else(crate::foreign)
     }
 
     async fn identity_conn<'t>(

@@ -72,6 +72,11 @@ struct SqliteTx {
 
 impl Tx for SqliteTx {}
 
+/// A transaction of another backend handed to this one.
+pub(crate) fn foreign() -> StoreError {
+    StoreError::unavailable("transaction belongs to another backend")
+}
+
 /// Maps a driver error to a store error without leaking driver text to clients.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     match err {
@@ -211,9 +216,7 @@ impl Database for SqliteStore {
 
     async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError> {
         let any: Box<dyn Any> = tx;
-        let tx = any
-            .downcast::<SqliteTx>()
-            .map_err(|_| StoreError::unavailable("transaction belongs to another backend"))?;
+        let tx = any.downcast::<SqliteTx>().map_err(|_| foreign())?;
         tx.tx.commit().await.map_err(map_err)
     }
 

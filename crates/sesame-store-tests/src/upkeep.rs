@@ -2,7 +2,7 @@
 
 use crate::codes::code;
 use crate::{Backend, Harness, T0, at, committed, principal, session_of, token};
-use sesame_core::PrincipalId;
+use sesame_core::{PrincipalId, StoreError};
 use sesame_credentials::{LoginAttempt, LoginType, SweepBefore, Swept};
 use sesame_events::{Actor, Envelope};
 use uuid::Uuid;
@@ -228,4 +228,13 @@ pub async fn pending_events_are_claimed_oldest_first<S: Backend>(h: &Harness<S>)
     let all: Vec<_> = events.iter().map(|e| e.id).collect();
     s.mark_published(&all, at(1)).await.unwrap();
     assert!(s.pending(10).await.unwrap().is_empty());
+}
+
+/// A store answers `ping` while its database does, and reports itself
+/// unavailable once it does not (here: its pools closed).
+pub async fn ping_tells_whether_the_database_answers<S: Backend>(h: &Harness<S>) {
+    h.store.ping().await.unwrap();
+    h.db.close().await;
+    let err = h.store.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }

@@ -81,6 +81,7 @@ on_every_backend!(
     upkeep::a_sweep_removes_only_what_ended,
     upkeep::outbox_rows_appear_on_commit_and_leave_when_published,
     upkeep::pending_events_are_claimed_oldest_first,
+    upkeep::ping_tells_whether_the_database_answers,
 );
 
 /// Both backends' migrations build the same tables with the same columns,

@@ -159,35 +159,39 @@ fn serve_with_no_configuration_prepares_its_data_and_stops_on_sigterm() {
     assert!(terminate(child).success());
 }
 
+/// Starts `cmd`, which asks for port 0, with cheap hashing; returns once the
+/// server said which port it bound (not the default) and answers there.
+fn serve_on_any_port(cmd: &mut Command) -> Child {
+    let mut child = cmd
+        .env("SESAME_ARGON2__MEMORY_KIB", "1024")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = wait_listening(&listening_on(child.stdout.take().unwrap(), None).0);
+    assert_ne!(addr.port(), 8080);
+    wait_until_live(&mut child, addr);
+    child
+}
+
 #[test]
 fn flags_and_environment_choose_address_and_data_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let flag_dir = tmp.path().join("by-flag");
-    let mut child = sesame()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&flag_dir)
-        .env("SESAME_ARGON2__MEMORY_KIB", "1024")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = wait_listening(&listening_on(child.stdout.take().unwrap(), None).0);
-    assert_ne!(addr.port(), 8080);
-    wait_until_live(&mut child, addr);
+    let child = serve_on_any_port(
+        sesame()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&flag_dir),
+    );
     assert!(flag_dir.join("sesame.db").exists());
     assert!(terminate(child).success());
 
     let env_dir = tmp.path().join("by-env");
-    let mut child = sesame()
-        .arg("serve")
-        .env("SESAME_LISTEN", "127.0.0.1:0")
-        .env("SESAME_DATA_DIR", &env_dir)
-        .env("SESAME_ARGON2__MEMORY_KIB", "1024")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = wait_listening(&listening_on(child.stdout.take().unwrap(), None).0);
-    assert_ne!(addr.port(), 8080);
-    wait_until_live(&mut child, addr);
+    let child = serve_on_any_port(
+        sesame()
+            .arg("serve")
+            .env("SESAME_LISTEN", "127.0.0.1:0")
+            .env("SESAME_DATA_DIR", &env_dir),
+    );
     assert!(env_dir.join("master.key").exists());
     // Ctrl-C stops it as gracefully as SIGTERM.
     assert!(stop_with(child, Signal::INT).success());
