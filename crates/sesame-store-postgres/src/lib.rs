@@ -85,16 +85,7 @@ fn pg_tx(tx: &mut dyn Tx) -> Result<&mut PgTx, StoreError> {
 
 /// Maps a driver error to a store error without leaking driver text to clients.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
-    match err {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            constraint: db.constraint().unwrap_or("unique").to_owned(),
-        },
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict {
-            constraint: "foreign_key".into(),
-        },
-        other => StoreError::driver(other),
-    }
+    sesame_store_sql::store_error(err, |db| db.constraint().unwrap_or("unique").to_owned())
 }
 
 /// Parses a connection string and applies the settings. `search_path` names

@@ -101,6 +101,27 @@ fn decode_error(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} {value}").into())
 }
 
+/// A driver error as a store error, without driver text for clients: a
+/// missing row, a conflict named by `unique_name` (each driver names the
+/// violated unique index its own way) or on a foreign key, or the store
+/// unavailable with the driver's error as the cause.
+pub fn store_error(
+    err: sqlx::Error,
+    unique_name: impl FnOnce(&dyn sqlx::error::DatabaseError) -> String,
+) -> sesame_core::StoreError {
+    use sesame_core::StoreError;
+    match err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            constraint: unique_name(db.as_ref()),
+        },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict {
+            constraint: "foreign_key".into(),
+        },
+        other => StoreError::driver(other),
+    }
+}
+
 /// A row of `principals`.
 pub fn principal(row: &impl Columns) -> Result<Principal> {
     Ok(Principal {

@@ -77,25 +77,19 @@ pub(crate) fn foreign() -> StoreError {
     StoreError::unavailable("transaction belongs to another backend")
 }
 
-/// Maps a driver error to a store error without leaking driver text to clients.
+/// Maps a driver error to a store error without leaking driver text to
+/// clients. SQLite names a violated unique index by its columns in the
+/// message, not by its name.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
-    match err {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let msg = db.message();
-            let constraint = if msg.contains("login_methods.login_type") {
-                LOGIN_IDENTIFIER_UNIQUE.to_owned()
-            } else {
-                db.constraint()
-                    .map_or_else(|| msg.to_owned(), str::to_owned)
-            };
-            StoreError::Conflict { constraint }
+    sesame_store_sql::store_error(err, |db| {
+        let msg = db.message();
+        if msg.contains("login_methods.login_type") {
+            LOGIN_IDENTIFIER_UNIQUE.to_owned()
+        } else {
+            db.constraint()
+                .map_or_else(|| msg.to_owned(), str::to_owned)
         }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Conflict {
-            constraint: "foreign_key".into(),
-        },
-        other => StoreError::driver(other),
-    }
+    })
 }
 
 impl SqliteStore {
