@@ -52,10 +52,8 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/openapi.yaml", get(routes::openapi))
         .route("/health/live", get(routes::live))
         .route("/health/ready", get(routes::ready))
-        .route_layer(axum::middleware::from_fn(trace::record_route))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(axum::middleware::map_response(no_store))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(Arc::new(proxies)))
         .layer(CatchPanicLayer::custom(
@@ -63,18 +61,6 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
                 ApiError(Error::internal("handler panicked")).into_response()
             },
         ))
-        .layer(axum::middleware::from_fn(trace::span_per_request))
+        .layer(trace::EdgeLayer)
         .with_state(app)
-}
-
-/// Responses of the API carry tokens, codes and account data: no cache may
-/// keep them. The key set and the OpenAPI document stay cacheable.
-async fn no_store(uri: axum::http::Uri, mut response: Response) -> Response {
-    if uri.path().starts_with("/v1/") {
-        response.headers_mut().insert(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        );
-    }
-    response
 }

@@ -1,13 +1,20 @@
-//! One span per request: method, route template, status, latency and a
-//! request id, which every log line of the request carries and which the
-//! response echoes as `x-request-id`.
+//! What every request and response passes through on its way in and out: a
+//! span per request (method, route template, status, latency and a request
+//! id, which every log line of the request carries and which the response
+//! echoes as `x-request-id`), and `Cache-Control: no-store` on the API.
+//!
+//! Written as a plain tower service rather than `middleware::from_fn`: it is
+//! on the path of every request, and a named future costs no allocation.
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
-use axum::middleware::Next;
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
-use tracing::Instrument;
+use tower::{Layer, Service};
 
 /// The header that carries the request id, in and out.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -40,41 +47,112 @@ fn new_request_id() -> String {
     format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The outermost layer: opens the request's span and closes it with the
-/// status and latency.
-pub(crate) async fn span_per_request(request: Request, next: Next) -> Response {
-    let id = request_id(&request);
-    let span = tracing::info_span!(
-        "request",
-        method = request.method().as_str(),
-        route = tracing::field::Empty,
-        request_id = %id,
-        principal_id = tracing::field::Empty,
-        status = tracing::field::Empty,
-        latency_us = tracing::field::Empty,
-    );
-    let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    // Recorded on the span only when its closing line is logged: each record
-    // re-formats the span's fields, on every request.
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        span.record("status", status);
-        span.record("latency_us", latency_us);
-        span.in_scope(|| tracing::debug!(status, latency_us, "request finished"));
+/// The outermost layer of every route (and of the fallback). Axum applies
+/// `Router::layer` after routing, so the route template is already known.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct EdgeLayer;
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner }
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
-    response
 }
 
-/// Inside routing, where the route is known: names it on the request's span
-/// by its template (`/v1/me/sessions/{id}`), never the path itself.
-pub(crate) async fn record_route(request: Request, next: Next) -> Response {
-    if let Some(route) = request.extensions().get::<MatchedPath>() {
-        tracing::Span::current().record("route", route.as_str());
+#[derive(Clone)]
+pub(crate) struct Edge<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
     }
-    next.run(request).await
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let id = request_id(&request);
+        // The route by its template (`/v1/me/sessions/{id}`), never the path.
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        let span = tracing::info_span!(
+            "request",
+            method = request.method().as_str(),
+            route,
+            request_id = %id,
+            principal_id = tracing::field::Empty,
+            status = tracing::field::Empty,
+            latency_us = tracing::field::Empty,
+        );
+        let api = request.uri().path().starts_with("/v1/");
+        let inner = span.in_scope(|| self.inner.call(request));
+        EdgeFuture {
+            inner,
+            span,
+            id: Some(id),
+            api,
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project! {
+    pub(crate) struct EdgeFuture<F> {
+        #[pin]
+        inner: F,
+        span: tracing::Span,
+        id: Option<String>,
+        api: bool,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = this.span.enter();
+            ready!(this.inner.poll(cx))
+        };
+        let mut response = match result {
+            Ok(response) => response,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let status = response.status().as_u16();
+        // Recorded on the span only when its closing line is logged: each
+        // record re-formats the span's fields, on every request.
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let latency_us = u64::try_from(this.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            this.span.record("status", status);
+            this.span.record("latency_us", latency_us);
+            this.span
+                .in_scope(|| tracing::debug!(status, latency_us, "request finished"));
+        }
+        let headers = response.headers_mut();
+        if let Some(id) = this.id.take()
+            && let Ok(value) = HeaderValue::try_from(id)
+        {
+            headers.insert(REQUEST_ID, value);
+        }
+        // Responses of the API carry tokens, codes and account data: no cache
+        // may keep them. The key set and the OpenAPI document stay cacheable.
+        if *this.api {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        Poll::Ready(Ok(response))
+    }
 }
