@@ -22,24 +22,24 @@ impl App {
     pub(crate) async fn me_of(&self, id: PrincipalId, kind: &str) -> Result<MeView, Error> {
         let stores = &self.0.stores;
         // Independent reads, at once: on a networked database the view costs
-        // one round trip instead of four.
-        let (profile, logins, password, principal) = tokio::join!(
+        // one round trip per domain.
+        let (profile, credentials) = tokio::join!(
             stores.profiles.get_profile(id),
-            stores.logins.list_login_methods(id),
-            stores.passwords.get_password(id),
-            stores.principals.get_principal(id),
+            stores.principals.credential_summary(id),
         );
-        let (profile, logins) = (profile?, logins?);
-        let has_password = password?.is_some();
-        let password_removed_at = principal?.password_removed_at;
+        let (profile, credentials) = (profile?, credentials?);
         Ok(MeView {
             id,
             kind: kind.to_owned(),
             created_at: profile.created_at,
             profile,
-            logins: logins.into_iter().map(LoginView::from).collect(),
-            has_password,
-            password_removed_at,
+            logins: credentials
+                .logins
+                .into_iter()
+                .map(LoginView::from)
+                .collect(),
+            has_password: credentials.has_password,
+            password_removed_at: credentials.password_removed_at,
             mfa: MfaView { totp: false },
         })
     }

@@ -14,7 +14,9 @@ pub mod tokens;
 pub use codes::{CodeBook, CodePurpose, VerificationCode};
 pub use keys::{KeyRing, SigningKeyRecord};
 pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
-pub use model::{AuditEntry, LoginAttempt, LoginMethod, Principal, RefreshToken, Session};
+pub use model::{
+    AuditEntry, CredentialSummary, LoginAttempt, LoginMethod, Principal, RefreshToken, Session,
+};
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{

@@ -45,6 +45,18 @@ impl Principal {
     }
 }
 
+/// What a principal has to prove who they are, read at once for the account
+/// view: its login methods, oldest first, and its password state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialSummary {
+    /// Every login method, oldest first.
+    pub logins: Vec<LoginMethod>,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// When a password was last removed by a reclaim.
+    pub password_removed_at: Option<OffsetDateTime>,
+}
+
 /// One way to sign in: a `(login_type, identifier)` row owned by a principal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginMethod {

@@ -4,8 +4,8 @@
 use crate::keys::SigningKeyRecord;
 use crate::seal::Sealed;
 use crate::{
-    AuditEntry, CodePurpose, LoginAttempt, LoginMethod, LoginType, Principal, RefreshToken,
-    Session, VerificationCode,
+    AuditEntry, CodePurpose, CredentialSummary, LoginAttempt, LoginMethod, LoginType, Principal,
+    RefreshToken, Session, VerificationCode,
 };
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
@@ -27,6 +27,10 @@ pub trait PrincipalStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Reads a principal.
     async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError>;
+    /// Reads a principal's login methods and password state in one statement
+    /// (one round trip on a networked database); `NotFound` when there is no
+    /// such principal.
+    async fn credential_summary(&self, id: PrincipalId) -> Result<CredentialSummary, StoreError>;
     /// Records a successful sign-in: clears the failure count and any lock.
     /// With `claimed` (the attempt number its claim returned), only while no
     /// other attempt reached the principal since: false, and nothing written,

@@ -2,7 +2,7 @@
 
 use crate::{Backend, Harness, T0, at, committed, login, principal};
 use sesame_core::{PrincipalId, StoreError};
-use sesame_credentials::{LOGIN_IDENTIFIER_UNIQUE, LoginAttempt, LoginType};
+use sesame_credentials::{CredentialSummary, LOGIN_IDENTIFIER_UNIQUE, LoginAttempt, LoginType};
 use uuid::Uuid;
 
 /// A principal reads back as written; an unknown one is `NotFound`.
@@ -11,6 +11,59 @@ pub async fn principals_read_back<S: Backend>(h: &Harness<S>) {
     let p = principal(s).await;
     assert_eq!(s.get_principal(p.id).await.unwrap(), p);
     let err = s.get_principal(PrincipalId::new()).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+/// The summary of a principal's credentials is what the separate reads say:
+/// no login and no password at first, then every login oldest first (and only
+/// its own), the password, and the time a reclaim removed it.
+pub async fn credential_summaries_agree_with_the_separate_reads<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let p = principal(s).await;
+    let other = principal(s).await;
+    let empty = s.credential_summary(p.id).await.unwrap();
+    assert_eq!(
+        empty,
+        CredentialSummary {
+            logins: vec![],
+            has_password: false,
+            password_removed_at: None
+        }
+    );
+    let email = login(p.id, LoginType::Email, "summary@example.com");
+    let name = login(p.id, LoginType::Username, "summary");
+    committed(s, async |tx| {
+        // Inserted newest first: the summary still lists the oldest first.
+        s.insert_login_method(tx, &name).await.unwrap();
+        s.insert_login_method(tx, &email).await.unwrap();
+        let theirs = login(other.id, LoginType::Username, "someone-else");
+        s.insert_login_method(tx, &theirs).await.unwrap();
+        s.set_password(tx, p.id, "$argon2id$one", at(1))
+            .await
+            .unwrap();
+    })
+    .await;
+    let full = s.credential_summary(p.id).await.unwrap();
+    assert_eq!(full.logins, s.list_login_methods(p.id).await.unwrap());
+    assert_eq!(
+        full.logins.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [email.id, name.id]
+    );
+    assert!(full.has_password);
+    assert_eq!(full.password_removed_at, None);
+
+    committed(s, async |tx| {
+        assert!(s.remove_password(tx, p.id, at(2)).await.unwrap());
+    })
+    .await;
+    let reclaimed = s.credential_summary(p.id).await.unwrap();
+    assert_eq!(
+        (reclaimed.has_password, reclaimed.password_removed_at),
+        (false, Some(at(2)))
+    );
+    assert_eq!(reclaimed.logins.len(), 2);
+
+    let err = s.credential_summary(PrincipalId::new()).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 

@@ -49,6 +49,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     credentials::principals_read_back,
+    credentials::credential_summaries_agree_with_the_separate_reads,
     credentials::sign_in_attempts_are_claimed,
     credentials::racing_claims_count_once,
     credentials::login_attempts_are_appended,

@@ -9,7 +9,7 @@ macro_rules! __credential_stores {
             use ::async_trait::async_trait;
             use ::sesame_core::{PrincipalId, StoreError, Tx};
             use ::sesame_credentials::{
-                LoginAttempt, LoginAttemptStore, LoginMethod, LoginMethodStore, LoginType,
+                CredentialSummary, LoginAttempt, LoginAttemptStore, LoginMethod, LoginMethodStore, LoginType,
                 PasswordStore, Principal, PrincipalStore,
             };
             use ::time::OffsetDateTime;
@@ -66,6 +66,40 @@ macro_rules! __credential_stores {
                         .await
                         .map_err(Self::store_err)?;
                     $crate::principal(&row).map_err(Self::store_err)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn credential_summary(&self, id: PrincipalId) -> Result<CredentialSummary, StoreError> {
+                    // One row per login method (one with NULL login columns
+                    // when there is none), each carrying the password state.
+                    let rows = ::sqlx::query(
+                        "SELECT p.password_removed_at AS account_password_removed_at,
+                                CAST(EXISTS (SELECT 1 FROM passwords w WHERE w.principal_id = p.id) AS BOOLEAN)
+                                    AS account_has_password,
+                                m.*
+                         FROM principals p LEFT JOIN login_methods m ON m.principal_id = p.id
+                         WHERE p.id = $1 ORDER BY m.id",
+                    )
+                    .bind(id.0)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(Self::store_err)?;
+                    let first = rows.first().ok_or(StoreError::NotFound)?;
+                    let read = || -> Result<CredentialSummary, ::sqlx::Error> {
+                        use $crate::Columns as _;
+                        let mut logins = Vec::with_capacity(rows.len());
+                        for row in &rows {
+                            if ::sqlx::Row::try_get::<Option<Uuid>, _>(row, "id")?.is_some() {
+                                logins.push($crate::login_method(row)?);
+                            }
+                        }
+                        Ok(CredentialSummary {
+                            logins,
+                            has_password: first.flag("account_has_password")?,
+                            password_removed_at: first.opt_time("account_password_removed_at")?,
+                        })
+                    };
+                    read().map_err(Self::store_err)
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
