@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Backends side by side, all figures from one run: sign-in and /v1/me on
-# SQLite, on PostgreSQL (over TCP, and over its Unix socket when it has one
-# here), and on two instances sharing PostgreSQL; then sign-in
+# SQLite, on PostgreSQL, and on two instances sharing PostgreSQL; /v1/me on
+# PostgreSQL by transport (TCP with TLS as negotiated, TCP without TLS, the
+# Unix socket when it has one here); then sign-in
 # latency with 1,000 against 1,000,000 users in the database (seeded in bulk by
 # SQL, never through the hasher), on both backends.
 # Usage: bench/backends.sh [seconds-per-scenario]   (prints Markdown)
@@ -56,7 +57,7 @@ start() { # port data-dir [database-url] -> pid in $LAST_PID
         SESAME_RATE_LIMITS__PER_IDENTIFIER__LIMIT=100000000 SESAME_RATE_LIMITS__PER_IP__LIMIT=100000000
         SESAME_RATE_LIMITS__REGISTER__PER_IP__LIMIT=100000000
         SESAME_RATE_LIMITS__REGISTER__PER_IDENTIFIER__LIMIT=100000000)
-    [ -n "$url" ] && env+=(SESAME_DATABASE_URL="$url" SESAME_POSTGRES__MAX_CONNECTIONS=32)
+    [ -n "$url" ] && env+=(SESAME_DATABASE_URL="$url" SESAME_POSTGRES__MAX_CONNECTIONS=${PG_POOL:-32})
     env "${env[@]}" "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$dir" >>"$WORK/server.log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
@@ -102,15 +103,46 @@ single() { # label database-url
     echo "$label sign_in $(wrk_run sign_in 4 bench/sign_in.lua http://127.0.0.1:18301/v1/sessions)" >>"$RESULTS"
     stop_all
 }
+# The connection string as given: over TCP, sqlx (like libpq) negotiates TLS
+# when the server offers it (sslmode=prefer), as Debian's PostgreSQL does.
 single sqlite ""
 single postgres "$(new_pg_db one)"
-SOCKET_DIR=${BENCH_POSTGRES_SOCKET_DIR:-/var/run/postgresql}
 BACKENDS="sqlite postgres"
+
+# --- /v1/me by transport -----------------------------------------------------------
+# One server per transport, all running at once on databases of their own:
+# TCP as negotiated (TLS when offered), TCP without TLS, the Unix socket.
+# Short wrk runs in turn, the order rotating each round, so that every
+# transport sees the same machine noise; the figures are medians of the rounds.
+# Pools of 24, so that the three stay within PostgreSQL's default 100 connections.
+SOCKET_DIR=${BENCH_POSTGRES_SOCKET_DIR:-/var/run/postgresql}
+ROUNDS_ME=${BENCH_TRANSPORT_ROUNDS:-7}
+with_param() { case $1 in *\?*) echo "$1&$2" ;; *) echo "$1?$2" ;; esac; }
+TRANSPORTS=(tcp_as_negotiated tcp_without_tls)
+URLS=("$(new_pg_db tls)" "$(with_param "$(new_pg_db plain)" sslmode=disable)")
 if [ -S "$SOCKET_DIR/.s.PGSQL.5432" ]; then
     SOCKET_DB=$(new_pg_db socket)
-    single postgres_unix_socket "postgres://postgres@localhost/${SOCKET_DB##*/}?host=$SOCKET_DIR"
-    BACKENDS="$BACKENDS postgres_unix_socket"
+    TRANSPORTS+=(unix_socket)
+    URLS+=("postgres://postgres@localhost/${SOCKET_DB##*/}?host=$SOCKET_DIR")
 fi
+TOKENS=()
+for i in "${!TRANSPORTS[@]}"; do
+    PG_POOL=24 start $((18311 + i)) "$WORK/transport-$i" "${URLS[$i]}"
+    TOKENS+=("$(register $((18311 + i)) "$BENCH_EMAIL")")
+done
+TLS_SEEN=$(psql -tA "$PG_URL" -c "SELECT string_agg(DISTINCT a.datname || '=' || s.ssl, ' ' ORDER BY a.datname || '=' || s.ssl)
+    FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname LIKE 'bench_%'")
+: >"$WORK/transport"
+echo "wrk: /v1/me by transport, $ROUNDS_ME rounds" >&2
+for r in $(seq 0 $((ROUNDS_ME - 1))); do
+    n=${#TRANSPORTS[@]}
+    for k in $(seq 0 $((n - 1))); do
+        i=$(( (r + k) % n ))
+        echo "${TRANSPORTS[$i]} $(wrk_run me 32 "$WORK/empty.lua" "http://127.0.0.1:$((18311 + i))/v1/me" \
+            -H "Authorization: Bearer ${TOKENS[$i]}")" >>"$WORK/transport"
+    done
+done
+stop_all
 
 # Two instances on one database: one wrk per instance at once, half the
 # connections each; the figures are the sums (rps) and the worse (latency).
@@ -242,6 +274,19 @@ for backend in $BACKENDS postgres_x2; do
             "$(get $backend $s 1)" "$(get $backend $s 2)" "$(get $backend $s 3)" "$(get $backend $s 4)" \
             "$(ratio "$(get $backend $s 1)" "$(get sqlite $s 1)")"
     done
+done
+echo
+echo "\`/v1/me\` on PostgreSQL by transport: median of $ROUNDS_ME runs of ${DURATION} s each, in turn (TLS per connection seen by the server: $TLS_SEEN)"
+echo
+echo "| transport | requests/s (median) | lowest | highest | vs Unix socket |"
+echo "|---|---|---|---|---|"
+median_of() { awk -v t="$1" '$1 == t { print $2 }' "$WORK/transport" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for t in "${TRANSPORTS[@]}"; do
+    lo=$(awk -v t="$t" '$1 == t { print $2 }' "$WORK/transport" | sort -n | head -1)
+    hi=$(awk -v t="$t" '$1 == t { print $2 }' "$WORK/transport" | sort -n | tail -1)
+    vs="-"
+    [[ " ${TRANSPORTS[*]} " == *" unix_socket "* ]] && vs=$(ratio "$(median_of "$t")" "$(median_of unix_socket)")
+    printf '| %s | %s | %s | %s | %s |\n' "$t" "$(median_of "$t")" "$lo" "$hi" "$vs"
 done
 echo
 echo "| backend | users | sign-in median ms | users | sign-in median ms | ratio |"
