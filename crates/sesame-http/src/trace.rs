@@ -100,7 +100,8 @@ where
             span,
             id: Some(id),
             api,
-            started: Instant::now(),
+            // Read only for the closing line, which only `debug` writes.
+            started: tracing::enabled!(tracing::Level::DEBUG).then(Instant::now),
         }
     }
 }
@@ -112,7 +113,7 @@ pin_project! {
         span: tracing::Span,
         id: Option<String>,
         api: bool,
-        started: Instant,
+        started: Option<Instant>,
     }
 }
 
@@ -135,8 +136,8 @@ where
         let status = response.status().as_u16();
         // Recorded on the span only when its closing line is logged: each
         // record re-formats the span's fields, on every request.
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            let latency_us = u64::try_from(this.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Some(started) = this.started {
+            let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             this.span.record("status", status);
             this.span.record("latency_us", latency_us);
             this.span

@@ -89,7 +89,7 @@ macro_rules! __credential_stores {
                         use $crate::Columns as _;
                         let mut logins = Vec::with_capacity(rows.len());
                         for row in &rows {
-                            if ::sqlx::Row::try_get::<Option<Uuid>, _>(row, "id")?.is_some() {
+                            if row.opt_uuid("id")?.is_some() {
                                 logins.push($crate::login_method(row)?);
                             }
                         }
