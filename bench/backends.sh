@@ -117,9 +117,8 @@ BACKENDS="sqlite postgres"
 # Pools of 24, so that the three stay within PostgreSQL's default 100 connections.
 SOCKET_DIR=${BENCH_POSTGRES_SOCKET_DIR:-/var/run/postgresql}
 ROUNDS_ME=${BENCH_TRANSPORT_ROUNDS:-7}
-with_param() { case $1 in *\?*) echo "$1&$2" ;; *) echo "$1?$2" ;; esac; }
 TRANSPORTS=(tcp_as_negotiated tcp_without_tls)
-URLS=("$(new_pg_db tls)" "$(with_param "$(new_pg_db plain)" sslmode=disable)")
+URLS=("$(new_pg_db tls)" "$(new_pg_db plain)?sslmode=disable")
 if [ -S "$SOCKET_DIR/.s.PGSQL.5432" ]; then
     SOCKET_DB=$(new_pg_db socket)
     TRANSPORTS+=(unix_socket)
@@ -280,13 +279,17 @@ echo "\`/v1/me\` on PostgreSQL by transport: median of $ROUNDS_ME runs of ${DURA
 echo
 echo "| transport | requests/s (median) | lowest | highest | vs Unix socket |"
 echo "|---|---|---|---|---|"
-median_of() { awk -v t="$1" '$1 == t { print $2 }' "$WORK/transport" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+transport_stats() { # transport -> "median lowest highest" of its rounds
+    awk -v t="$1" '$1 == t { print $2 }' "$WORK/transport" | sort -n |
+        awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)], a[1], a[NR] }'
+}
+SOCKET_MEDIAN=""
+[[ " ${TRANSPORTS[*]} " == *" unix_socket "* ]] && read -r SOCKET_MEDIAN _ < <(transport_stats unix_socket)
 for t in "${TRANSPORTS[@]}"; do
-    lo=$(awk -v t="$t" '$1 == t { print $2 }' "$WORK/transport" | sort -n | head -1)
-    hi=$(awk -v t="$t" '$1 == t { print $2 }' "$WORK/transport" | sort -n | tail -1)
+    read -r median lo hi < <(transport_stats "$t")
     vs="-"
-    [[ " ${TRANSPORTS[*]} " == *" unix_socket "* ]] && vs=$(ratio "$(median_of "$t")" "$(median_of unix_socket)")
-    printf '| %s | %s | %s | %s | %s |\n' "$t" "$(median_of "$t")" "$lo" "$hi" "$vs"
+    [ -n "$SOCKET_MEDIAN" ] && vs=$(ratio "$median" "$SOCKET_MEDIAN")
+    printf '| %s | %s | %s | %s | %s |\n' "$t" "$median" "$lo" "$hi" "$vs"
 done
 echo
 echo "| backend | users | sign-in median ms | users | sign-in median ms | ratio |"
