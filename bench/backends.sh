@@ -6,6 +6,7 @@
 # latency with 1,000 against 1,000,000 users in the database (seeded in bulk by
 # SQL, never through the hasher), on both backends.
 # Usage: bench/backends.sh [seconds-per-scenario]   (prints Markdown)
+# BENCH_BIN=path measures that binary instead of building target/release/sesame.
 # Needs PostgreSQL at BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 # psql and sqlite3.
 set -euo pipefail
@@ -28,8 +29,12 @@ fi
 for tool in psql sqlite3; do
     command -v $tool >/dev/null || { echo "bench/backends.sh needs $tool" >&2; exit 1; }
 done
-cargo build --release -p sesame >&2
-BIN=$PWD/target/release/sesame
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$(realpath "$BENCH_BIN")
+else
+    cargo build --release -p sesame >&2
+    BIN=$PWD/target/release/sesame
+fi
 WORK=$(mktemp -d)
 PIDS=()
 DBS=()
