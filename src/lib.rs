@@ -442,6 +442,14 @@ impl Raw {
         }
     }
 
+    /// `DELETE path` with a JSON body.
+    pub fn delete(path: &str, body: Value) -> Self {
+        Self {
+            method: "DELETE",
+            ..Self::post(path, body)
+        }
+    }
+
     /// Adds a header line (repeated names make repeated lines).
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -513,6 +521,28 @@ fn parse_response(bytes: &[u8]) -> Resp {
         headers: map,
         body,
     }
+}
+
+/// The Python that can import `modules` (comma-separated; `scripts/test`
+/// prepares one in a virtual environment and names it in
+/// `SESAME_TEST_PYTHON`), or `None` with a message when it cannot outside CI.
+pub fn python_with(modules: &str) -> Option<std::path::PathBuf> {
+    use std::process::{Command, Stdio};
+    let python = std::env::var_os("SESAME_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(python);
+    }
+    let msg = format!("{modules} missing: run the suite with scripts/test, which installs them");
+    assert!(!in_ci(), "{msg}");
+    eprintln!("skipping: {msg}");
+    None
 }
 
 /// The first run of exactly six digits in a message.

@@ -11,6 +11,7 @@ mod legacy;
 mod lockout;
 mod logins;
 mod me;
+mod mfa;
 mod overload;
 mod password;
 mod races;

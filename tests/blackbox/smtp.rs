@@ -4,7 +4,7 @@ use serde_json::json;
 use sesame_delivery::{SmtpConfig, SmtpTls};
 use sesame_tests::{TestApp, extract_code};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,29 +23,8 @@ impl Drop for SmtpServer {
     }
 }
 
-/// The Python that has aiosmtpd (scripts/test prepares one), or `None` with a
-/// message when it is missing outside CI.
-fn python() -> Option<PathBuf> {
-    let python = std::env::var_os("SESAME_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "python3".into());
-    let ok = Command::new(&python)
-        .args(["-c", "import aiosmtpd, trustme"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    let msg =
-        "aiosmtpd or trustme is missing: run the suite with scripts/test, which installs them";
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("skipping: {msg}");
-    None
-}
-
 pub(crate) fn start(user: Option<(&str, &str)>, starttls: bool) -> Option<SmtpServer> {
-    let python = python()?;
+    let python = sesame_tests::python_with("aiosmtpd, trustme")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -27,7 +27,14 @@ pub(crate) async fn load_or_create(
             .signing_keys
             .insert_signing_key(tx.as_mut(), &record)
             .await?;
-        audit(tx.as_mut(), stores, "signing_key.created", &record.kid, now).await?;
+        audit(
+            tx.as_mut(),
+            stores,
+            "signing_key.created",
+            serde_json::json!({ "kid": record.kid }),
+            now,
+        )
+        .await?;
         stores.db.commit(tx).await?;
         tracing::info!(kid = %record.kid, "generated the first signing key");
         records.push(record);
@@ -39,7 +46,7 @@ async fn audit(
     tx: &mut dyn Tx,
     stores: &Stores,
     event: &str,
-    kid: &str,
+    data: serde_json::Value,
     now: OffsetDateTime,
 ) -> Result<(), Error> {
     let entry = AuditEntry {
@@ -48,7 +55,7 @@ async fn audit(
         event: event.to_owned(),
         ip: None,
         user_agent: None,
-        data: serde_json::json!({ "kid": kid }),
+        data,
         at: now,
     };
     stores.audit.append_audit(tx, &entry).await?;
@@ -98,7 +105,14 @@ pub async fn rotate_signing_key(
             .retire_signing_key(tx.as_mut(), kid, *at)
             .await?;
     }
-    audit(tx.as_mut(), stores, "signing_key.rotated", &record.kid, now).await?;
+    audit(
+        tx.as_mut(),
+        stores,
+        "signing_key.rotated",
+        serde_json::json!({ "kid": record.kid }),
+        now,
+    )
+    .await?;
     stores.db.commit(tx).await?;
     Ok(Rotation {
         kid: record.kid,
@@ -107,33 +121,65 @@ pub async fn rotate_signing_key(
     })
 }
 
-/// Seals every signing key under the current master key (opening each with
-/// whichever configured key sealed it); returns how many were re-sealed.
-pub async fn reseal_signing_keys(
+/// What a master-key rotation sealed again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resealed {
+    /// Signing keys.
+    pub signing_keys: usize,
+    /// Secrets of the server (the backup-code hash key).
+    pub server_secrets: usize,
+    /// TOTP seeds.
+    pub totp_seeds: usize,
+}
+
+/// Seals every secret at rest under the current master key (opening each with
+/// whichever configured key sealed it), in one transaction: signing keys,
+/// server secrets and TOTP seeds.
+pub async fn reseal_secrets(
     stores: &Stores,
     master: &MasterKeys,
     now: OffsetDateTime,
-) -> Result<usize, Error> {
+) -> Result<Resealed, Error> {
     let records = stores.signing_keys.list_signing_keys().await?;
+    let secrets = stores.secrets.list_server_secrets().await?;
+    let seeds = stores.mfa.list_totp_seals().await?;
     let mut tx = stores.db.begin().await?;
-    let mut count = 0;
+    let mut done = Resealed::default();
     for record in &records {
         if let Some(sealed) = master.reseal(&record.private_key_sealed, record.kid.as_bytes())? {
             stores
                 .signing_keys
                 .reseal_signing_key(tx.as_mut(), &record.kid, &sealed)
                 .await?;
-            audit(
-                tx.as_mut(),
-                stores,
-                "signing_key.resealed",
-                &record.kid,
-                now,
-            )
-            .await?;
-            count += 1;
+            let data = serde_json::json!({ "kid": record.kid });
+            audit(tx.as_mut(), stores, "signing_key.resealed", data, now).await?;
+            done.signing_keys += 1;
         }
     }
+    for (name, sealed) in &secrets {
+        if let Some(resealed) = master.reseal(sealed, &crate::mfa::secret_context(name))? {
+            stores
+                .secrets
+                .reseal_server_secret(tx.as_mut(), name, &resealed)
+                .await?;
+            let data = serde_json::json!({ "name": name });
+            audit(tx.as_mut(), stores, "server_secret.resealed", data, now).await?;
+            done.server_secrets += 1;
+        }
+    }
+    for (principal, sealed) in &seeds {
+        if let Some(resealed) = master.reseal(sealed, principal.0.as_bytes())? {
+            stores
+                .mfa
+                .reseal_totp(tx.as_mut(), *principal, &sealed.key_id, &resealed)
+                .await?;
+            done.totp_seeds += 1;
+        }
+    }
+    if done.totp_seeds > 0 {
+        let data = serde_json::json!({ "count": done.totp_seeds });
+        audit(tx.as_mut(), stores, "totp_seeds.resealed", data, now).await?;
+    }
     stores.db.commit(tx).await?;
-    Ok(count)
+    Ok(done)
 }

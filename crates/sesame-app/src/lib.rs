@@ -10,6 +10,7 @@ pub mod import;
 pub mod keys;
 mod logins;
 mod me;
+mod mfa;
 mod outgoing;
 mod password;
 mod proof;
@@ -29,8 +30,9 @@ use sesame_core::{
 };
 use sesame_credentials::{
     AccessClaims, AuditStore, CodeBook, ImportStore, KeyRing, LoginAttemptStore, LoginMethodStore,
-    MasterKeys, NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore, RetentionStore,
-    SessionStore, SigningKeyStore, VerificationCodeStore,
+    MasterKeys, MfaStore, NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore,
+    RetentionStore, ServerSecretStore, SessionStore, SigningKeyStore, VerificationCodeStore,
+    mfa::BackupCodeHasher,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
@@ -45,8 +47,9 @@ pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use reauth::{Reauthenticate, Reauthenticated};
 pub use retention::RetentionPolicy;
 pub use views::{
-    LoginView, MeView, PrincipalRef, RefreshRequest, RegisterRequest, Registered, SessionGrant,
-    SessionView, SignInRequest,
+    BackupCodes, LoginView, MeView, MfaChallengeView, MfaVerify, PrincipalRef, RefreshRequest,
+    RegisterRequest, Registered, SessionGrant, SessionView, SignInRequest, SignedIn, TotpCode,
+    TotpEnrolment,
 };
 
 /// Every store the flows need, each behind its trait.
@@ -66,6 +69,10 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// Signing keys.
     pub signing_keys: Arc<dyn SigningKeyStore>,
+    /// Second factors and their challenges.
+    pub mfa: Arc<dyn MfaStore>,
+    /// Secrets of the server itself.
+    pub secrets: Arc<dyn ServerSecretStore>,
     /// Audit log.
     pub audit: Arc<dyn AuditStore>,
     /// Outbox.
@@ -97,6 +104,8 @@ impl Stores {
             + PasswordStore
             + SessionStore
             + SigningKeyStore
+            + MfaStore
+            + ServerSecretStore
             + AuditStore
             + OutboxStore
             + VerificationCodeStore
@@ -114,6 +123,8 @@ impl Stores {
             passwords: backend.clone(),
             sessions: backend.clone(),
             signing_keys: backend.clone(),
+            mfa: backend.clone(),
+            secrets: backend.clone(),
             audit: backend.clone(),
             outbox: backend.clone(),
             codes: backend.clone(),
@@ -163,6 +174,12 @@ pub struct Settings {
     /// How recently a session must have proved itself for sensitive changes
     /// (a first password, binding and unbinding login methods).
     pub reauth_window: Duration,
+    /// The issuer authenticator apps show beside a TOTP factor.
+    pub totp_issuer: String,
+    /// How long a first factor's challenge waits for the second.
+    pub mfa_challenge_ttl: Duration,
+    /// Second-factor tries one challenge allows.
+    pub mfa_challenge_tries: i64,
 }
 
 impl Default for Settings {
@@ -183,6 +200,9 @@ impl Default for Settings {
             refresh_reuse_grace: Duration::seconds(10),
             retention: RetentionPolicy::default(),
             max_sessions_per_principal: 100,
+            totp_issuer: "Sesame".into(),
+            mfa_challenge_ttl: Duration::minutes(5),
+            mfa_challenge_tries: 5,
         }
     }
 }
@@ -237,6 +257,8 @@ struct Inner {
     failpoints: FailPoints,
     caches: Caches,
     codes: CodeBook,
+    /// Keys backup-code hashes; counts second-factor guesses.
+    backup: BackupCodeHasher,
     hashing_slots: Arc<brute_force::HashingSlots>,
     outgoing: outgoing::Outgoing,
 }
@@ -280,10 +302,12 @@ impl App {
             me: Cache::new(100_000, on),
         };
         let codes = CodeBook::new(master.current().derive("sesame/verification-codes/v1")?);
+        let backup = mfa::backup_hasher(&stores, &master, clock.now()).await?;
         let outgoing = outgoing::Outgoing::spawn(stores.codes.clone(), delivery);
         Ok(Self(Arc::new(Inner {
             caches,
             codes,
+            backup,
             outgoing,
             hashing_slots: Arc::default(),
             stores,

@@ -35,7 +35,7 @@ impl App {
         meta: &ClientMeta,
     ) -> Result<LoginView, Error> {
         let login = req.login.normalise(&self.0.settings.normalise, "login")?;
-        self.require_recent_proof(auth)?;
+        self.require_recent_proof(auth).await?;
         let now = self.0.clock.now();
         let record = match (login.login_type, req.code.as_deref()) {
             (LoginType::Username, None) => None,
@@ -101,7 +101,7 @@ impl App {
         id: Uuid,
         meta: &ClientMeta,
     ) -> Result<(), Error> {
-        self.require_recent_proof(auth)?;
+        self.require_recent_proof(auth).await?;
         let now = self.0.clock.now();
         let stores = &self.0.stores;
         let has_password = stores

@@ -40,7 +40,10 @@ impl App {
                 .collect(),
             has_password: credentials.has_password,
             password_removed_at: credentials.password_removed_at,
-            mfa: MfaView { totp: false },
+            mfa: MfaView {
+                totp: credentials.mfa.totp,
+                backup_codes_left: credentials.mfa.backup_codes_left,
+            },
         })
     }
 

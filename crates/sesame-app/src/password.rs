@@ -60,6 +60,7 @@ impl App {
         self.limit_ip(Action::ChangePassword, meta).await?;
         self.limit_principal(Action::ChangePassword, auth.principal_id)
             .await?;
+        self.require_second_factor(auth).await?;
         let _slot = self.hashing_slot(meta)?;
         let current = stores.passwords.get_password(auth.principal_id).await?;
         if let Some(hash) = &current {
@@ -71,7 +72,7 @@ impl App {
         } else {
             // Without a current password to check, only a recent proof stops a
             // stolen token from locking the owner out.
-            self.require_recent_proof(auth)?;
+            self.require_recent_proof(auth).await?;
         }
         let first = current.is_none();
         let topic = if first {

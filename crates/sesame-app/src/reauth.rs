@@ -37,8 +37,9 @@ pub struct Reauthenticated {
 
 impl App {
     /// Refuses with `403 reauthentication_required` unless the caller's session
-    /// proved itself within the window.
-    pub(crate) fn require_recent_proof(&self, auth: &AuthContext) -> Result<(), Error> {
+    /// proved itself within the window (see `require_recent_proof`, which
+    /// also asks for the second factor once one is enrolled).
+    pub(crate) fn require_recent_window(&self, auth: &AuthContext) -> Result<(), Error> {
         let now = self.0.clock.now();
         if now - auth.proven_at <= self.0.settings.reauth_window {
             return Ok(());

@@ -74,7 +74,7 @@ impl App {
     pub(crate) fn grant(
         &self,
         session: &Session,
-        refresh_token: String,
+        refresh_token: Option<String>,
         now: OffsetDateTime,
     ) -> Result<SessionGrant, Error> {
         let ttl = self.0.settings.access_token_ttl;
@@ -84,6 +84,7 @@ impl App {
             kind: session.principal_kind.clone(),
             sid: session.id.0,
             aal: session.aal.clone(),
+            amr: session.amr.clone(),
             iat: now.unix_timestamp(),
             exp: (now + ttl).unix_timestamp(),
             jti: Uuid::now_v7(),
@@ -108,7 +109,7 @@ impl App {
         new: NewSession,
         now: OffsetDateTime,
     ) -> Result<SessionGrant, Error> {
-        self.grant(&new.session, new.secret.token, now)
+        self.grant(&new.session, Some(new.secret.token), now)
     }
 
     /// Verifies an access token and checks that its session is still active.
@@ -214,7 +215,7 @@ impl App {
             // Another request used it first: a retry, or a reuse.
             return self.refresh_again(&stored, now, &session, meta, now).await;
         }
-        self.grant(&session, secret.token, now)
+        self.grant(&session, Some(secret.token), now)
     }
 
     /// A refresh token presented again: within `refresh_reuse_grace` of its
@@ -238,7 +239,7 @@ impl App {
             let token = self.0.master.open(sealed, &successor_context(next.id))?;
             let token = String::from_utf8(token)
                 .map_err(|_| Error::internal("a sealed refresh token is not text"))?;
-            return self.grant(session, token, now);
+            return self.grant(session, Some(token), now);
         }
         Err(self.revoke_for_reuse(session, meta, now).await)
     }

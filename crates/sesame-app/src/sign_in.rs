@@ -2,7 +2,7 @@
 
 use crate::brute_force::{Action, locked, secs_until};
 use crate::proof::Proof;
-use crate::{App, ClientMeta, SessionGrant, SignInRequest};
+use crate::{App, ClientMeta, SignInRequest, SignedIn};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode};
 use sesame_credentials::password::Verified;
@@ -39,7 +39,7 @@ struct Attempt<'a> {
 }
 
 /// Seconds left of `principal`'s lock at `now`, if one holds.
-fn lock_left(principal: &Principal, now: time::OffsetDateTime) -> Option<u64> {
+pub(crate) fn lock_left(principal: &Principal, now: time::OffsetDateTime) -> Option<u64> {
     principal
         .locked_until
         .filter(|until| *until > now)
@@ -50,11 +50,7 @@ impl App {
     /// Signs in. An unknown identifier and a wrong password answer alike, after
     /// one hash verification each.
     #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
-    pub async fn sign_in(
-        &self,
-        req: SignInRequest,
-        meta: &ClientMeta,
-    ) -> Result<SessionGrant, Error> {
+    pub async fn sign_in(&self, req: SignInRequest, meta: &ClientMeta) -> Result<SignedIn, Error> {
         let login = req.login.normalise(&self.0.settings.normalise, "login")?;
         let proof = Proof::of(req.password, req.code)?;
         let stores = &self.0.stores;
@@ -226,8 +222,37 @@ impl App {
         })
     }
 
+    /// Notes a successful sign-in with the login method `method_id` (`login`)
+    /// in the transaction that opens its session: the method's last use and
+    /// the attempt.
+    pub(crate) async fn note_sign_in(
+        &self,
+        tx: &mut dyn sesame_core::Tx,
+        method_id: uuid::Uuid,
+        login: &Login,
+        principal: sesame_core::PrincipalId,
+        meta: &ClientMeta,
+        now: time::OffsetDateTime,
+    ) -> Result<(), Error> {
+        let stores = &self.0.stores;
+        stores.logins.touch_login_method(tx, method_id, now).await?;
+        let attempt = LoginAttempt {
+            id: uuid::Uuid::now_v7(),
+            login_type: login.login_type,
+            identifier: login.identifier.clone(),
+            principal_id: Some(principal),
+            ip: meta.ip.clone(),
+            success: true,
+            reason: None,
+            at: now,
+        };
+        stores.attempts.record_attempt(tx, &attempt).await?;
+        Ok(())
+    }
+
     /// Opens a session for a principal that has proven itself with `method`
-    /// (read here unless the caller already has it).
+    /// (read here unless the caller already has it), or, when it has a second
+    /// factor enrolled, the challenge to finish with.
     async fn open_session(
         &self,
         method: LoginMethod,
@@ -236,7 +261,7 @@ impl App {
         attempt: Attempt<'_>,
         amr: &str,
         meta: &ClientMeta,
-    ) -> Result<SessionGrant, Error> {
+    ) -> Result<SignedIn, Error> {
         let stores = &self.0.stores;
         let principal = match principal {
             Some(p) => p,
@@ -246,18 +271,43 @@ impl App {
         if !principal.is_active {
             return Err(Error::code(ErrorCode::AccountSuspended));
         }
+        let second_factor = stores.mfa.mfa_summary(principal.id).await?.enrolled();
         let now = self.0.clock.now();
-        let session = self.new_session(principal.id, &principal.kind, &[amr], meta, now)?;
+        let session = if second_factor {
+            None
+        } else {
+            Some(self.new_session(principal.id, &principal.kind, &[amr], meta, now)?)
+        };
         let mut tx = self.begin().await?;
-        // The success clears the count only if no other attempt reached the
-        // principal since this one was claimed: a burst of guesses cannot slip
-        // a right one past the lock (and the right one answers like a wrong one).
         let claimed = attempt.claimed;
-        if !stores
-            .principals
-            .record_sign_in(tx.as_mut(), principal.id, claimed.map(|c| c.seq), now)
-            .await?
-        {
+        // A right first factor clears the count only if no other attempt
+        // reached the principal since this one was claimed: a burst of
+        // guesses cannot slip a right one past the lock (and the right one
+        // answers like a wrong one). With a second factor to come, it is not
+        // a success yet: its own attempt is given back, but the count is not
+        // cleared, so guesses at the second factor add up across sign-ins.
+        let counted = match (second_factor, claimed) {
+            (true, Some(c)) => {
+                stores
+                    .principals
+                    .give_back_sign_in_claim(
+                        tx.as_mut(),
+                        principal.id,
+                        c.seq,
+                        c.lock.is_some(),
+                        now,
+                    )
+                    .await?
+            }
+            (true, None) => true,
+            (false, _) => {
+                stores
+                    .principals
+                    .record_sign_in(tx.as_mut(), principal.id, claimed.map(|c| c.seq), now)
+                    .await?
+            }
+        };
+        if !counted {
             drop(tx);
             let lock = claimed.and_then(|c| c.earned_lock());
             self.record_failure(
@@ -278,7 +328,7 @@ impl App {
                     tx.as_mut(),
                     &method,
                     None,
-                    Some(session.session.id),
+                    session.as_ref().map(|s| s.session.id),
                     meta,
                     now,
                 )
@@ -298,24 +348,23 @@ impl App {
                 tracing::info!(principal = %principal.id, from = ?scheme, "password hash upgraded");
             }
         }
+        tx.ends(&revoked);
+        if code.is_some() {
+            tx.touches(principal.id);
+        }
+        let Some(session) = session else {
+            let challenge = self
+                .open_challenge(tx.as_mut(), &principal, &method, amr, now)
+                .await?;
+            self.commit(tx).await?;
+            return Ok(SignedIn::Mfa(challenge));
+        };
         self.insert_session(tx.as_mut(), &session).await?;
-        stores
-            .logins
-            .touch_login_method(tx.as_mut(), method.id, now)
-            .await?;
-        let attempt = LoginAttempt {
-            id: uuid::Uuid::now_v7(),
+        let login = Login {
             login_type: method.login_type,
             identifier: method.identifier.clone(),
-            principal_id: Some(principal.id),
-            ip: meta.ip.clone(),
-            success: true,
-            reason: None,
-            at: now,
         };
-        stores
-            .attempts
-            .record_attempt(tx.as_mut(), &attempt)
+        self.note_sign_in(tx.as_mut(), method.id, &login, principal.id, meta, now)
             .await?;
         let data = json!({
             "login_type": method.login_type.as_str(),
@@ -331,11 +380,7 @@ impl App {
             now,
         )
         .await?;
-        tx.ends(&revoked);
-        if code.is_some() {
-            tx.touches(principal.id);
-        }
         self.commit(tx).await?;
-        self.grant_new(session, now)
+        self.grant_new(session, now).map(SignedIn::Session)
     }
 }

@@ -63,8 +63,10 @@ pub struct SessionGrant {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// The opaque refresh token; shown once.
-    pub refresh_token: String,
+    /// The opaque refresh token; shown once. Absent when a session already
+    /// held by the client was raised in place (its refresh token stays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// The session.
     pub session_id: SessionId,
     /// Who is signed in.
@@ -114,8 +116,74 @@ impl From<LoginMethod> for LoginView {
 /// MFA state of the account.
 #[derive(Debug, Clone, Serialize)]
 pub struct MfaView {
-    /// Whether TOTP is enrolled.
+    /// Whether TOTP is enrolled (confirmed).
     pub totp: bool,
+    /// Backup codes not used yet.
+    pub backup_codes_left: i64,
+}
+
+/// What a first factor earns: a session, or, when a second factor is
+/// enrolled, a challenge to finish with it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum SignedIn {
+    /// Signed in.
+    Session(SessionGrant),
+    /// A second factor is needed (`POST /v1/sessions/mfa`).
+    Mfa(MfaChallengeView),
+}
+
+/// `200 {"mfa_required": true, "challenge_id", "factors"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MfaChallengeView {
+    /// Always true.
+    pub mfa_required: bool,
+    /// Names the challenge; shown once.
+    pub challenge_id: String,
+    /// Second factors that can finish it (`totp`, `backup_code`).
+    pub factors: Vec<&'static str>,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+/// `POST /v1/sessions/mfa`: a challenge and one second factor, or, with the
+/// session's access token and no challenge, a second factor that raises the
+/// session itself to `aal2`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaVerify {
+    /// The challenge a first factor earned.
+    pub challenge_id: Option<String>,
+    /// A TOTP code.
+    pub code: Option<String>,
+    /// A backup code.
+    pub backup_code: Option<String>,
+}
+
+/// `POST /v1/me/mfa/totp`: what an authenticator app needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct TotpEnrolment {
+    /// The seed in base32.
+    pub secret: String,
+    /// The `otpauth://` URI.
+    pub otpauth_uri: String,
+    /// The same URI as an SVG QR code.
+    pub qr_svg: String,
+}
+
+/// A TOTP code (confirming or removing the factor).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    /// The code.
+    pub code: String,
+}
+
+/// Backup codes, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupCodes {
+    /// Ten codes.
+    pub backup_codes: Vec<String>,
 }
 
 /// `GET /v1/me`.

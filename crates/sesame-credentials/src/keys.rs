@@ -200,6 +200,7 @@ mod tests {
             kind: "user".into(),
             sid: Uuid::now_v7(),
             aal: "aal1".into(),
+            amr: vec!["pwd".into()],
             iat: now.unix_timestamp(),
             exp: now.unix_timestamp() + 900,
             jti: Uuid::now_v7(),

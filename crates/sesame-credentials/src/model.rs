@@ -55,6 +55,67 @@ pub struct CredentialSummary {
     pub has_password: bool,
     /// When a password was last removed by a reclaim.
     pub password_removed_at: Option<OffsetDateTime>,
+    /// Second factors.
+    pub mfa: MfaSummary,
+}
+
+/// The second factors a principal has in force.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MfaSummary {
+    /// A confirmed TOTP factor.
+    pub totp: bool,
+    /// Backup codes not used yet.
+    pub backup_codes_left: i64,
+}
+
+impl MfaSummary {
+    /// Whether sign-in needs a second factor.
+    pub fn enrolled(&self) -> bool {
+        self.totp
+    }
+}
+
+/// A principal's TOTP factor: pending until a first code confirms it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TotpFactor {
+    /// Owner.
+    pub principal_id: PrincipalId,
+    /// This enrolment: a new one replaces a pending one, and a confirmation
+    /// names the one it confirms.
+    pub id: Uuid,
+    /// The seed, sealed under the master key (context: the principal id).
+    pub secret: crate::Sealed,
+    /// When a first code confirmed it; `None` while pending.
+    pub confirmed_at: Option<OffsetDateTime>,
+    /// The last time step accepted (confirmation included).
+    pub last_step: Option<i64>,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+}
+
+/// A first factor proven, waiting for the second: what finishing needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MfaChallenge {
+    /// SHA-256 of the challenge id handed out.
+    pub id_hash: Vec<u8>,
+    /// Who is signing in.
+    pub principal_id: PrincipalId,
+    /// The login method of the first factor.
+    pub login_id: Uuid,
+    /// Its type.
+    pub login_type: LoginType,
+    /// Its identifier.
+    pub identifier: String,
+    /// Methods proven so far (`pwd`, `otp`, …).
+    pub amr: Vec<String>,
+    /// Tries claimed.
+    pub attempts: i64,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// When it stops being accepted.
+    pub expires_at: OffsetDateTime,
+    /// When a right second factor used it.
+    pub consumed_at: Option<OffsetDateTime>,
 }
 
 /// One way to sign in: a `(login_type, identifier)` row owned by a principal.

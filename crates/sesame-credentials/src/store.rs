@@ -4,8 +4,8 @@
 use crate::keys::SigningKeyRecord;
 use crate::seal::Sealed;
 use crate::{
-    AuditEntry, CodePurpose, CredentialSummary, LoginAttempt, LoginMethod, LoginType, Principal,
-    RefreshToken, Session, VerificationCode,
+    AuditEntry, CodePurpose, CredentialSummary, LoginAttempt, LoginMethod, LoginType, MfaChallenge,
+    MfaSummary, Principal, RefreshToken, Session, TotpFactor, VerificationCode,
 };
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
@@ -50,6 +50,19 @@ pub trait PrincipalStore: Send + Sync {
         &self,
         id: PrincipalId,
         claimed: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Gives back one claimed attempt whose first factor was right while a
+    /// second is still to come: the count goes down by one (not to zero, so
+    /// that guesses at the second factor keep adding up across sign-ins) and
+    /// the lock goes if this claim set it, while no other attempt reached the
+    /// principal since the claim; false otherwise.
+    async fn give_back_sign_in_claim(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        claimed: i64,
+        set_lock: bool,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
     /// Claims a sign-in attempt before its password is verified: if the
@@ -214,6 +227,16 @@ pub trait SessionStore: Send + Sync {
         id: SessionId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Raises an active session to `aal` with `amr`, proven at `at` (a second
+    /// factor on the session in use); false when it is revoked or gone.
+    async fn upgrade_session(
+        &self,
+        tx: &mut dyn Tx,
+        id: SessionId,
+        aal: &str,
+        amr: &[String],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Revokes the oldest active sessions of a principal beyond the newest
     /// `keep`, in the caller's transaction; returns the ids it revoked.
     async fn revoke_sessions_beyond(
@@ -323,6 +346,8 @@ pub struct Swept {
     pub login_attempts: u64,
     /// Ended cooldowns and failure counters.
     pub counters: u64,
+    /// Second-factor challenges.
+    pub mfa_challenges: u64,
 }
 
 /// Deletes what has outlived its use. Each statement stands alone, so that
@@ -358,6 +383,113 @@ pub trait SigningKeyStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every key, oldest first.
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+}
+
+/// Second factors: the TOTP factor, backup codes and sign-in challenges.
+#[async_trait]
+pub trait MfaStore: Send + Sync {
+    /// Stores a pending TOTP factor, replacing a pending one; false, and
+    /// nothing written, when a confirmed one exists. Commits on its own.
+    async fn put_pending_totp(&self, factor: &TotpFactor) -> Result<bool, StoreError>;
+    /// The principal's TOTP factor, pending or confirmed.
+    async fn get_totp(&self, principal: PrincipalId) -> Result<Option<TotpFactor>, StoreError>;
+    /// Confirms the pending factor `id` with the time step its first code
+    /// matched; false when it is no longer the pending one.
+    async fn confirm_totp(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        id: Uuid,
+        step: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Accepts `step` on the confirmed factor by compare-and-set: true only if
+    /// no step as late was accepted before, so a code works once.
+    async fn accept_totp_step(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        step: i64,
+    ) -> Result<bool, StoreError>;
+    /// Removes the TOTP factor; false when there was none.
+    async fn delete_totp(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+    ) -> Result<bool, StoreError>;
+    /// Every TOTP factor's sealed seed (for a master-key rotation).
+    async fn list_totp_seals(&self) -> Result<Vec<(PrincipalId, Sealed)>, StoreError>;
+    /// Replaces a factor's sealed seed, if it is still sealed by `old_key_id`.
+    async fn reseal_totp(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        old_key_id: &str,
+        sealed: &Sealed,
+    ) -> Result<(), StoreError>;
+    /// Replaces all of a principal's backup codes by `hashes`.
+    async fn replace_backup_codes(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        hashes: &[Vec<u8>],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Uses the backup code with this hash: true once, false ever after.
+    async fn use_backup_code(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        hash: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// The principal's second factors in force.
+    async fn mfa_summary(&self, principal: PrincipalId) -> Result<MfaSummary, StoreError>;
+    /// Stores a challenge in the caller's transaction.
+    async fn insert_mfa_challenge(
+        &self,
+        tx: &mut dyn Tx,
+        challenge: &MfaChallenge,
+    ) -> Result<(), StoreError>;
+    /// Claims a try on a live challenge before the factor is evaluated:
+    /// counts it and returns the challenge in one statement, only while it is
+    /// unused, unexpired and below `max_attempts`. Commits on its own.
+    async fn claim_mfa_try(
+        &self,
+        id_hash: &[u8],
+        max_attempts: i64,
+        now: OffsetDateTime,
+    ) -> Result<Option<MfaChallenge>, StoreError>;
+    /// Marks a challenge used; false when another try used it first.
+    async fn consume_mfa_challenge(
+        &self,
+        tx: &mut dyn Tx,
+        id_hash: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Secrets of the server itself (keys that outlive master-key rotations),
+/// sealed under the master key.
+#[async_trait]
+pub trait ServerSecretStore: Send + Sync {
+    /// Stores `sealed` under `name` unless one is there; returns the one that
+    /// is there now. Commits on its own, so instances starting together agree.
+    async fn ensure_server_secret(
+        &self,
+        name: &str,
+        sealed: &Sealed,
+        at: OffsetDateTime,
+    ) -> Result<Sealed, StoreError>;
+    /// Every secret, by name.
+    async fn list_server_secrets(&self) -> Result<Vec<(String, Sealed)>, StoreError>;
+    /// Replaces a secret's sealed form (after a master-key rotation).
+    async fn reseal_server_secret(
+        &self,
+        tx: &mut dyn Tx,
+        name: &str,
+        sealed: &Sealed,
+    ) -> Result<(), StoreError>;
 }
 
 /// Appends to the audit log.

@@ -20,6 +20,9 @@ pub struct AccessClaims {
     pub sid: Uuid,
     /// Authentication assurance level: `aal1` or `aal2`.
     pub aal: String,
+    /// How the session was proven (RFC 8176 names: `pwd`, `otp`, …).
+    #[serde(default)]
+    pub amr: Vec<String>,
     /// Issued at, seconds since the epoch.
     pub iat: i64,
     /// Expires at, seconds since the epoch.

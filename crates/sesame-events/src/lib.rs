@@ -34,4 +34,12 @@ pub mod topics {
     /// A login was first proven by someone holding no session of the account:
     /// every earlier session was revoked and any password set before removed.
     pub const ACCOUNT_RECLAIMED: &str = "identity.account.reclaimed";
+    /// A second factor was enrolled (confirmed).
+    pub const MFA_ENROLLED: &str = "identity.mfa.enrolled";
+    /// A second factor was removed.
+    pub const MFA_REMOVED: &str = "identity.mfa.removed";
+    /// New backup codes replaced the old ones.
+    pub const MFA_BACKUP_CODES_REGENERATED: &str = "identity.mfa.backup_codes_regenerated";
+    /// A session proved a second factor and was raised to `aal2` in place.
+    pub const SESSION_RAISED: &str = "identity.session.raised";
 }

@@ -35,6 +35,7 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/v1/registrations", post(routes::register))
         .route("/v1/sessions", post(routes::sign_in))
         .route("/v1/sessions/refresh", post(routes::refresh))
+        .route("/v1/sessions/mfa", post(routes::verify_mfa))
         .route("/v1/sessions/current", delete(routes::sign_out))
         .route("/v1/sessions/reauthenticate", post(routes::reauthenticate))
         .route("/v1/me", get(routes::me))
@@ -44,6 +45,15 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/v1/me/logins", post(routes::bind_login))
         .route("/v1/me/logins/{id}", delete(routes::unbind_login))
         .route("/v1/me/password", put(routes::change_password))
+        .route(
+            "/v1/me/mfa/totp",
+            post(routes::begin_totp).delete(routes::remove_totp),
+        )
+        .route("/v1/me/mfa/totp/confirm", post(routes::confirm_totp))
+        .route(
+            "/v1/me/mfa/backup-codes",
+            post(routes::regenerate_backup_codes),
+        )
         .route("/v1/password-resets", post(routes::request_reset))
         .route("/v1/password-resets/confirm", post(routes::confirm_reset))
         .route("/v1/verifications", post(routes::send_code))

@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::{
-    App, BindRequest, CodeRequest, ConfirmRequest, PasswordChange, Reauthenticate, RefreshRequest,
-    RegisterRequest, ResetConfirm, ResetRequest, SignInRequest,
+    App, BindRequest, CodeRequest, ConfirmRequest, MfaVerify, PasswordChange, Reauthenticate,
+    RefreshRequest, RegisterRequest, ResetConfirm, ResetRequest, SignInRequest, TotpCode,
 };
 use sesame_core::{ErrorCode, SessionId};
 use sesame_identity::ProfilePatch;
@@ -30,6 +30,46 @@ pub async fn sign_in(
     JsonBody(req): JsonBody<SignInRequest>,
 ) -> Result<Response> {
     Ok(Json(app.sign_in(req, &meta).await?).into_response())
+}
+
+pub async fn verify_mfa(
+    State(app): State<App>,
+    MaybeAuth(auth): MaybeAuth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<MfaVerify>,
+) -> Result<Response> {
+    Ok(Json(app.verify_mfa(req, auth.as_ref(), &meta).await?).into_response())
+}
+
+pub async fn begin_totp(State(app): State<App>, Auth(auth): Auth) -> Result<Response> {
+    Ok(Json(app.begin_totp(&auth).await?).into_response())
+}
+
+pub async fn confirm_totp(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<TotpCode>,
+) -> Result<Response> {
+    Ok(Json(app.confirm_totp(&auth, &req.code, &meta).await?).into_response())
+}
+
+pub async fn remove_totp(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<TotpCode>,
+) -> Result<StatusCode> {
+    app.remove_totp(&auth, &req.code, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn regenerate_backup_codes(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+) -> Result<Response> {
+    Ok(Json(app.regenerate_backup_codes(&auth, &meta).await?).into_response())
 }
 
 pub async fn refresh(

@@ -51,6 +51,11 @@ impl Domain {
                     "security_state",
                     include_str!("../migrations/credentials/0003_security_state.sql"),
                 ),
+                (
+                    4,
+                    "mfa",
+                    include_str!("../migrations/credentials/0004_mfa.sql"),
+                ),
             ],
         }
     }

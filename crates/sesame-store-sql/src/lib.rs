@@ -11,8 +11,8 @@ pub use backend::{Conn, SqlBackend};
 use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};
 use sesame_credentials::{
-    CodePurpose, LoginMethod, LoginType, Principal, RefreshToken, Sealed, Session,
-    SigningKeyRecord, VerificationCode,
+    CodePurpose, LoginMethod, LoginType, MfaChallenge, Principal, RefreshToken, Sealed, Session,
+    SigningKeyRecord, TotpFactor, VerificationCode,
 };
 use sesame_identity::Profile;
 use sqlx::Row;
@@ -35,6 +35,8 @@ pub trait Columns {
     fn flag(&self, name: &str) -> Result<bool>;
     /// An integer.
     fn int(&self, name: &str) -> Result<i64>;
+    /// A nullable integer.
+    fn opt_int(&self, name: &str) -> Result<Option<i64>>;
     /// A timestamp.
     fn time(&self, name: &str) -> Result<OffsetDateTime>;
     /// A timestamp or NULL.
@@ -65,6 +67,9 @@ macro_rules! typed_columns {
             self.try_get(name)
         }
         fn int(&self, name: &str) -> Result<i64> {
+            self.try_get(name)
+        }
+        fn opt_int(&self, name: &str) -> Result<Option<i64>> {
             self.try_get(name)
         }
         fn time(&self, name: &str) -> Result<OffsetDateTime> {
@@ -226,6 +231,40 @@ pub fn signing_key(row: &impl Columns) -> Result<SigningKeyRecord> {
         created_at: row.time("created_at")?,
         activated_at: row.opt_time("activated_at")?,
         retired_at: row.opt_time("retired_at")?,
+    })
+}
+
+/// A row of `totp_factors`.
+pub fn totp_factor(row: &impl Columns) -> Result<TotpFactor> {
+    Ok(TotpFactor {
+        principal_id: PrincipalId(row.uuid("principal_id")?),
+        id: row.uuid("id")?,
+        secret: Sealed {
+            key_id: row.text("master_key_id")?,
+            blob: row.bytes("secret_sealed")?,
+        },
+        confirmed_at: row.opt_time("confirmed_at")?,
+        last_step: row.opt_int("last_step")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+/// A row of `mfa_challenges`.
+pub fn mfa_challenge(row: &impl Columns) -> Result<MfaChallenge> {
+    let login_type = row.text("login_type")?;
+    Ok(MfaChallenge {
+        id_hash: row.bytes("id_hash")?,
+        principal_id: PrincipalId(row.uuid("principal_id")?),
+        login_id: row.uuid("login_id")?,
+        login_type: LoginType::parse(&login_type)
+            .ok_or_else(|| decode_error("login type", &login_type))?,
+        identifier: row.text("identifier")?,
+        amr: serde_json::from_value(row.json("amr")?)
+            .map_err(|e| decode_error("amr", &e.to_string()))?,
+        attempts: row.int("attempts")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
+        consumed_at: row.opt_time("consumed_at")?,
     })
 }
 

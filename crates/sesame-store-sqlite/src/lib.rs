@@ -51,6 +51,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "password_history_seq",
         include_str!("../migrations/0007_password_history_seq.sql"),
     ),
+    (8, "mfa", include_str!("../migrations/0008_mfa.sql")),
 ];
 
 /// The SQLite backend: one pool, every store trait.

@@ -27,7 +27,8 @@ pub async fn credential_summaries_agree_with_the_separate_reads<S: Backend>(h: &
         CredentialSummary {
             logins: vec![],
             has_password: false,
-            password_removed_at: None
+            password_removed_at: None,
+            mfa: Default::default(),
         }
     );
     let email = login(p.id, LoginType::Email, "summary@example.com");

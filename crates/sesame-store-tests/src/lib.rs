@@ -12,15 +12,16 @@ pub mod credentials;
 pub mod identity;
 pub mod import;
 pub mod keys;
+pub mod mfa;
 pub mod schema;
 pub mod sessions;
 pub mod upkeep;
 
 use sesame_core::{CounterStore, Database, PrincipalId, SessionId, Tx};
 use sesame_credentials::{
-    AuditStore, ImportStore, LoginAttemptStore, LoginMethod, LoginMethodStore, LoginType,
-    PasswordStore, Principal, PrincipalStore, RefreshToken, RetentionStore, Session, SessionStore,
-    SigningKeyStore, VerificationCodeStore,
+    AuditStore, ImportStore, LoginAttemptStore, LoginMethod, LoginMethodStore, LoginType, MfaStore,
+    PasswordStore, Principal, PrincipalStore, RefreshToken, RetentionStore, ServerSecretStore,
+    Session, SessionStore, SigningKeyStore, VerificationCodeStore,
 };
 use sesame_events::OutboxStore;
 use sesame_identity::ProfileStore;
@@ -44,6 +45,8 @@ pub trait Backend:
     + VerificationCodeStore
     + RetentionStore
     + SigningKeyStore
+    + MfaStore
+    + ServerSecretStore
     + AuditStore
     + ImportStore
     + ProfileStore
@@ -63,6 +66,8 @@ impl<T> Backend for T where
         + VerificationCodeStore
         + RetentionStore
         + SigningKeyStore
+        + MfaStore
+        + ServerSecretStore
         + AuditStore
         + ImportStore
         + ProfileStore

@@ -116,6 +116,7 @@ pub async fn a_sweep_removes_only_what_ended<S: Backend>(h: &Harness<S>) {
             sessions: 2,
             login_attempts: 1,
             counters: 0,
+            mfa_challenges: 0,
         }
     );
     assert_eq!(s.get_session(live.id).await.unwrap(), live);

@@ -6,7 +6,8 @@
 
 use sesame_store_tests::schema::{differences, postgres_tables, sqlite_tables};
 use sesame_store_tests::{
-    codes, credentials, identity, import, keys, postgres, postgres_split, sessions, sqlite, upkeep,
+    codes, credentials, identity, import, keys, mfa, postgres, postgres_split, sessions, sqlite,
+    upkeep,
 };
 
 macro_rules! on_every_backend {
@@ -72,6 +73,13 @@ on_every_backend!(
     codes::consuming_a_code_ends_its_siblings,
     keys::keys_are_listed_retired_and_resealed,
     keys::audit_entries_are_appended_with_their_transaction,
+    mfa::totp_factors_are_pending_until_confirmed,
+    mfa::totp_steps_are_accepted_once_and_in_order,
+    mfa::racing_totp_steps_accept_once,
+    mfa::backup_codes_are_replaced_and_used_once,
+    mfa::mfa_challenges_are_claimed_to_the_limit_and_used_once,
+    mfa::seeds_and_server_secrets_are_resealed,
+    mfa::claims_are_given_back_and_sessions_raised,
     identity::profiles_read_back,
     identity::a_profile_patch_tells_absent_from_null,
     identity::profiles_are_inserted_in_bulk,

@@ -140,11 +140,14 @@ pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, 
             }
             let new_id = new.id().to_owned();
             let keys = MasterKeys::new(new, previous);
-            let count = sesame_app::keys::reseal_signing_keys(&stores, &keys, now)
+            let done = sesame_app::keys::reseal_secrets(&stores, &keys, now)
                 .await
                 .map_err(service)?;
             Ok(vec![
-                format!("re-sealed {count} signing key(s) under master key {new_id}"),
+                format!(
+                    "re-sealed {} signing key(s), {} server secret(s) and {} TOTP seed(s) under master key {new_id}",
+                    done.signing_keys, done.server_secrets, done.totp_seeds
+                ),
                 format!(
                     "next: set master_key_file = {} on every instance, and keep the old key in previous_master_key_files until all have restarted",
                     new_key_file.display()

@@ -298,6 +298,8 @@ impl Config {
             refresh_reuse_grace: secs(self.refresh_reuse_grace_secs),
             retention: self.retention,
             max_sessions_per_principal: self.max_sessions_per_principal,
+            totp_issuer: self.product_name.clone(),
+            ..Settings::default()
         }
     }
 

@@ -76,6 +76,11 @@ macro_rules! __credential_stores {
                         "SELECT p.password_removed_at AS account_password_removed_at,
                                 CAST(EXISTS (SELECT 1 FROM passwords w WHERE w.principal_id = p.id) AS BOOLEAN)
                                     AS account_has_password,
+                                CAST(EXISTS (SELECT 1 FROM totp_factors t
+                                             WHERE t.principal_id = p.id AND t.confirmed_at IS NOT NULL) AS BOOLEAN)
+                                    AS account_totp,
+                                (SELECT COUNT(*) FROM backup_codes b WHERE b.principal_id = p.id AND b.used_at IS NULL)
+                                    AS account_backup_codes_left,
                                 m.*
                          FROM principals p LEFT JOIN login_methods m ON m.principal_id = p.id
                          WHERE p.id = $1 ORDER BY m.id",
@@ -97,6 +102,10 @@ macro_rules! __credential_stores {
                             logins,
                             has_password: first.flag("account_has_password")?,
                             password_removed_at: first.opt_time("account_password_removed_at")?,
+                            mfa: ::sesame_credentials::MfaSummary {
+                                totp: first.flag("account_totp")?,
+                                backup_codes_left: first.int("account_backup_codes_left")?,
+                            },
                         })
                     };
                     read().map_err(Self::store_err)
@@ -138,6 +147,31 @@ macro_rules! __credential_stores {
                     .bind(id.0)
                     .bind(claimed)
                     .execute(self.writer())
+                    .await
+                    .map_err(Self::store_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn give_back_sign_in_claim(
+                    &self,
+                    tx: &mut dyn Tx,
+                    id: PrincipalId,
+                    claimed: i64,
+                    set_lock: bool,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let done = ::sqlx::query(
+                        "UPDATE principals
+                         SET failed_attempts = failed_attempts - 1,
+                             locked_until = CASE WHEN $1 THEN NULL ELSE locked_until END, updated_at = $2
+                         WHERE id = $3 AND attempt_seq = $4 AND failed_attempts > 0",
+                    )
+                    .bind(set_lock)
+                    .bind(at)
+                    .bind(id.0)
+                    .bind(claimed)
+                    .execute(Self::conn(tx)?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)

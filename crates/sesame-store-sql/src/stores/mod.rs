@@ -10,6 +10,7 @@ mod codes;
 mod credentials;
 mod identity;
 mod keys;
+mod mfa;
 mod sessions;
 mod upkeep;
 
@@ -23,6 +24,7 @@ macro_rules! stamp_stores {
         $crate::__session_store!($store);
         $crate::__code_store!($store);
         $crate::__key_and_audit_stores!($store);
+        $crate::__mfa_stores!($store);
         $crate::__profile_store!($store);
         $crate::__upkeep_stores!($store);
     };

@@ -94,6 +94,29 @@ macro_rules! __session_store {
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
+                async fn upgrade_session(
+                    &self,
+                    tx: &mut dyn Tx,
+                    id: SessionId,
+                    aal: &str,
+                    amr: &[String],
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let done = ::sqlx::query(
+                        "UPDATE sessions SET aal = $1, amr = $2, proven_at = $3
+                         WHERE id = $4 AND revoked_at IS NULL AND expires_at > $3",
+                    )
+                    .bind(aal)
+                    .bind(::sqlx::types::Json(amr))
+                    .bind(at)
+                    .bind(id.0)
+                    .execute(Self::conn(tx)?)
+                    .await
+                    .map_err(Self::store_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
                 async fn revoke_sessions_beyond(
                     &self,
                     tx: &mut dyn Tx,

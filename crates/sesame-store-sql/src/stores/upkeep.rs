@@ -129,6 +129,11 @@ macro_rules! __upkeep_stores {
                         )
                         .await?,
                         counters: 0,
+                        mfa_challenges: run(
+                            "DELETE FROM mfa_challenges WHERE expires_at < $1",
+                            before.expired_codes,
+                        )
+                        .await?,
                     })
                 }
             }

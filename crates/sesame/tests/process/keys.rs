@@ -135,3 +135,162 @@ fn write_key(path: &std::path::Path, text: &str) {
         .unwrap();
     file.write_all(text.as_bytes()).unwrap();
 }
+
+/// A TOTP code of `uri` at `unix_time` computed by pyotp, and the seed's
+/// bytes in hex; `None` (after a message) when pyotp is missing outside CI.
+fn pyotp(uri: &str, unix_time: i64) -> Option<(String, String)> {
+    let python = std::env::var("SESAME_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, base64, pyotp; t = pyotp.parse_uri(sys.argv[1]); \
+             print(t.at(int(sys.argv[2])), base64.b32decode(t.secret).hex())",
+            uri,
+            &unix_time.to_string(),
+        ])
+        .output();
+    let out = match out {
+        Ok(out) if out.status.success() => out,
+        _ => {
+            let msg = "pyotp is missing: run the suite with scripts/test, which installs it";
+            assert!(!sesame_testdb::in_ci(), "{msg}");
+            eprintln!("skipping: {msg}");
+            return None;
+        }
+    };
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (code, seed) = text.trim().split_once(' ').unwrap();
+    Some((code.to_owned(), seed.to_owned()))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Every byte the embedded store keeps on disk.
+fn store_bytes(data: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("sesame.db") {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_totp_seed_is_sealed_at_rest_and_signs_in_after_a_master_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let old_key = dir.path().join("old.key");
+    write_key(&old_key, &format!("{MASTER_KEY}\n"));
+    let env = vec![
+        ("SESAME_DATA_DIR", data.display().to_string()),
+        ("SESAME_MASTER_KEY_FILE", old_key.display().to_string()),
+    ];
+    let server = start(&data, &env).await;
+    let client = reqwest::Client::new();
+    let reg = register(&client, &server, "ada@example.com").await;
+    let access = reg["access_token"].as_str().unwrap();
+    let (status, begin) = call(
+        client
+            .post(format!("{}/v1/me/mfa/totp", server.base))
+            .bearer_auth(access),
+    )
+    .await;
+    assert_eq!(status, 200, "{begin}");
+    let uri = begin["otpauth_uri"].as_str().unwrap().to_owned();
+    let secret = begin["secret"].as_str().unwrap().to_owned();
+    let Some((code, seed_hex)) = pyotp(&uri, unix_now()) else {
+        return;
+    };
+    let (status, confirmed) = call(
+        client
+            .post(format!("{}/v1/me/mfa/totp/confirm", server.base))
+            .bearer_auth(access)
+            .json(&serde_json::json!({"code": code})),
+    )
+    .await;
+    assert_eq!(status, 200, "{confirmed}");
+    let backup = confirmed["backup_codes"][0].as_str().unwrap().to_owned();
+    drop(server);
+
+    // Neither the seed (raw or base32) nor a backup code is in the database.
+    let seed: Vec<u8> = (0..seed_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&seed_hex[i..i + 2], 16).unwrap())
+        .collect();
+    let stored = store_bytes(&data);
+    assert!(stored.len() > 4096);
+    assert!(!contains(&stored, &seed), "the raw seed is on disk");
+    assert!(
+        !contains(&stored, secret.as_bytes()),
+        "the base32 seed is on disk"
+    );
+    assert!(
+        !contains(&stored, backup.as_bytes()),
+        "a backup code is on disk"
+    );
+    assert!(!contains(&stored, backup.replace('-', "").as_bytes()));
+
+    let new_key = dir.path().join("new.key");
+    write_key(
+        &new_key,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    );
+    let (ok, text) = run(
+        &[
+            "keys",
+            "rotate-master",
+            "--new-key-file",
+            &new_key.display().to_string(),
+        ],
+        &env,
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("1 server secret(s) and 1 TOTP seed(s)"),
+        "{text}"
+    );
+    let mut with_new = env.clone();
+    with_new[1].1 = new_key.display().to_string();
+    let server = start(&data, &with_new).await;
+    let challenge = |client: &reqwest::Client| {
+        let req = client
+            .post(format!("{}/v1/sessions", server.base))
+            .json(&register_body("ada@example.com"));
+        async move {
+            let (status, body) = call(req).await;
+            assert_eq!(status, 200, "{body}");
+            body["challenge_id"].as_str().unwrap().to_owned()
+        }
+    };
+    // The next step's code (the one confirming used this step's).
+    let (next, _) = pyotp(&uri, unix_now() + 30).unwrap();
+    let id = challenge(&client).await;
+    let (status, body) = call(
+        client
+            .post(format!("{}/v1/sessions/mfa", server.base))
+            .json(&serde_json::json!({"challenge_id": id, "code": next})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Backup codes outlive the rotation too (their key is a server secret).
+    let id = challenge(&client).await;
+    let (status, body) = call(
+        client
+            .post(format!("{}/v1/sessions/mfa", server.base))
+            .json(&serde_json::json!({"challenge_id": id, "backup_code": backup})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
