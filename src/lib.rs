@@ -264,6 +264,17 @@ impl TestApp {
             .await
     }
 
+    /// `POST path` with a JSON body and a bearer token.
+    pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> Resp {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(token)
+                .json(body),
+        )
+        .await
+    }
+
     /// `PATCH path` with a JSON body and a bearer token.
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Resp {
         self.send(

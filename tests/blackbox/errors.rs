@@ -145,7 +145,17 @@ async fn readiness_fails_when_the_database_is_gone() {
 
 #[tokio::test]
 async fn the_openapi_document_is_served_and_names_every_route() {
-    let app = TestApp::spawn().await;
+    // With a relying party, so that the passkey routes answer too.
+    let app = TestApp::builder()
+        .config(|c| {
+            c.webauthn = sesame::WebauthnConfig {
+                rp_id: Some("sesame.test".into()),
+                rp_name: None,
+                origins: vec!["https://sesame.test".into()],
+            }
+        })
+        .spawn()
+        .await;
     let resp = app.send(app.client.get(app.url("/openapi.yaml"))).await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.content_type(), "application/yaml");
@@ -160,6 +170,8 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/sessions",
         "/v1/sessions/refresh",
         "/v1/sessions/mfa",
+        "/v1/sessions/passkey/begin",
+        "/v1/sessions/passkey/finish",
         "/v1/sessions/current",
         "/v1/sessions/reauthenticate",
         "/v1/me",
@@ -171,6 +183,10 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/me/password",
         "/v1/me/mfa/totp",
         "/v1/me/mfa/totp/confirm",
+        "/v1/me/passkeys",
+        "/v1/me/passkeys/begin",
+        "/v1/me/passkeys/finish",
+        "/v1/me/passkeys/{id}",
         "/v1/me/mfa/backup-codes",
         "/v1/verifications",
         "/v1/verifications/confirm",
@@ -191,7 +207,8 @@ async fn the_openapi_document_is_served_and_names_every_route() {
             assert!(
                 resp.code() != "not_found"
                     || path.starts_with("/v1/me/sessions/")
-                    || path.starts_with("/v1/me/logins/"),
+                    || path.starts_with("/v1/me/logins/")
+                    || path.starts_with("/v1/me/passkeys/0"),
                 "{method} {path}: {}",
                 resp.body
             );

@@ -13,6 +13,7 @@ mod logins;
 mod me;
 mod mfa;
 mod overload;
+mod passkeys;
 mod password;
 mod races;
 mod registration;

@@ -177,19 +177,29 @@ pub fn prepare(
         None => now,
     };
     let mut logins = Vec::new();
-    for (field, login_type, verified) in [
-        ("email", LoginType::Email, "email_verified"),
-        ("phone", LoginType::Phone, "phone_verified"),
-        ("username", LoginType::Username, ""),
+    for (field, login_type, verified, reason) in [
+        (
+            "email",
+            LoginType::Email,
+            "email_verified",
+            RefusalReason::InvalidEmail,
+        ),
+        (
+            "phone",
+            LoginType::Phone,
+            "phone_verified",
+            RefusalReason::InvalidPhone,
+        ),
+        (
+            "username",
+            LoginType::Username,
+            "",
+            RefusalReason::InvalidUsername,
+        ),
     ] {
         if let Some(raw) = get(field) {
             let identifier = sesame_credentials::login::normalise(login_type, raw, normalise)
                 .map_err(|code| {
-                    let reason = match login_type {
-                        LoginType::Email => RefusalReason::InvalidEmail,
-                        LoginType::Phone => RefusalReason::InvalidPhone,
-                        LoginType::Username => RefusalReason::InvalidUsername,
-                    };
                     refuse(
                         row.line,
                         source_id.as_ref(),
@@ -380,16 +390,11 @@ async fn write_batch(
                 .is_some_and(|owner| *owner != id)
         });
         if let Some(m) = taken {
-            let field = match m.login_type {
-                LoginType::Email => "email",
-                LoginType::Phone => "phone",
-                LoginType::Username => "username",
-            };
             refusals.push(refuse(
                 c.line,
                 c.source_id.as_ref(),
                 RefusalReason::IdentifierTaken,
-                Some(field),
+                Some(m.login_type.as_str()),
                 None,
             ));
             continue;

@@ -12,6 +12,7 @@ mod logins;
 mod me;
 mod mfa;
 mod outgoing;
+mod passkeys;
 mod password;
 mod proof;
 mod reauth;
@@ -30,9 +31,9 @@ use sesame_core::{
 };
 use sesame_credentials::{
     AccessClaims, AuditStore, CodeBook, ImportStore, KeyRing, LoginAttemptStore, LoginMethodStore,
-    MasterKeys, MfaStore, NormaliseConfig, PasswordHasher, PasswordStore, PrincipalStore,
-    RetentionStore, ServerSecretStore, SessionStore, SigningKeyStore, VerificationCodeStore,
-    mfa::BackupCodeHasher,
+    MasterKeys, MfaStore, NormaliseConfig, PasskeyStore, PasswordHasher, PasswordStore,
+    PrincipalStore, RetentionStore, ServerSecretStore, SessionStore, SigningKeyStore,
+    VerificationCodeStore, mfa::BackupCodeHasher,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
@@ -43,6 +44,10 @@ use time::Duration;
 pub use brute_force::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use codes::{CodeRequest, CodeSent, ConfirmRequest};
 pub use logins::BindRequest;
+pub use passkeys::{
+    CeremonyStarted, PasskeyRegistrationFinish, PasskeyRename, PasskeySignInFinish, PasskeyView,
+    WebauthnSettings,
+};
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use reauth::{Reauthenticate, Reauthenticated};
 pub use retention::RetentionPolicy;
@@ -73,6 +78,8 @@ pub struct Stores {
     pub mfa: Arc<dyn MfaStore>,
     /// Secrets of the server itself.
     pub secrets: Arc<dyn ServerSecretStore>,
+    /// WebAuthn credentials and ceremonies.
+    pub passkeys: Arc<dyn PasskeyStore>,
     /// Audit log.
     pub audit: Arc<dyn AuditStore>,
     /// Outbox.
@@ -106,6 +113,7 @@ impl Stores {
             + SigningKeyStore
             + MfaStore
             + ServerSecretStore
+            + PasskeyStore
             + AuditStore
             + OutboxStore
             + VerificationCodeStore
@@ -125,6 +133,7 @@ impl Stores {
             signing_keys: backend.clone(),
             mfa: backend.clone(),
             secrets: backend.clone(),
+            passkeys: backend.clone(),
             audit: backend.clone(),
             outbox: backend.clone(),
             codes: backend.clone(),
@@ -180,6 +189,8 @@ pub struct Settings {
     pub mfa_challenge_ttl: Duration,
     /// Second-factor tries one challenge allows.
     pub mfa_challenge_tries: i64,
+    /// The WebAuthn relying party; `None` turns passkeys off.
+    pub webauthn: Option<WebauthnSettings>,
 }
 
 impl Default for Settings {
@@ -203,6 +214,7 @@ impl Default for Settings {
             totp_issuer: "Sesame".into(),
             mfa_challenge_ttl: Duration::minutes(5),
             mfa_challenge_tries: 5,
+            webauthn: None,
         }
     }
 }
@@ -259,6 +271,8 @@ struct Inner {
     codes: CodeBook,
     /// Keys backup-code hashes; counts second-factor guesses.
     backup: BackupCodeHasher,
+    /// The WebAuthn relying party, when configured.
+    webauthn: Option<webauthn_rs::prelude::Webauthn>,
     hashing_slots: Arc<brute_force::HashingSlots>,
     outgoing: outgoing::Outgoing,
 }
@@ -303,11 +317,17 @@ impl App {
         };
         let codes = CodeBook::new(master.current().derive("sesame/verification-codes/v1")?);
         let backup = mfa::backup_hasher(&stores, &master, clock.now()).await?;
+        let webauthn = settings
+            .webauthn
+            .as_ref()
+            .map(WebauthnSettings::build)
+            .transpose()?;
         let outgoing = outgoing::Outgoing::spawn(stores.codes.clone(), delivery);
         Ok(Self(Arc::new(Inner {
             caches,
             codes,
             backup,
+            webauthn,
             outgoing,
             hashing_slots: Arc::default(),
             stores,

@@ -16,15 +16,15 @@ pub use codes::{CodeBook, CodePurpose, VerificationCode};
 pub use keys::{KeyRing, SigningKeyRecord};
 pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
 pub use model::{
-    AuditEntry, CredentialSummary, LoginAttempt, LoginMethod, MfaChallenge, MfaSummary, Principal,
-    RefreshToken, Session, TotpFactor,
+    AuditEntry, Ceremony, CredentialSummary, LoginAttempt, LoginMethod, MfaChallenge, MfaSummary,
+    PasskeyRecord, Principal, RefreshToken, Session, TotpFactor,
 };
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{
     AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore,
-    LoginMethodStore, MfaStore, PasswordStore, PrincipalStore, RetentionStore, ServerSecretStore,
-    SessionStore, SigningKeyStore, SweepBefore, Swept, VerificationCodeStore,
+    LoginMethodStore, MfaStore, PasskeyStore, PasswordStore, PrincipalStore, RetentionStore,
+    ServerSecretStore, SessionStore, SigningKeyStore, SweepBefore, Swept, VerificationCodeStore,
 };
 pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 

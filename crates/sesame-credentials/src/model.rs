@@ -237,3 +237,47 @@ pub struct LoginAttempt {
     /// When.
     pub at: OffsetDateTime,
 }
+
+/// A WebAuthn credential of a principal: its login method (type `passkey`,
+/// identifier = the credential id) and what verifying it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasskeyRecord {
+    /// The login method's id.
+    pub login_id: Uuid,
+    /// Owner.
+    pub principal_id: PrincipalId,
+    /// What the owner calls it.
+    pub name: String,
+    /// The credential as the WebAuthn library keeps it (public key, counter,
+    /// flags), as JSON.
+    pub credential: serde_json::Value,
+    /// The last signature counter accepted (0 for credentials that do not
+    /// count, as synced passkeys).
+    pub counter: i64,
+    /// Whether it may be synced to other devices.
+    pub backup_eligible: bool,
+    /// Whether it was backed up (synced) when last seen.
+    pub backed_up: bool,
+    /// When it was registered.
+    pub created_at: OffsetDateTime,
+    /// When it last signed in.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A WebAuthn ceremony begun and not yet finished: its state, server side,
+/// used once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ceremony {
+    /// SHA-256 of the ceremony id handed out.
+    pub id_hash: Vec<u8>,
+    /// `register` or `sign_in`.
+    pub purpose: String,
+    /// The principal registering; `None` for a sign-in.
+    pub principal_id: Option<PrincipalId>,
+    /// The WebAuthn library's state, as JSON.
+    pub state: serde_json::Value,
+    /// When it began.
+    pub created_at: OffsetDateTime,
+    /// When it stops being accepted.
+    pub expires_at: OffsetDateTime,
+}

@@ -4,8 +4,9 @@
 use crate::keys::SigningKeyRecord;
 use crate::seal::Sealed;
 use crate::{
-    AuditEntry, CodePurpose, CredentialSummary, LoginAttempt, LoginMethod, LoginType, MfaChallenge,
-    MfaSummary, Principal, RefreshToken, Session, TotpFactor, VerificationCode,
+    AuditEntry, Ceremony, CodePurpose, CredentialSummary, LoginAttempt, LoginMethod, LoginType,
+    MfaChallenge, MfaSummary, PasskeyRecord, Principal, RefreshToken, Session, TotpFactor,
+    VerificationCode,
 };
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
@@ -346,7 +347,7 @@ pub struct Swept {
     pub login_attempts: u64,
     /// Ended cooldowns and failure counters.
     pub counters: u64,
-    /// Second-factor challenges.
+    /// Second-factor challenges and WebAuthn ceremonies.
     pub mfa_challenges: u64,
 }
 
@@ -467,6 +468,50 @@ pub trait MfaStore: Send + Sync {
         id_hash: &[u8],
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+}
+
+/// WebAuthn credentials and ceremonies.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    /// Stores a passkey in the caller's transaction (its login method first).
+    async fn insert_passkey(
+        &self,
+        tx: &mut dyn Tx,
+        passkey: &PasskeyRecord,
+    ) -> Result<(), StoreError>;
+    /// A principal's passkeys, oldest first.
+    async fn list_passkeys(&self, principal: PrincipalId)
+    -> Result<Vec<PasskeyRecord>, StoreError>;
+    /// The passkey of a login method.
+    async fn get_passkey(&self, login_id: Uuid) -> Result<Option<PasskeyRecord>, StoreError>;
+    /// Renames one of the principal's passkeys; false when it has none by that id.
+    async fn rename_passkey(
+        &self,
+        principal: PrincipalId,
+        login_id: Uuid,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+    /// Records a use by compare-and-set on the counter: only while it still
+    /// has `seen_counter`; false when another use got there first.
+    async fn record_passkey_use(
+        &self,
+        tx: &mut dyn Tx,
+        login_id: Uuid,
+        seen_counter: i64,
+        used: &PasskeyRecord,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Stores a ceremony. Commits on its own.
+    async fn insert_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError>;
+    /// Takes a live ceremony of `purpose` (and of `principal`, for one begun
+    /// signed in) out of the store: each is taken once. Commits on its own.
+    async fn take_ceremony(
+        &self,
+        id_hash: &[u8],
+        purpose: &str,
+        principal: Option<PrincipalId>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Ceremony>, StoreError>;
 }
 
 /// Secrets of the server itself (keys that outlive master-key rotations),

@@ -36,6 +36,14 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/v1/sessions", post(routes::sign_in))
         .route("/v1/sessions/refresh", post(routes::refresh))
         .route("/v1/sessions/mfa", post(routes::verify_mfa))
+        .route(
+            "/v1/sessions/passkey/begin",
+            post(routes::begin_passkey_sign_in),
+        )
+        .route(
+            "/v1/sessions/passkey/finish",
+            post(routes::finish_passkey_sign_in),
+        )
         .route("/v1/sessions/current", delete(routes::sign_out))
         .route("/v1/sessions/reauthenticate", post(routes::reauthenticate))
         .route("/v1/me", get(routes::me))
@@ -50,6 +58,19 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
             post(routes::begin_totp).delete(routes::remove_totp),
         )
         .route("/v1/me/mfa/totp/confirm", post(routes::confirm_totp))
+        .route("/v1/me/passkeys", get(routes::list_passkeys))
+        .route(
+            "/v1/me/passkeys/begin",
+            post(routes::begin_passkey_registration),
+        )
+        .route(
+            "/v1/me/passkeys/finish",
+            post(routes::finish_passkey_registration),
+        )
+        .route(
+            "/v1/me/passkeys/{id}",
+            patch(routes::rename_passkey).delete(routes::remove_passkey),
+        )
         .route(
             "/v1/me/mfa/backup-codes",
             post(routes::regenerate_backup_codes),

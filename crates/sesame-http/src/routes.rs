@@ -7,8 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::{
-    App, BindRequest, CodeRequest, ConfirmRequest, MfaVerify, PasswordChange, Reauthenticate,
-    RefreshRequest, RegisterRequest, ResetConfirm, ResetRequest, SignInRequest, TotpCode,
+    App, BindRequest, CodeRequest, ConfirmRequest, MfaVerify, PasskeyRegistrationFinish,
+    PasskeyRename, PasskeySignInFinish, PasswordChange, Reauthenticate, RefreshRequest,
+    RegisterRequest, ResetConfirm, ResetRequest, SignInRequest, TotpCode,
 };
 use sesame_core::{ErrorCode, SessionId};
 use sesame_identity::ProfilePatch;
@@ -70,6 +71,63 @@ pub async fn regenerate_backup_codes(
     Meta(meta): Meta,
 ) -> Result<Response> {
     Ok(Json(app.regenerate_backup_codes(&auth, &meta).await?).into_response())
+}
+
+pub async fn begin_passkey_registration(
+    State(app): State<App>,
+    Auth(auth): Auth,
+) -> Result<Response> {
+    Ok(Json(app.begin_passkey_registration(&auth).await?).into_response())
+}
+
+pub async fn finish_passkey_registration(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<PasskeyRegistrationFinish>,
+) -> Result<Response> {
+    let passkey = app.finish_passkey_registration(&auth, req, &meta).await?;
+    Ok((StatusCode::CREATED, Json(passkey)).into_response())
+}
+
+pub async fn list_passkeys(State(app): State<App>, Auth(auth): Auth) -> Result<Response> {
+    Ok(Json(app.list_passkeys(&auth).await?).into_response())
+}
+
+fn login_id(id: &str) -> Result<uuid::Uuid> {
+    id.parse().map_err(|_| ApiError::from(ErrorCode::NotFound))
+}
+
+pub async fn rename_passkey(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<PasskeyRename>,
+) -> Result<Response> {
+    let id = login_id(&id)?;
+    Ok(Json(app.rename_passkey(&auth, id, req).await?).into_response())
+}
+
+pub async fn remove_passkey(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    app.remove_passkey(&auth, login_id(&id)?, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn begin_passkey_sign_in(State(app): State<App>, Meta(meta): Meta) -> Result<Response> {
+    Ok(Json(app.begin_passkey_sign_in(&meta).await?).into_response())
+}
+
+pub async fn finish_passkey_sign_in(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<PasskeySignInFinish>,
+) -> Result<Response> {
+    Ok(Json(app.finish_passkey_sign_in(req, &meta).await?).into_response())
 }
 
 pub async fn refresh(
@@ -164,10 +222,7 @@ pub async fn unbind_login(
     Meta(meta): Meta,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let id = id
-        .parse()
-        .map_err(|_| ApiError::from(ErrorCode::NotFound))?;
-    app.unbind_login(&auth, id, &meta).await?;
+    app.unbind_login(&auth, login_id(&id)?, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

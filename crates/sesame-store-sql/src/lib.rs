@@ -11,8 +11,8 @@ pub use backend::{Conn, SqlBackend};
 use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};
 use sesame_credentials::{
-    CodePurpose, LoginMethod, LoginType, MfaChallenge, Principal, RefreshToken, Sealed, Session,
-    SigningKeyRecord, TotpFactor, VerificationCode,
+    Ceremony, CodePurpose, LoginMethod, LoginType, MfaChallenge, PasskeyRecord, Principal,
+    RefreshToken, Sealed, Session, SigningKeyRecord, TotpFactor, VerificationCode,
 };
 use sesame_identity::Profile;
 use sqlx::Row;
@@ -265,6 +265,33 @@ pub fn mfa_challenge(row: &impl Columns) -> Result<MfaChallenge> {
         created_at: row.time("created_at")?,
         expires_at: row.time("expires_at")?,
         consumed_at: row.opt_time("consumed_at")?,
+    })
+}
+
+/// A row of `passkeys`.
+pub fn passkey(row: &impl Columns) -> Result<PasskeyRecord> {
+    Ok(PasskeyRecord {
+        login_id: row.uuid("login_id")?,
+        principal_id: PrincipalId(row.uuid("principal_id")?),
+        name: row.text("name")?,
+        credential: row.json("credential")?,
+        counter: row.int("counter")?,
+        backup_eligible: row.flag("backup_eligible")?,
+        backed_up: row.flag("backed_up")?,
+        created_at: row.time("created_at")?,
+        last_used_at: row.opt_time("last_used_at")?,
+    })
+}
+
+/// A row of `webauthn_ceremonies`.
+pub fn ceremony(row: &impl Columns) -> Result<Ceremony> {
+    Ok(Ceremony {
+        id_hash: row.bytes("id_hash")?,
+        purpose: row.text("purpose")?,
+        principal_id: row.opt_uuid("principal_id")?.map(PrincipalId),
+        state: row.json("state")?,
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
     })
 }
 

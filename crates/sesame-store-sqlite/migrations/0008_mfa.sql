@@ -42,3 +42,29 @@ CREATE TABLE server_secrets (
     master_key_id TEXT NOT NULL,
     created_at    TEXT NOT NULL
 ) STRICT;
+
+-- WebAuthn credentials: each is a login method of type `passkey` (identifier:
+-- its credential id), with what verifying it needs here.
+CREATE TABLE passkeys (
+    login_id        BLOB PRIMARY KEY NOT NULL REFERENCES login_methods (id) ON DELETE CASCADE,
+    principal_id    BLOB NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    credential      TEXT NOT NULL,
+    counter         INTEGER NOT NULL,
+    backup_eligible INTEGER NOT NULL,
+    backed_up       INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,
+    last_used_at    TEXT
+) STRICT;
+CREATE INDEX passkeys_principal ON passkeys (principal_id);
+
+-- WebAuthn ceremonies begun and not yet finished, taken out once.
+CREATE TABLE webauthn_ceremonies (
+    id_hash      BLOB PRIMARY KEY NOT NULL,
+    purpose      TEXT NOT NULL,
+    principal_id BLOB,
+    state        TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL
+) STRICT;
+CREATE INDEX webauthn_ceremonies_expires ON webauthn_ceremonies (expires_at);

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod import;
 pub mod keys;
 pub mod mfa;
+pub mod passkeys;
 pub mod schema;
 pub mod sessions;
 pub mod upkeep;
@@ -20,8 +21,8 @@ pub mod upkeep;
 use sesame_core::{CounterStore, Database, PrincipalId, SessionId, Tx};
 use sesame_credentials::{
     AuditStore, ImportStore, LoginAttemptStore, LoginMethod, LoginMethodStore, LoginType, MfaStore,
-    PasswordStore, Principal, PrincipalStore, RefreshToken, RetentionStore, ServerSecretStore,
-    Session, SessionStore, SigningKeyStore, VerificationCodeStore,
+    PasskeyStore, PasswordStore, Principal, PrincipalStore, RefreshToken, RetentionStore,
+    ServerSecretStore, Session, SessionStore, SigningKeyStore, VerificationCodeStore,
 };
 use sesame_events::OutboxStore;
 use sesame_identity::ProfileStore;
@@ -47,6 +48,7 @@ pub trait Backend:
     + SigningKeyStore
     + MfaStore
     + ServerSecretStore
+    + PasskeyStore
     + AuditStore
     + ImportStore
     + ProfileStore
@@ -68,6 +70,7 @@ impl<T> Backend for T where
         + SigningKeyStore
         + MfaStore
         + ServerSecretStore
+        + PasskeyStore
         + AuditStore
         + ImportStore
         + ProfileStore

@@ -6,8 +6,8 @@
 
 use sesame_store_tests::schema::{differences, postgres_tables, sqlite_tables};
 use sesame_store_tests::{
-    codes, credentials, identity, import, keys, mfa, postgres, postgres_split, sessions, sqlite,
-    upkeep,
+    codes, credentials, identity, import, keys, mfa, passkeys, postgres, postgres_split, sessions,
+    sqlite, upkeep,
 };
 
 macro_rules! on_every_backend {
@@ -80,6 +80,8 @@ on_every_backend!(
     mfa::mfa_challenges_are_claimed_to_the_limit_and_used_once,
     mfa::seeds_and_server_secrets_are_resealed,
     mfa::claims_are_given_back_and_sessions_raised,
+    passkeys::passkeys_are_stored_renamed_used_once_and_unbound,
+    passkeys::ceremonies_are_taken_once,
     identity::profiles_read_back,
     identity::a_profile_patch_tells_absent_from_null,
     identity::profiles_are_inserted_in_bulk,

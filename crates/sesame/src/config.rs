@@ -6,7 +6,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
-use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy, Settings};
+use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy, Settings, WebauthnSettings};
 use sesame_credentials::{Argon2Config, HashingConfig, NormaliseConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
 use sesame_store_postgres::{PgSettings, PgTarget};
@@ -24,6 +24,20 @@ pub enum LogFormat {
     Json,
     /// Human-readable.
     Pretty,
+}
+
+/// The WebAuthn relying party (`[webauthn]`). Without `rp_id`, it is the
+/// host of the public URL when that is a domain name (passkeys cannot be
+/// bound to an IP address); without `origins`, the public URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebauthnConfig {
+    /// The relying-party id: the domain passkeys are bound to.
+    pub rp_id: Option<String>,
+    /// The name authenticators show (default: `product_name`).
+    pub rp_name: Option<String>,
+    /// Origins that may run ceremonies, each `rp_id` or a subdomain of it.
+    pub origins: Vec<String>,
 }
 
 /// Where the data lives, as configured.
@@ -119,6 +133,8 @@ pub struct Config {
     /// Proxies (addresses or networks) whose `X-Forwarded-For` names the
     /// client; without any, the socket's peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Passkeys: the WebAuthn relying party.
+    pub webauthn: WebauthnConfig,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter, in `RUST_LOG` syntax.
@@ -162,6 +178,7 @@ impl Default for Config {
             retention: RetentionPolicy::default(),
             max_sessions_per_principal: 100,
             trusted_proxies: Vec::new(),
+            webauthn: WebauthnConfig::default(),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
         }
@@ -299,8 +316,34 @@ impl Config {
             retention: self.retention,
             max_sessions_per_principal: self.max_sessions_per_principal,
             totp_issuer: self.product_name.clone(),
+            webauthn: self.webauthn(issuer),
             ..Settings::default()
         }
+    }
+
+    /// The relying party passkeys use, or `None` when neither `rp_id` is set
+    /// nor the public URL names a domain.
+    pub fn webauthn(&self, issuer: &str) -> Option<WebauthnSettings> {
+        let origins = if self.webauthn.origins.is_empty() {
+            vec![issuer.to_owned()]
+        } else {
+            self.webauthn.origins.clone()
+        };
+        let rp_id = self.webauthn.rp_id.clone().or_else(|| {
+            let rest = origins[0].split("://").nth(1)?;
+            let host = rest.split(['/', ':']).next()?;
+            let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[');
+            (!host.is_empty() && !is_ip).then(|| host.to_owned())
+        })?;
+        Some(WebauthnSettings {
+            rp_id,
+            rp_name: self
+                .webauthn
+                .rp_name
+                .clone()
+                .unwrap_or_else(|| self.product_name.clone()),
+            origins,
+        })
     }
 
     /// How logins are normalised.

@@ -9,6 +9,6 @@ pub mod import;
 pub mod server;
 
 pub use commands::{KeysCommand, import, keys, migrate};
-pub use config::Config;
+pub use config::{Config, WebauthnConfig};
 pub use server::{Backend, Hooks, Server, StartError};
 pub use sesame_store_postgres::RoleNames;

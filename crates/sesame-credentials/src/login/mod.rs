@@ -21,6 +21,9 @@ pub enum LoginType {
     Phone,
     /// A chosen user name.
     Username,
+    /// A WebAuthn credential (identifier: its credential id in base64url);
+    /// never typed, so never normalised from input.
+    Passkey,
 }
 
 impl LoginType {
@@ -30,6 +33,7 @@ impl LoginType {
             Self::Email => "email",
             Self::Phone => "phone",
             Self::Username => "username",
+            Self::Passkey => "passkey",
         }
     }
 
@@ -39,6 +43,7 @@ impl LoginType {
             "email" => Some(Self::Email),
             "phone" => Some(Self::Phone),
             "username" => Some(Self::Username),
+            "passkey" => Some(Self::Passkey),
             _ => None,
         }
     }
@@ -97,6 +102,7 @@ impl LoginInput {
     /// Normalises the identifier; errors name the field under `prefix` (e.g. `login`).
     pub fn normalise(&self, cfg: &NormaliseConfig, prefix: &str) -> Result<Login, Error> {
         let login_type = LoginType::parse(&self.login_type)
+            .filter(|t| *t != LoginType::Passkey)
             .ok_or_else(|| Error::field(format!("{prefix}.type"), "unsupported_login_type"))?;
         let identifier = normalise(login_type, &self.identifier, cfg)
             .map_err(|code| Error::field(format!("{prefix}.identifier"), code))?;
@@ -120,5 +126,6 @@ pub fn normalise(
         LoginType::Email => email::normalise(raw),
         LoginType::Phone => phone::normalise(raw, cfg.phone_default_region),
         LoginType::Username => username::normalise(raw, cfg.username_charset),
+        LoginType::Passkey => Err("not_typed"),
     }
 }

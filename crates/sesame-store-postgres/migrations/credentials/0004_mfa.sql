@@ -42,3 +42,29 @@ CREATE TABLE credentials.server_secrets (
     master_key_id TEXT NOT NULL,
     created_at    TIMESTAMPTZ NOT NULL
 );
+
+-- WebAuthn credentials: each is a login method of type `passkey` (identifier:
+-- its credential id), with what verifying it needs here.
+CREATE TABLE credentials.passkeys (
+    login_id        UUID PRIMARY KEY REFERENCES credentials.login_methods (id) ON DELETE CASCADE,
+    principal_id    UUID NOT NULL REFERENCES credentials.principals (id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    credential      JSONB NOT NULL,
+    counter         BIGINT NOT NULL,
+    backup_eligible BOOLEAN NOT NULL,
+    backed_up       BOOLEAN NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL,
+    last_used_at    TIMESTAMPTZ
+);
+CREATE INDEX passkeys_principal ON credentials.passkeys (principal_id);
+
+-- WebAuthn ceremonies begun and not yet finished, taken out once.
+CREATE TABLE credentials.webauthn_ceremonies (
+    id_hash      BYTEA PRIMARY KEY,
+    purpose      TEXT NOT NULL,
+    principal_id UUID,
+    state        JSONB NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX webauthn_ceremonies_expires ON credentials.webauthn_ceremonies (expires_at);

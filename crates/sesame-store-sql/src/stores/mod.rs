@@ -11,6 +11,7 @@ mod credentials;
 mod identity;
 mod keys;
 mod mfa;
+mod passkeys;
 mod sessions;
 mod upkeep;
 
@@ -25,6 +26,7 @@ macro_rules! stamp_stores {
         $crate::__code_store!($store);
         $crate::__key_and_audit_stores!($store);
         $crate::__mfa_stores!($store);
+        $crate::__passkey_store!($store);
         $crate::__profile_store!($store);
         $crate::__upkeep_stores!($store);
     };

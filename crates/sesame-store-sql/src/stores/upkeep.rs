@@ -133,7 +133,12 @@ macro_rules! __upkeep_stores {
                             "DELETE FROM mfa_challenges WHERE expires_at < $1",
                             before.expired_codes,
                         )
-                        .await?,
+                        .await?
+                            + run(
+                                "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
+                                before.expired_codes,
+                            )
+                            .await?,
                     })
                 }
             }

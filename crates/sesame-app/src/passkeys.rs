@@ -1,0 +1,570 @@
+//! Passkeys (WebAuthn): registering one while signed in, listing, renaming
+//! and removing them, and passwordless sign-in with a discoverable
+//! credential.
+//!
+//! A passkey is a login method of type `passkey` whose identifier is its
+//! credential id (unique across everyone, like every login), plus its public
+//! key and counter beside it. Ceremony state lives server side, is taken out
+//! once, and lives five minutes. A sign-in's counter is stored by
+//! compare-and-set, so that one assertion replayed at the same instant signs
+//! in once; a counter that goes backwards on a credential that counts is
+//! refused and audited.
+
+use crate::{App, AuthContext, ClientMeta, SessionGrant};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sesame_core::{Error, ErrorCode, PrincipalId};
+use sesame_credentials::{AuditEntry, Ceremony, Login, LoginMethod, LoginType, PasskeyRecord};
+use sesame_events::topics;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder, WebauthnError,
+};
+
+/// The relying party, as configured (`[webauthn]`).
+#[derive(Debug, Clone)]
+pub struct WebauthnSettings {
+    /// The relying-party id: the domain passkeys are bound to.
+    pub rp_id: String,
+    /// The name authenticators show.
+    pub rp_name: String,
+    /// Origins allowed to run ceremonies (each must be `rp_id` or below it).
+    pub origins: Vec<String>,
+}
+
+impl WebauthnSettings {
+    /// The WebAuthn relying party these settings describe.
+    pub(crate) fn build(&self) -> Result<Webauthn, Error> {
+        let origins: Vec<Url> = self
+            .origins
+            .iter()
+            .map(|o| Url::parse(o))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::internal(format!("[webauthn] origins: {e}")))?;
+        let first = origins
+            .first()
+            .ok_or_else(|| Error::internal("[webauthn] origins: at least one is needed"))?;
+        let mut builder = WebauthnBuilder::new(&self.rp_id, first)
+            .map_err(|e| Error::internal(format!("[webauthn] rp_id and origins: {e}")))?
+            .rp_name(&self.rp_name);
+        for origin in &origins[1..] {
+            builder = builder.append_allowed_origin(origin);
+        }
+        builder
+            .build()
+            .map_err(|e| Error::internal(format!("[webauthn]: {e}")))
+    }
+}
+
+/// What a ceremony's `begin` answers: the id to finish it with and the
+/// options for `navigator.credentials.create()` or `.get()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CeremonyStarted {
+    /// Names the ceremony; shown once.
+    pub ceremony_id: String,
+    /// The WebAuthn options (`publicKey`, and `mediation` for sign-in).
+    pub options: serde_json::Value,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+/// `POST /v1/me/passkeys/finish`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegistrationFinish {
+    /// From `begin`.
+    pub ceremony_id: String,
+    /// The `PublicKeyCredential` that `navigator.credentials.create()` made.
+    pub credential: serde_json::Value,
+    /// What to call it (default: "Passkey").
+    pub name: Option<String>,
+}
+
+/// `POST /v1/sessions/passkey/finish`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeySignInFinish {
+    /// From `begin`.
+    pub ceremony_id: String,
+    /// The `PublicKeyCredential` that `navigator.credentials.get()` made.
+    pub credential: serde_json::Value,
+}
+
+/// `PATCH /v1/me/passkeys/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRename {
+    /// The new name.
+    pub name: String,
+}
+
+/// A passkey as its owner sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PasskeyView {
+    /// Its login method's id (to rename or remove it).
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The credential id (base64url).
+    pub credential_id: String,
+    /// Whether it may be synced to other devices.
+    pub backup_eligible: bool,
+    /// Whether it was synced when last seen.
+    pub backed_up: bool,
+    /// When it was registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it last signed in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+const REGISTER: &str = "register";
+const SIGN_IN: &str = "sign_in";
+const MAX_NAME: usize = 64;
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hash_id(id: &str) -> Vec<u8> {
+    Sha256::digest(id.as_bytes()).to_vec()
+}
+
+fn ceremony_gone() -> Error {
+    Error::problem(
+        ErrorCode::InvalidState,
+        "The ceremony has expired or was used: begin again",
+    )
+}
+
+fn refused(why: &str) -> Error {
+    Error::problem(ErrorCode::InvalidCredentials, why.to_owned())
+}
+
+fn internal<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
+    move |e| Error::internal(format!("{what}: {e}"))
+}
+
+fn clean_name(name: Option<&str>) -> Result<String, Error> {
+    let name = name.map(str::trim).unwrap_or("Passkey");
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(Error::field("name", "invalid"));
+    }
+    Ok(name.to_owned())
+}
+
+impl PasskeyView {
+    fn of(p: PasskeyRecord, credential_id: String) -> Self {
+        Self {
+            id: p.login_id,
+            name: p.name,
+            credential_id,
+            backup_eligible: p.backup_eligible,
+            backed_up: p.backed_up,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+        }
+    }
+}
+
+/// The stored form of a credential, with the fields kept beside it.
+fn record_of(
+    passkey: &Passkey,
+    login_id: Uuid,
+    principal: PrincipalId,
+    name: String,
+    now: OffsetDateTime,
+) -> Result<PasskeyRecord, Error> {
+    // The library keeps counter and flags inside the credential; its stored
+    // form is the one place they can be read.
+    let credential = serde_json::to_value(passkey).map_err(internal("passkey"))?;
+    let cred = &credential["cred"];
+    let flag = |name: &str| cred[name].as_bool().unwrap_or(false);
+    Ok(PasskeyRecord {
+        login_id,
+        principal_id: principal,
+        name,
+        counter: cred["counter"].as_i64().unwrap_or(0),
+        backup_eligible: flag("backup_eligible"),
+        backed_up: flag("backup_state"),
+        credential,
+        created_at: now,
+        last_used_at: None,
+    })
+}
+
+impl App {
+    fn webauthn(&self) -> Result<&Webauthn, Error> {
+        self.0.webauthn.as_ref().ok_or_else(|| {
+            Error::problem(
+                ErrorCode::NotFound,
+                "Passkeys are not configured here: set [webauthn] rp_id and origins",
+            )
+        })
+    }
+
+    async fn start_ceremony(
+        &self,
+        purpose: &str,
+        principal: Option<PrincipalId>,
+        state: serde_json::Value,
+        options: serde_json::Value,
+    ) -> Result<CeremonyStarted, Error> {
+        let id = b64(&sesame_credentials::random_bytes::<32>()?);
+        let now = self.0.clock.now();
+        let ttl = self.0.settings.mfa_challenge_ttl;
+        let ceremony = Ceremony {
+            id_hash: hash_id(&id),
+            purpose: purpose.to_owned(),
+            principal_id: principal,
+            state,
+            created_at: now,
+            expires_at: now + ttl,
+        };
+        self.0.stores.passkeys.insert_ceremony(&ceremony).await?;
+        Ok(CeremonyStarted {
+            ceremony_id: id,
+            options,
+            expires_in: ttl.whole_seconds(),
+        })
+    }
+
+    /// `POST /v1/me/passkeys/begin`: options to create a passkey for the
+    /// caller (credentials it has already excluded).
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
+    pub async fn begin_passkey_registration(
+        &self,
+        auth: &AuthContext,
+    ) -> Result<CeremonyStarted, Error> {
+        let webauthn = self.webauthn()?;
+        self.require_recent_proof(auth).await?;
+        let stores = &self.0.stores;
+        let summary = stores
+            .principals
+            .credential_summary(auth.principal_id)
+            .await?;
+        let name = summary
+            .logins
+            .iter()
+            .find(|m| m.login_type != LoginType::Passkey)
+            .map(|m| m.identifier.clone())
+            .unwrap_or_else(|| auth.principal_id.to_string());
+        let mut exclude = Vec::new();
+        for p in stores.passkeys.list_passkeys(auth.principal_id).await? {
+            let passkey: Passkey =
+                serde_json::from_value(p.credential).map_err(internal("passkey"))?;
+            exclude.push(passkey.cred_id().clone());
+        }
+        let (options, state) = webauthn
+            .start_passkey_registration(auth.principal_id.0, &name, &name, Some(exclude))
+            .map_err(internal("passkey registration"))?;
+        self.start_ceremony(
+            REGISTER,
+            Some(auth.principal_id),
+            serde_json::to_value(&state).map_err(internal("ceremony"))?,
+            serde_json::to_value(&options).map_err(internal("options"))?,
+        )
+        .await
+    }
+
+    /// `POST /v1/me/passkeys/finish`: checks what the authenticator made and
+    /// stores it as a login method of the caller.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
+    pub async fn finish_passkey_registration(
+        &self,
+        auth: &AuthContext,
+        req: PasskeyRegistrationFinish,
+        meta: &ClientMeta,
+    ) -> Result<PasskeyView, Error> {
+        let webauthn = self.webauthn()?;
+        self.require_recent_proof(auth).await?;
+        let name = clean_name(req.name.as_deref())?;
+        let credential: RegisterPublicKeyCredential = serde_json::from_value(req.credential)
+            .map_err(|_| Error::field("credential", "invalid"))?;
+        let stores = &self.0.stores;
+        let now = self.0.clock.now();
+        let ceremony = stores
+            .passkeys
+            .take_ceremony(
+                &hash_id(&req.ceremony_id),
+                REGISTER,
+                Some(auth.principal_id),
+                now,
+            )
+            .await?
+            .ok_or_else(ceremony_gone)?;
+        let state: PasskeyRegistration =
+            serde_json::from_value(ceremony.state).map_err(internal("ceremony"))?;
+        let passkey = webauthn
+            .finish_passkey_registration(&credential, &state)
+            .map_err(|e| {
+                tracing::info!(error = %e, "passkey registration refused");
+                Error::problem(
+                    ErrorCode::InvalidCredentials,
+                    "The authenticator's answer did not verify",
+                )
+            })?;
+        let credential_id = b64(passkey.cred_id().as_ref());
+        let method = LoginMethod {
+            id: Uuid::now_v7(),
+            principal_id: auth.principal_id,
+            login_type: LoginType::Passkey,
+            identifier: credential_id.clone(),
+            verified_at: Some(now),
+            created_at: now,
+            last_used_at: None,
+        };
+        let record = record_of(&passkey, method.id, auth.principal_id, name, now)?;
+        let mut tx = self.begin().await?;
+        stores
+            .logins
+            .insert_login_method(tx.as_mut(), &method)
+            .await?;
+        stores.passkeys.insert_passkey(tx.as_mut(), &record).await?;
+        let data = json!({
+            "login_id": method.id,
+            "login_type": LoginType::Passkey.as_str(),
+            "backup_eligible": record.backup_eligible,
+        });
+        self.announce(
+            tx.as_mut(),
+            auth.principal_id,
+            topics::LOGIN_METHOD_BOUND,
+            meta,
+            data,
+            now,
+        )
+        .await?;
+        tx.touches(auth.principal_id);
+        self.commit(tx).await?;
+        Ok(PasskeyView::of(record, credential_id))
+    }
+
+    /// `GET /v1/me/passkeys`.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
+    pub async fn list_passkeys(&self, auth: &AuthContext) -> Result<Vec<PasskeyView>, Error> {
+        let stores = &self.0.stores;
+        let methods = stores.logins.list_login_methods(auth.principal_id).await?;
+        let passkeys = stores.passkeys.list_passkeys(auth.principal_id).await?;
+        Ok(passkeys
+            .into_iter()
+            .filter_map(|p| {
+                let m = methods.iter().find(|m| m.id == p.login_id)?;
+                let id = m.identifier.clone();
+                Some(PasskeyView::of(p, id))
+            })
+            .collect())
+    }
+
+    /// `PATCH /v1/me/passkeys/{id}`.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
+    pub async fn rename_passkey(
+        &self,
+        auth: &AuthContext,
+        id: Uuid,
+        req: PasskeyRename,
+    ) -> Result<PasskeyView, Error> {
+        let name = clean_name(Some(&req.name))?;
+        if !self
+            .0
+            .stores
+            .passkeys
+            .rename_passkey(auth.principal_id, id, &name)
+            .await?
+        {
+            return Err(Error::code(ErrorCode::NotFound));
+        }
+        self.list_passkeys(auth)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| Error::code(ErrorCode::NotFound))
+    }
+
+    /// `DELETE /v1/me/passkeys/{id}`: unbinds its login method (the last way
+    /// in stays).
+    pub async fn remove_passkey(
+        &self,
+        auth: &AuthContext,
+        id: Uuid,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
+        let mine = self
+            .0
+            .stores
+            .passkeys
+            .get_passkey(id)
+            .await?
+            .is_some_and(|p| p.principal_id == auth.principal_id);
+        if !mine {
+            return Err(Error::code(ErrorCode::NotFound));
+        }
+        self.unbind_login(auth, id, meta).await
+    }
+
+    /// `POST /v1/sessions/passkey/begin`: options for a discoverable
+    /// credential, with conditional mediation (autofill).
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn begin_passkey_sign_in(&self, meta: &ClientMeta) -> Result<CeremonyStarted, Error> {
+        let webauthn = self.webauthn()?;
+        self.limit_ip(crate::brute_force::Action::SignIn, meta)
+            .await?;
+        let (options, state) = webauthn
+            .start_discoverable_authentication()
+            .map_err(internal("passkey sign-in"))?;
+        self.start_ceremony(
+            SIGN_IN,
+            None,
+            serde_json::to_value(&state).map_err(internal("ceremony"))?,
+            serde_json::to_value(&options).map_err(internal("options"))?,
+        )
+        .await
+    }
+
+    /// `POST /v1/sessions/passkey/finish`: an `aal2` session for the
+    /// passkey's owner (the authenticator verified the user).
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
+    pub async fn finish_passkey_sign_in(
+        &self,
+        req: PasskeySignInFinish,
+        meta: &ClientMeta,
+    ) -> Result<SessionGrant, Error> {
+        let webauthn = self.webauthn()?;
+        self.limit_ip(crate::brute_force::Action::SignIn, meta)
+            .await?;
+        let credential: PublicKeyCredential = serde_json::from_value(req.credential)
+            .map_err(|_| Error::field("credential", "invalid"))?;
+        let stores = &self.0.stores;
+        let now = self.0.clock.now();
+        let ceremony = stores
+            .passkeys
+            .take_ceremony(&hash_id(&req.ceremony_id), SIGN_IN, None, now)
+            .await?
+            .ok_or_else(ceremony_gone)?;
+        let state: DiscoverableAuthentication =
+            serde_json::from_value(ceremony.state).map_err(internal("ceremony"))?;
+        let (user, credential_id) = webauthn
+            .identify_discoverable_authentication(&credential)
+            .map_err(|_| refused("The credential names no account"))?;
+        let credential_id = b64(credential_id);
+        let method = stores
+            .logins
+            .find_login_method(LoginType::Passkey, &credential_id)
+            .await?
+            .filter(|m| m.principal_id.0 == user)
+            .ok_or_else(|| refused("No account has this passkey"))?;
+        crate::record_principal(method.principal_id);
+        let record = stores
+            .passkeys
+            .get_passkey(method.id)
+            .await?
+            .ok_or_else(|| refused("No account has this passkey"))?;
+        let passkey: Passkey =
+            serde_json::from_value(record.credential.clone()).map_err(internal("passkey"))?;
+        let result =
+            match webauthn.finish_discoverable_authentication_v2(&credential, state, &passkey) {
+                Ok(result) => result,
+                Err(WebauthnError::CredentialPossibleCompromise) => {
+                    self.audit_counter_regression(&method, meta, now).await?;
+                    return Err(refused(
+                        "The authenticator's counter went backwards: the passkey may be cloned",
+                    ));
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "passkey assertion refused");
+                    return Err(refused("The assertion did not verify"));
+                }
+            };
+        let principal = stores.principals.get_principal(method.principal_id).await?;
+        if !principal.is_active {
+            return Err(Error::code(ErrorCode::AccountSuspended));
+        }
+        if let Some(wait) = crate::sign_in::lock_left(&principal, now) {
+            return Err(crate::brute_force::locked(wait));
+        }
+        let mut updated = passkey;
+        updated.update_credential(&result);
+        let mut used = record_of(
+            &updated,
+            record.login_id,
+            record.principal_id,
+            record.name.clone(),
+            now,
+        )?;
+        used.backed_up = result.backup_state();
+        let aal = if result.user_verified() {
+            "aal2"
+        } else {
+            "aal1"
+        };
+        let mut session =
+            self.new_session(principal.id, &principal.kind, &["hwk", "user"], meta, now)?;
+        session.session.aal = aal.into();
+        let mut tx = self.begin().await?;
+        if !stores
+            .passkeys
+            .record_passkey_use(tx.as_mut(), record.login_id, record.counter, &used, now)
+            .await?
+        {
+            return Err(refused("This assertion was used already"));
+        }
+        stores
+            .principals
+            .record_sign_in(tx.as_mut(), principal.id, None, now)
+            .await?;
+        self.insert_session(tx.as_mut(), &session).await?;
+        let login = Login {
+            login_type: LoginType::Passkey,
+            identifier: credential_id,
+        };
+        self.note_sign_in(tx.as_mut(), method.id, &login, principal.id, meta, now)
+            .await?;
+        let data = json!({
+            "login_type": LoginType::Passkey.as_str(),
+            "session_id": session.session.id,
+            "method": "passkey",
+        });
+        self.announce(
+            tx.as_mut(),
+            principal.id,
+            topics::USER_SIGNED_IN,
+            meta,
+            data,
+            now,
+        )
+        .await?;
+        self.commit(tx).await?;
+        self.grant_new(session, now)
+    }
+
+    /// Audits an assertion whose counter did not move forward.
+    async fn audit_counter_regression(
+        &self,
+        method: &LoginMethod,
+        meta: &ClientMeta,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        tracing::warn!(principal = %method.principal_id, login = %method.id, "passkey counter went backwards");
+        let entry = AuditEntry {
+            id: Uuid::now_v7(),
+            principal_id: Some(method.principal_id),
+            event: "passkey.counter_regressed".into(),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            data: json!({ "login_id": method.id }),
+            at: now,
+        };
+        let mut tx = self.begin().await?;
+        self.0
+            .stores
+            .audit
+            .append_audit(tx.as_mut(), &entry)
+            .await?;
+        self.commit(tx).await
+    }
+}
