@@ -167,6 +167,8 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         .collect();
     let routes = [
         "/v1/registrations",
+        "/v1/registrations/passkey/begin",
+        "/v1/registrations/passkey/finish",
         "/v1/sessions",
         "/v1/sessions/refresh",
         "/v1/sessions/mfa",

@@ -302,6 +302,56 @@ async fn the_last_passkey_of_a_passwordless_account_cannot_be_removed() {
 }
 
 #[tokio::test]
+async fn an_account_made_with_a_passkey_alone_signs_in_with_it_and_keeps_it() {
+    let Some(key) = Authenticator::new() else {
+        return;
+    };
+    let app = app().await;
+    let begin = app
+        .post(
+            "/v1/registrations/passkey/begin",
+            &json!({"display_name": "Lin"}),
+        )
+        .await;
+    assert_eq!(begin.status, 200, "{}", begin.body);
+    assert_eq!(begin.body["options"]["publicKey"]["user"]["name"], "Lin");
+    let credential = key.create(&begin.body["options"], &[]);
+    let body = json!({
+        "ceremony_id": begin.body["ceremony_id"],
+        "credential": credential,
+        "profile": {"display_name": "Lin"},
+    });
+    let made = app.post("/v1/registrations/passkey/finish", &body).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(claims(token(&made.body))["aal"], "aal2");
+    let user = &made.body["user"];
+    assert_eq!(user["has_password"], false);
+    assert_eq!(user["profile"]["display_name"], "Lin");
+    let logins = user["logins"].as_array().unwrap();
+    assert_eq!(logins.len(), 1);
+    assert_eq!(logins[0]["type"], "passkey");
+    // The user handle the authenticator keeps is the new account's id.
+    let (id, options) = begin_sign_in(&app).await;
+    let done = finish_sign_in(&app, &id, &key.get(&options, &[])).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.body["principal"]["id"], made.body["principal"]["id"]);
+    // Its one way in stays.
+    let path = format!("/v1/me/passkeys/{}", logins[0]["id"].as_str().unwrap());
+    app.delete(&path, token(&made.body))
+        .await
+        .assert_problem(409, "last_login_method");
+    // The same credential cannot make a second account.
+    let again = app.post("/v1/registrations/passkey/finish", &body).await;
+    again.assert_problem(400, "invalid_state");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE topic = 'identity.user.signed_up'")
+            .await,
+        1
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn passkey_requests_that_cannot_be_answered_say_why() {
     // Without a relying party (the default public URL is an IP address).
     let plain = TestApp::spawn().await;

@@ -45,8 +45,8 @@ pub use brute_force::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use codes::{CodeRequest, CodeSent, ConfirmRequest};
 pub use logins::BindRequest;
 pub use passkeys::{
-    CeremonyStarted, PasskeyRegistrationFinish, PasskeyRename, PasskeySignInFinish, PasskeyView,
-    WebauthnSettings,
+    CeremonyStarted, PasskeyRegistrationFinish, PasskeyRename, PasskeySignInFinish,
+    PasskeySignUpBegin, PasskeySignUpFinish, PasskeyView, WebauthnSettings,
 };
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use reauth::{Reauthenticate, Reauthenticated};

@@ -83,6 +83,36 @@ pub struct PasskeyRegistrationFinish {
     pub name: Option<String>,
 }
 
+/// `POST /v1/registrations/passkey/begin`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeySignUpBegin {
+    /// The name the authenticator shows for the new account.
+    pub display_name: Option<String>,
+}
+
+/// `POST /v1/registrations/passkey/finish`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeySignUpFinish {
+    /// From `begin`.
+    pub ceremony_id: String,
+    /// The `PublicKeyCredential` that `navigator.credentials.create()` made.
+    pub credential: serde_json::Value,
+    /// What to call the passkey (default: "Passkey").
+    pub name: Option<String>,
+    /// Initial profile fields.
+    pub profile: Option<sesame_identity::NewProfile>,
+}
+
+/// A sign-up ceremony's state: the library's, and the principal id the
+/// authenticator was given as the user handle.
+#[derive(Serialize, Deserialize)]
+struct SignUpState {
+    principal_id: Uuid,
+    registration: PasskeyRegistration,
+}
+
 /// `POST /v1/sessions/passkey/finish`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +154,7 @@ pub struct PasskeyView {
 
 const REGISTER: &str = "register";
 const SIGN_IN: &str = "sign_in";
+const SIGN_UP: &str = "sign_up";
 const MAX_NAME: usize = 64;
 
 fn b64(bytes: &[u8]) -> String {
@@ -343,6 +374,119 @@ impl App {
         tx.touches(auth.principal_id);
         self.commit(tx).await?;
         Ok(PasskeyView::of(record, credential_id))
+    }
+
+    /// `POST /v1/registrations/passkey/begin`: options to create the first
+    /// and only credential of a new account.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn begin_passkey_sign_up(
+        &self,
+        req: PasskeySignUpBegin,
+        meta: &ClientMeta,
+    ) -> Result<CeremonyStarted, Error> {
+        let webauthn = self.webauthn()?;
+        let name = match req.display_name.as_deref().map(str::trim) {
+            None | Some("") => format!("{} account", self.0.settings.totp_issuer),
+            Some(name) if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) => {
+                return Err(Error::field("display_name", "invalid"));
+            }
+            Some(name) => name.to_owned(),
+        };
+        self.limit_ip(crate::brute_force::Action::Register, meta)
+            .await?;
+        let id = PrincipalId::new();
+        let (options, registration) = webauthn
+            .start_passkey_registration(id.0, &name, &name, None)
+            .map_err(internal("passkey registration"))?;
+        let state = SignUpState {
+            principal_id: id.0,
+            registration,
+        };
+        self.start_ceremony(
+            SIGN_UP,
+            None,
+            serde_json::to_value(&state).map_err(internal("ceremony"))?,
+            serde_json::to_value(&options).map_err(internal("options"))?,
+        )
+        .await
+    }
+
+    /// `POST /v1/registrations/passkey/finish`: a new account whose one way
+    /// in is this passkey, signed in at `aal2`.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
+    pub async fn finish_passkey_sign_up(
+        &self,
+        req: PasskeySignUpFinish,
+        meta: &ClientMeta,
+    ) -> Result<crate::Registered, Error> {
+        let webauthn = self.webauthn()?;
+        let name = clean_name(req.name.as_deref())?;
+        let credential: RegisterPublicKeyCredential = serde_json::from_value(req.credential)
+            .map_err(|_| Error::field("credential", "invalid"))?;
+        let stores = &self.0.stores;
+        let now = self.0.clock.now();
+        let profile = sesame_identity::Profile::new(
+            PrincipalId(Uuid::nil()),
+            req.profile.unwrap_or_default(),
+            now,
+        )?;
+        self.limit_ip(crate::brute_force::Action::Register, meta)
+            .await?;
+        let ceremony = stores
+            .passkeys
+            .take_ceremony(&hash_id(&req.ceremony_id), SIGN_UP, None, now)
+            .await?
+            .ok_or_else(ceremony_gone)?;
+        let state: SignUpState =
+            serde_json::from_value(ceremony.state).map_err(internal("ceremony"))?;
+        let id = PrincipalId(state.principal_id);
+        crate::record_principal(id);
+        let passkey = webauthn
+            .finish_passkey_registration(&credential, &state.registration)
+            .map_err(|e| {
+                tracing::info!(error = %e, "passkey registration refused");
+                refused("The authenticator's answer did not verify")
+            })?;
+        let credential_id = b64(passkey.cred_id().as_ref());
+        let profile = sesame_identity::Profile { id, ..profile };
+        let principal = sesame_credentials::Principal::new(id, "user", now);
+        let method = LoginMethod {
+            id: Uuid::now_v7(),
+            principal_id: id,
+            login_type: LoginType::Passkey,
+            identifier: credential_id,
+            verified_at: Some(now),
+            created_at: now,
+            last_used_at: Some(now),
+        };
+        let record = record_of(&passkey, method.id, id, name, now)?;
+        let mut session = self.new_session(id, &principal.kind, &["hwk", "user"], meta, now)?;
+        session.session.aal = "aal2".into();
+        let mut tx = self.begin().await?;
+        stores
+            .profiles
+            .insert_profile(tx.as_mut(), &profile)
+            .await?;
+        stores
+            .principals
+            .insert_principal(tx.as_mut(), &principal)
+            .await?;
+        stores
+            .logins
+            .insert_login_method(tx.as_mut(), &method)
+            .await
+            .map_err(crate::registration::identifier_taken)?;
+        stores.passkeys.insert_passkey(tx.as_mut(), &record).await?;
+        self.insert_session(tx.as_mut(), &session).await?;
+        let data = json!({ "login_type": LoginType::Passkey.as_str(), "has_password": false });
+        self.announce(tx.as_mut(), id, topics::USER_SIGNED_UP, meta, data, now)
+            .await?;
+        self.commit(tx).await?;
+        let user = self.me_of(id, &principal.kind).await?;
+        Ok(crate::Registered {
+            session: self.grant_new(session, now)?,
+            user,
+        })
     }
 
     /// `GET /v1/me/passkeys`.

@@ -33,6 +33,14 @@ pub fn router(app: App) -> Router {
 pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
     Router::new()
         .route("/v1/registrations", post(routes::register))
+        .route(
+            "/v1/registrations/passkey/begin",
+            post(routes::begin_passkey_sign_up),
+        )
+        .route(
+            "/v1/registrations/passkey/finish",
+            post(routes::finish_passkey_sign_up),
+        )
         .route("/v1/sessions", post(routes::sign_in))
         .route("/v1/sessions/refresh", post(routes::refresh))
         .route("/v1/sessions/mfa", post(routes::verify_mfa))

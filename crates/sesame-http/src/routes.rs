@@ -8,8 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::{
     App, BindRequest, CodeRequest, ConfirmRequest, MfaVerify, PasskeyRegistrationFinish,
-    PasskeyRename, PasskeySignInFinish, PasswordChange, Reauthenticate, RefreshRequest,
-    RegisterRequest, ResetConfirm, ResetRequest, SignInRequest, TotpCode,
+    PasskeyRename, PasskeySignInFinish, PasskeySignUpBegin, PasskeySignUpFinish, PasswordChange,
+    Reauthenticate, RefreshRequest, RegisterRequest, ResetConfirm, ResetRequest, SignInRequest,
+    TotpCode,
 };
 use sesame_core::{ErrorCode, SessionId};
 use sesame_identity::ProfilePatch;
@@ -116,6 +117,23 @@ pub async fn remove_passkey(
 ) -> Result<StatusCode> {
     app.remove_passkey(&auth, login_id(&id)?, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn begin_passkey_sign_up(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<PasskeySignUpBegin>,
+) -> Result<Response> {
+    Ok(Json(app.begin_passkey_sign_up(req, &meta).await?).into_response())
+}
+
+pub async fn finish_passkey_sign_up(
+    State(app): State<App>,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<PasskeySignUpFinish>,
+) -> Result<Response> {
+    let registered = app.finish_passkey_sign_up(req, &meta).await?;
+    Ok((StatusCode::CREATED, Json(registered)).into_response())
 }
 
 pub async fn begin_passkey_sign_in(State(app): State<App>, Meta(meta): Meta) -> Result<Response> {
