@@ -172,6 +172,7 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/sessions",
         "/v1/sessions/refresh",
         "/v1/sessions/mfa",
+        "/v1/sessions/mfa/webauthn",
         "/v1/sessions/passkey/begin",
         "/v1/sessions/passkey/finish",
         "/v1/sessions/current",
@@ -189,6 +190,10 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/me/passkeys/begin",
         "/v1/me/passkeys/finish",
         "/v1/me/passkeys/{id}",
+        "/v1/me/security-keys",
+        "/v1/me/security-keys/begin",
+        "/v1/me/security-keys/finish",
+        "/v1/me/security-keys/{id}",
         "/v1/me/mfa/backup-codes",
         "/v1/verifications",
         "/v1/verifications/confirm",
@@ -210,7 +215,8 @@ async fn the_openapi_document_is_served_and_names_every_route() {
                 resp.code() != "not_found"
                     || path.starts_with("/v1/me/sessions/")
                     || path.starts_with("/v1/me/logins/")
-                    || path.starts_with("/v1/me/passkeys/0"),
+                    || path.starts_with("/v1/me/passkeys/0")
+                    || path.starts_with("/v1/me/security-keys/0"),
                 "{method} {path}: {}",
                 resp.body
             );

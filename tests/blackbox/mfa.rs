@@ -192,7 +192,7 @@ async fn totp_codes_from_pyotp_sign_in_once_each_and_the_enrolment_code_never() 
     let me = app.get("/v1/me", Some(access)).await;
     assert_eq!(
         me.body["mfa"],
-        json!({"totp": false, "backup_codes_left": 0})
+        json!({"totp": false, "backup_codes_left": 0, "security_keys": 0})
     );
     assert_eq!(app.sign_in("ada@example.com", PASSWORD).await.status, 200);
 
@@ -225,7 +225,7 @@ async fn totp_codes_from_pyotp_sign_in_once_each_and_the_enrolment_code_never() 
     let me = app.get("/v1/me", Some(access)).await;
     assert_eq!(
         me.body["mfa"],
-        json!({"totp": true, "backup_codes_left": 10})
+        json!({"totp": true, "backup_codes_left": 10, "security_keys": 0})
     );
     // Enrolled: changing factors now needs the second factor.
     confirm(enrolment_code.clone())
@@ -551,7 +551,7 @@ async fn an_aal1_session_steps_up_in_place_for_sensitive_changes() {
     let me = app.get("/v1/me", Some(aal2)).await;
     assert_eq!(
         me.body["mfa"],
-        json!({"totp": false, "backup_codes_left": 0})
+        json!({"totp": false, "backup_codes_left": 0, "security_keys": 0})
     );
     let signed_in = app
         .sign_in("ada@example.com", "a brand new passphrase 42")

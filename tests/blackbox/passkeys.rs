@@ -98,9 +98,11 @@ async fn register_passkey(
         .await;
     assert_eq!(begin.status, 200, "{}", begin.body);
     assert_eq!(begin.body["options"]["publicKey"]["rp"]["id"], RP);
+    let selection = &begin.body["options"]["publicKey"]["authenticatorSelection"];
+    assert_eq!(selection["userVerification"], "required");
     assert_eq!(
-        begin.body["options"]["publicKey"]["authenticatorSelection"]["userVerification"],
-        "required"
+        selection["residentKey"], "required",
+        "discoverable, for sign-in without a name"
     );
     let credential = key.create(&begin.body["options"], extra);
     let finish = app.post_as("/v1/me/passkeys/finish",
@@ -396,5 +398,125 @@ async fn passkey_requests_that_cannot_be_answered_say_why() {
     finish_sign_in(&app, &id, &stranger)
         .await
         .assert_problem(401, "invalid_credentials");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_security_key_is_a_second_factor_for_sign_in_and_step_up() {
+    let Some(key) = Authenticator::new() else {
+        return;
+    };
+    let app = app().await;
+    let reg = app.register("ada@example.com").await;
+    let aal1 = token(&reg);
+    let begin = app
+        .post_as("/v1/me/security-keys/begin", aal1, &json!({}))
+        .await;
+    assert_eq!(begin.status, 200, "{}", begin.body);
+    let credential = key.create(&begin.body["options"], &[]);
+    let enrolled = app
+        .post_as(
+            "/v1/me/security-keys/finish",
+            aal1,
+            &json!({"ceremony_id": begin.body["ceremony_id"], "credential": credential, "name": "YubiKey"}),
+        )
+        .await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.body);
+    assert_eq!(enrolled.body["security_key"]["name"], "YubiKey");
+    assert_eq!(enrolled.body["backup_codes"].as_array().unwrap().len(), 10);
+    let me = app.get("/v1/me", Some(aal1)).await;
+    assert_eq!(
+        me.body["mfa"],
+        json!({"totp": false, "backup_codes_left": 10, "security_keys": 1})
+    );
+    // Not a way in: no login method, no passwordless sign-in.
+    assert_eq!(me.body["logins"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE topic = 'identity.mfa.enrolled'")
+            .await,
+        1
+    );
+
+    // Sign-in: password, then the key.
+    let first = app.sign_in("ada@example.com", sesame_tests::PASSWORD).await;
+    assert_eq!(first.body["factors"], json!(["webauthn", "backup_code"]));
+    let challenge = first.body["challenge_id"].as_str().unwrap();
+    let options = app
+        .post(
+            "/v1/sessions/mfa/webauthn",
+            &json!({"challenge_id": challenge}),
+        )
+        .await;
+    assert_eq!(options.status, 200, "{}", options.body);
+    let assertion = key.get(&options.body["options"], &[]);
+    let done = app
+        .post(
+            "/v1/sessions/mfa",
+            &json!({"challenge_id": challenge, "ceremony_id": options.body["ceremony_id"], "credential": assertion}),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let c = claims(token(&done.body));
+    assert_eq!(
+        (c["aal"].clone(), c["amr"].clone()),
+        (json!("aal2"), json!(["pwd", "hwk"]))
+    );
+    // The same assertion, for another challenge: its ceremony is gone.
+    let again = app.sign_in("ada@example.com", sesame_tests::PASSWORD).await;
+    let other = again.body["challenge_id"].as_str().unwrap();
+    let fresh = app
+        .post("/v1/sessions/mfa/webauthn", &json!({"challenge_id": other}))
+        .await;
+    app.post(
+        "/v1/sessions/mfa",
+        &json!({"challenge_id": other, "ceremony_id": fresh.body["ceremony_id"], "credential": assertion}),
+    )
+    .await
+    .assert_problem(400, "invalid_code");
+
+    // Step-up of the aal1 session from registration.
+    let change = json!({"current_password": sesame_tests::PASSWORD, "new_password": "another long passphrase 9"});
+    let put = |token: &str| {
+        let req = app
+            .client
+            .put(app.url("/v1/me/password"))
+            .bearer_auth(token)
+            .json(&change);
+        app.send(req)
+    };
+    put(aal1).await.assert_problem(403, "mfa_required");
+    let options = app
+        .post_as("/v1/sessions/mfa/webauthn", aal1, &json!({}))
+        .await;
+    assert_eq!(options.status, 200, "{}", options.body);
+    let assertion = key.get(&options.body["options"], &[]);
+    let raised = app
+        .post_as(
+            "/v1/sessions/mfa",
+            aal1,
+            &json!({"ceremony_id": options.body["ceremony_id"], "credential": assertion}),
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{}", raised.body);
+    let aal2 = token(&raised.body);
+    assert_eq!(claims(aal2)["aal"], "aal2");
+    assert_eq!(put(aal2).await.status, 204);
+
+    // Removing the last key takes the backup codes with it.
+    let id = enrolled.body["security_key"]["id"].as_str().unwrap();
+    let listed = app.get("/v1/me/security-keys", Some(aal2)).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    let gone = app
+        .delete(&format!("/v1/me/security-keys/{id}"), aal2)
+        .await;
+    assert_eq!(gone.status, 204, "{}", gone.body);
+    let me = app.get("/v1/me", Some(aal2)).await;
+    assert_eq!(
+        me.body["mfa"],
+        json!({"totp": false, "backup_codes_left": 0, "security_keys": 0})
+    );
+    app.delete(&format!("/v1/me/security-keys/{id}"), aal2)
+        .await
+        .assert_problem(404, "not_found");
     app.stop().await;
 }

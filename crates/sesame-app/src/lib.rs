@@ -19,6 +19,7 @@ mod reauth;
 mod reclaim;
 mod registration;
 mod retention;
+mod security_keys;
 mod sessions;
 mod sign_in;
 pub mod views;
@@ -51,6 +52,9 @@ pub use passkeys::{
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use reauth::{Reauthenticate, Reauthenticated};
 pub use retention::RetentionPolicy;
+pub use security_keys::{
+    MfaWebauthnBegin, SecurityKeyEnrolled, SecurityKeyFinish, SecurityKeyView,
+};
 pub use views::{
     BackupCodes, LoginView, MeView, MfaChallengeView, MfaVerify, PrincipalRef, RefreshRequest,
     RegisterRequest, Registered, SessionGrant, SessionView, SignInRequest, SignedIn, TotpCode,

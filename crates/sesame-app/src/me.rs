@@ -43,6 +43,7 @@ impl App {
             mfa: MfaView {
                 totp: credentials.mfa.totp,
                 backup_codes_left: credentials.mfa.backup_codes_left,
+                security_keys: credentials.mfa.security_keys,
             },
         })
     }

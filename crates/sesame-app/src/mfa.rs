@@ -63,6 +63,9 @@ enum Factor {
     /// A backup code with this hash (whether it is unused, only marking it
     /// used can tell).
     Backup(Vec<u8>),
+    /// A security key's assertion that verified: the key's use to record,
+    /// by compare-and-set on the counter it was read with.
+    SecurityKey(Box<crate::security_keys::KeyUse>),
 }
 
 impl Factor {
@@ -71,6 +74,7 @@ impl Factor {
         match self {
             Factor::Totp(_) => "otp",
             Factor::Backup(_) => "backup_code",
+            Factor::SecurityKey(_) => "hwk",
         }
     }
 
@@ -78,6 +82,7 @@ impl Factor {
         match self {
             Factor::Totp(_) => "totp",
             Factor::Backup(_) => "backup_code",
+            Factor::SecurityKey(_) => "webauthn",
         }
     }
 }
@@ -86,15 +91,31 @@ impl Factor {
 enum Presented<'a> {
     Code(&'a str),
     Backup(&'a str),
+    SecurityKey {
+        ceremony_id: &'a str,
+        credential: &'a serde_json::Value,
+    },
 }
 
 impl<'a> Presented<'a> {
     fn of(req: &'a MfaVerify) -> Result<Self, Error> {
-        match (&req.code, &req.backup_code) {
-            (Some(code), None) => Ok(Presented::Code(code)),
-            (None, Some(code)) => Ok(Presented::Backup(code)),
-            (Some(_), Some(_)) => Err(Error::field("backup_code", "not_allowed_with_code")),
-            (None, None) => Err(Error::field("code", "required")),
+        match (
+            &req.code,
+            &req.backup_code,
+            &req.ceremony_id,
+            &req.credential,
+        ) {
+            (Some(code), None, None, None) => Ok(Presented::Code(code)),
+            (None, Some(code), None, None) => Ok(Presented::Backup(code)),
+            (None, None, Some(ceremony_id), Some(credential)) => Ok(Presented::SecurityKey {
+                ceremony_id,
+                credential,
+            }),
+            (None, None, Some(_), None) => Err(Error::field("credential", "required")),
+            (None, None, None, Some(_)) => Err(Error::field("ceremony_id", "required")),
+            (None, None, None, None) => Err(Error::field("code", "required")),
+            (Some(_), ..) => Err(Error::field("code", "one_factor_only")),
+            (None, Some(_), ..) => Err(Error::field("backup_code", "one_factor_only")),
         }
     }
 }
@@ -253,7 +274,7 @@ impl App {
     }
 
     /// `DELETE /v1/me/mfa/totp`: needs a current code and an `aal2` session;
-    /// the backup codes go with the last factor.
+    /// the backup codes go with the last second factor.
     #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
     pub async fn remove_totp(
         &self,
@@ -282,10 +303,13 @@ impl App {
             return Err(wrong_code());
         }
         stores.mfa.delete_totp(tx.as_mut(), principal).await?;
-        stores
-            .mfa
-            .replace_backup_codes(tx.as_mut(), principal, &[], now)
-            .await?;
+        if stores.mfa.mfa_summary(principal).await?.security_keys == 0 {
+            // The last second factor: its backup codes go with it.
+            stores
+                .mfa
+                .replace_backup_codes(tx.as_mut(), principal, &[], now)
+                .await?;
+        }
         let data = json!({ "factor": "totp" });
         self.announce(tx.as_mut(), principal, topics::MFA_REMOVED, meta, data, now)
             .await?;
@@ -328,7 +352,7 @@ impl App {
     }
 
     /// Ten backup codes as shown, and their hashes as stored.
-    fn new_backup_codes(
+    pub(crate) fn new_backup_codes(
         &self,
         principal: PrincipalId,
     ) -> Result<(Vec<String>, Vec<Vec<u8>>), Error> {
@@ -386,6 +410,16 @@ impl App {
                     self.0.backup.hash(principal, &canonical)?,
                 )))
             }
+            Presented::SecurityKey {
+                ceremony_id,
+                credential,
+            } => {
+                self.0.backup.note_evaluated();
+                let used = self
+                    .check_security_key(principal, ceremony_id, credential, now)
+                    .await?;
+                Ok(used.map(|u| Factor::SecurityKey(Box::new(u))))
+            }
         }
     }
 
@@ -403,6 +437,13 @@ impl App {
         Ok(match factor {
             Factor::Totp(step) => mfa.accept_totp_step(tx, principal, *step).await?,
             Factor::Backup(hash) => mfa.use_backup_code(tx, principal, hash, now).await?,
+            Factor::SecurityKey(used) => {
+                self.0
+                    .stores
+                    .passkeys
+                    .record_security_key_use(tx, used.key.id, used.seen_counter, &used.key, now)
+                    .await?
+            }
         })
     }
 
@@ -413,6 +454,7 @@ impl App {
         tx: &mut dyn sesame_core::Tx,
         principal: &Principal,
         method: &LoginMethod,
+        mfa: sesame_credentials::MfaSummary,
         amr: &str,
         now: OffsetDateTime,
     ) -> Result<MfaChallengeView, Error> {
@@ -438,7 +480,14 @@ impl App {
         Ok(MfaChallengeView {
             mfa_required: true,
             challenge_id: id,
-            factors: vec!["totp", "backup_code"],
+            factors: [
+                (mfa.totp, "totp"),
+                (mfa.security_keys > 0, "webauthn"),
+                (mfa.backup_codes_left > 0, "backup_code"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect(),
             expires_in: ttl.whole_seconds(),
         })
     }

@@ -20,8 +20,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder, WebauthnError,
+    CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder,
+    WebauthnError,
 };
 
 /// The relying party, as configured (`[webauthn]`).
@@ -157,31 +158,31 @@ const SIGN_IN: &str = "sign_in";
 const SIGN_UP: &str = "sign_up";
 const MAX_NAME: usize = 64;
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn hash_id(id: &str) -> Vec<u8> {
+pub(crate) fn hash_id(id: &str) -> Vec<u8> {
     Sha256::digest(id.as_bytes()).to_vec()
 }
 
-fn ceremony_gone() -> Error {
+pub(crate) fn ceremony_gone() -> Error {
     Error::problem(
         ErrorCode::InvalidState,
         "The ceremony has expired or was used: begin again",
     )
 }
 
-fn refused(why: &str) -> Error {
+pub(crate) fn refused(why: &str) -> Error {
     Error::problem(ErrorCode::InvalidCredentials, why.to_owned())
 }
 
-fn internal<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
+pub(crate) fn internal<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
     move |e| Error::internal(format!("{what}: {e}"))
 }
 
-fn clean_name(name: Option<&str>) -> Result<String, Error> {
+pub(crate) fn clean_name(name: Option<&str>) -> Result<String, Error> {
     let name = name.map(str::trim).unwrap_or("Passkey");
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(Error::field("name", "invalid"));
@@ -203,7 +204,34 @@ impl PasskeyView {
     }
 }
 
-/// The stored form of a credential, with the fields kept beside it.
+/// Creation options for a passkey, asking for a discoverable (resident)
+/// credential: passwordless sign-in and autofill find it by itself.
+fn discoverable(options: &CreationChallengeResponse) -> Result<serde_json::Value, Error> {
+    let mut json = serde_json::to_value(options).map_err(internal("options"))?;
+    let selection = &mut json["publicKey"]["authenticatorSelection"];
+    selection["residentKey"] = json!("required");
+    selection["requireResidentKey"] = json!(true);
+    Ok(json)
+}
+
+/// A WebAuthn credential's stored form (JSON), with its counter and
+/// backup flags, which the library keeps inside it: its stored form is the
+/// one place they can be read.
+pub(crate) fn stored_form<T: Serialize>(
+    credential: &T,
+) -> Result<(serde_json::Value, i64, bool, bool), Error> {
+    let json = serde_json::to_value(credential).map_err(internal("credential"))?;
+    let cred = &json["cred"];
+    let flag = |name: &str| cred[name].as_bool().unwrap_or(false);
+    let (counter, eligible, backed_up) = (
+        cred["counter"].as_i64().unwrap_or(0),
+        flag("backup_eligible"),
+        flag("backup_state"),
+    );
+    Ok((json, counter, eligible, backed_up))
+}
+
+/// The stored form of a passkey, with the fields kept beside it.
 fn record_of(
     passkey: &Passkey,
     login_id: Uuid,
@@ -211,26 +239,22 @@ fn record_of(
     name: String,
     now: OffsetDateTime,
 ) -> Result<PasskeyRecord, Error> {
-    // The library keeps counter and flags inside the credential; its stored
-    // form is the one place they can be read.
-    let credential = serde_json::to_value(passkey).map_err(internal("passkey"))?;
-    let cred = &credential["cred"];
-    let flag = |name: &str| cred[name].as_bool().unwrap_or(false);
+    let (credential, counter, backup_eligible, backed_up) = stored_form(passkey)?;
     Ok(PasskeyRecord {
         login_id,
         principal_id: principal,
         name,
-        counter: cred["counter"].as_i64().unwrap_or(0),
-        backup_eligible: flag("backup_eligible"),
-        backed_up: flag("backup_state"),
         credential,
+        counter,
+        backup_eligible,
+        backed_up,
         created_at: now,
         last_used_at: None,
     })
 }
 
 impl App {
-    fn webauthn(&self) -> Result<&Webauthn, Error> {
+    pub(crate) fn webauthn(&self) -> Result<&Webauthn, Error> {
         self.0.webauthn.as_ref().ok_or_else(|| {
             Error::problem(
                 ErrorCode::NotFound,
@@ -239,7 +263,7 @@ impl App {
         })
     }
 
-    async fn start_ceremony(
+    pub(crate) async fn start_ceremony(
         &self,
         purpose: &str,
         principal: Option<PrincipalId>,
@@ -298,7 +322,7 @@ impl App {
             REGISTER,
             Some(auth.principal_id),
             serde_json::to_value(&state).map_err(internal("ceremony"))?,
-            serde_json::to_value(&options).map_err(internal("options"))?,
+            discoverable(&options)?,
         )
         .await
     }
@@ -406,7 +430,7 @@ impl App {
             SIGN_UP,
             None,
             serde_json::to_value(&state).map_err(internal("ceremony"))?,
-            serde_json::to_value(&options).map_err(internal("options"))?,
+            discoverable(&options)?,
         )
         .await
     }

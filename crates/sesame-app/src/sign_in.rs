@@ -271,7 +271,8 @@ impl App {
         if !principal.is_active {
             return Err(Error::code(ErrorCode::AccountSuspended));
         }
-        let second_factor = stores.mfa.mfa_summary(principal.id).await?.enrolled();
+        let mfa = stores.mfa.mfa_summary(principal.id).await?;
+        let second_factor = mfa.enrolled();
         let now = self.0.clock.now();
         let session = if second_factor {
             None
@@ -354,7 +355,7 @@ impl App {
         }
         let Some(session) = session else {
             let challenge = self
-                .open_challenge(tx.as_mut(), &principal, &method, amr, now)
+                .open_challenge(tx.as_mut(), &principal, &method, mfa, amr, now)
                 .await?;
             self.commit(tx).await?;
             return Ok(SignedIn::Mfa(challenge));

@@ -120,6 +120,8 @@ pub struct MfaView {
     pub totp: bool,
     /// Backup codes not used yet.
     pub backup_codes_left: i64,
+    /// Security keys enrolled.
+    pub security_keys: i64,
 }
 
 /// What a first factor earns: a session, or, when a second factor is
@@ -140,7 +142,7 @@ pub struct MfaChallengeView {
     pub mfa_required: bool,
     /// Names the challenge; shown once.
     pub challenge_id: String,
-    /// Second factors that can finish it (`totp`, `backup_code`).
+    /// Second factors that can finish it (`totp`, `webauthn`, `backup_code`).
     pub factors: Vec<&'static str>,
     /// Seconds until it expires.
     pub expires_in: i64,
@@ -158,6 +160,10 @@ pub struct MfaVerify {
     pub code: Option<String>,
     /// A backup code.
     pub backup_code: Option<String>,
+    /// A security key's ceremony (`POST /v1/sessions/mfa/webauthn`).
+    pub ceremony_id: Option<String>,
+    /// The security key's assertion (`navigator.credentials.get()`).
+    pub credential: Option<serde_json::Value>,
 }
 
 /// `POST /v1/me/mfa/totp`: what an authenticator app needs.

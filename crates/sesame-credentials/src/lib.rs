@@ -17,7 +17,7 @@ pub use keys::{KeyRing, SigningKeyRecord};
 pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
 pub use model::{
     AuditEntry, Ceremony, CredentialSummary, LoginAttempt, LoginMethod, MfaChallenge, MfaSummary,
-    PasskeyRecord, Principal, RefreshToken, Session, TotpFactor,
+    PasskeyRecord, Principal, RefreshToken, SecurityKeyRecord, Session, TotpFactor,
 };
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};

@@ -66,12 +66,14 @@ pub struct MfaSummary {
     pub totp: bool,
     /// Backup codes not used yet.
     pub backup_codes_left: i64,
+    /// Security keys (WebAuthn credentials kept as a second factor).
+    pub security_keys: i64,
 }
 
 impl MfaSummary {
     /// Whether sign-in needs a second factor.
     pub fn enrolled(&self) -> bool {
-        self.totp
+        self.totp || self.security_keys > 0
     }
 }
 
@@ -280,4 +282,24 @@ pub struct Ceremony {
     pub created_at: OffsetDateTime,
     /// When it stops being accepted.
     pub expires_at: OffsetDateTime,
+}
+
+/// A security key: a WebAuthn credential kept as a second factor (not a way
+/// in on its own, so not a login method).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityKeyRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// Owner.
+    pub principal_id: PrincipalId,
+    /// What the owner calls it.
+    pub name: String,
+    /// The credential as the WebAuthn library keeps it, as JSON.
+    pub credential: serde_json::Value,
+    /// The last signature counter accepted.
+    pub counter: i64,
+    /// When it was registered.
+    pub created_at: OffsetDateTime,
+    /// When it last proved a sign-in.
+    pub last_used_at: Option<OffsetDateTime>,
 }

@@ -5,8 +5,8 @@ use crate::keys::SigningKeyRecord;
 use crate::seal::Sealed;
 use crate::{
     AuditEntry, Ceremony, CodePurpose, CredentialSummary, LoginAttempt, LoginMethod, LoginType,
-    MfaChallenge, MfaSummary, PasskeyRecord, Principal, RefreshToken, Session, TotpFactor,
-    VerificationCode,
+    MfaChallenge, MfaSummary, PasskeyRecord, Principal, RefreshToken, SecurityKeyRecord, Session,
+    TotpFactor, VerificationCode,
 };
 use async_trait::async_trait;
 use sesame_core::{PrincipalId, SessionId, StoreError, Tx};
@@ -452,6 +452,13 @@ pub trait MfaStore: Send + Sync {
         tx: &mut dyn Tx,
         challenge: &MfaChallenge,
     ) -> Result<(), StoreError>;
+    /// A live, unused challenge, without claiming a try (to offer its
+    /// factors).
+    async fn find_mfa_challenge(
+        &self,
+        id_hash: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Option<MfaChallenge>, StoreError>;
     /// Claims a try on a live challenge before the factor is evaluated:
     /// counts it and returns the challenge in one statement, only while it is
     /// unused, unexpired and below `max_attempts`. Commits on its own.
@@ -500,6 +507,34 @@ pub trait PasskeyStore: Send + Sync {
         seen_counter: i64,
         used: &PasskeyRecord,
         at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Stores a security key in the caller's transaction.
+    async fn insert_security_key(
+        &self,
+        tx: &mut dyn Tx,
+        key: &SecurityKeyRecord,
+    ) -> Result<(), StoreError>;
+    /// A principal's security keys, oldest first.
+    async fn list_security_keys(
+        &self,
+        principal: PrincipalId,
+    ) -> Result<Vec<SecurityKeyRecord>, StoreError>;
+    /// Records a use by compare-and-set on the counter, as for passkeys.
+    async fn record_security_key_use(
+        &self,
+        tx: &mut dyn Tx,
+        id: Uuid,
+        seen_counter: i64,
+        used: &SecurityKeyRecord,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Removes one of the principal's security keys; false when it has none
+    /// by that id.
+    async fn delete_security_key(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        id: Uuid,
     ) -> Result<bool, StoreError>;
     /// Stores a ceremony. Commits on its own.
     async fn insert_ceremony(&self, ceremony: &Ceremony) -> Result<(), StoreError>;

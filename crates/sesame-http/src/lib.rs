@@ -45,6 +45,10 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/v1/sessions/refresh", post(routes::refresh))
         .route("/v1/sessions/mfa", post(routes::verify_mfa))
         .route(
+            "/v1/sessions/mfa/webauthn",
+            post(routes::begin_mfa_webauthn),
+        )
+        .route(
             "/v1/sessions/passkey/begin",
             post(routes::begin_passkey_sign_in),
         )
@@ -67,6 +71,19 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         )
         .route("/v1/me/mfa/totp/confirm", post(routes::confirm_totp))
         .route("/v1/me/passkeys", get(routes::list_passkeys))
+        .route("/v1/me/security-keys", get(routes::list_security_keys))
+        .route(
+            "/v1/me/security-keys/begin",
+            post(routes::begin_security_key_registration),
+        )
+        .route(
+            "/v1/me/security-keys/finish",
+            post(routes::finish_security_key_registration),
+        )
+        .route(
+            "/v1/me/security-keys/{id}",
+            delete(routes::remove_security_key),
+        )
         .route(
             "/v1/me/passkeys/begin",
             post(routes::begin_passkey_registration),

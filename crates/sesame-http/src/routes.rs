@@ -7,10 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::{
-    App, BindRequest, CodeRequest, ConfirmRequest, MfaVerify, PasskeyRegistrationFinish,
-    PasskeyRename, PasskeySignInFinish, PasskeySignUpBegin, PasskeySignUpFinish, PasswordChange,
-    Reauthenticate, RefreshRequest, RegisterRequest, ResetConfirm, ResetRequest, SignInRequest,
-    TotpCode,
+    App, BindRequest, CodeRequest, ConfirmRequest, MfaVerify, MfaWebauthnBegin,
+    PasskeyRegistrationFinish, PasskeyRename, PasskeySignInFinish, PasskeySignUpBegin,
+    PasskeySignUpFinish, PasswordChange, Reauthenticate, RefreshRequest, RegisterRequest,
+    ResetConfirm, ResetRequest, SecurityKeyFinish, SignInRequest, TotpCode,
 };
 use sesame_core::{ErrorCode, SessionId};
 use sesame_identity::ProfilePatch;
@@ -117,6 +117,49 @@ pub async fn remove_passkey(
 ) -> Result<StatusCode> {
     app.remove_passkey(&auth, login_id(&id)?, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn begin_security_key_registration(
+    State(app): State<App>,
+    Auth(auth): Auth,
+) -> Result<Response> {
+    Ok(Json(app.begin_security_key_registration(&auth).await?).into_response())
+}
+
+pub async fn finish_security_key_registration(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<SecurityKeyFinish>,
+) -> Result<Response> {
+    let enrolled = app
+        .finish_security_key_registration(&auth, req, &meta)
+        .await?;
+    Ok((StatusCode::CREATED, Json(enrolled)).into_response())
+}
+
+pub async fn list_security_keys(State(app): State<App>, Auth(auth): Auth) -> Result<Response> {
+    Ok(Json(app.list_security_keys(&auth).await?).into_response())
+}
+
+pub async fn remove_security_key(
+    State(app): State<App>,
+    Auth(auth): Auth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    app.remove_security_key(&auth, login_id(&id)?, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn begin_mfa_webauthn(
+    State(app): State<App>,
+    MaybeAuth(auth): MaybeAuth,
+    Meta(meta): Meta,
+    JsonBody(req): JsonBody<MfaWebauthnBegin>,
+) -> Result<Response> {
+    Ok(Json(app.begin_mfa_webauthn(req, auth.as_ref(), &meta).await?).into_response())
 }
 
 pub async fn begin_passkey_sign_up(

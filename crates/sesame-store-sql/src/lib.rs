@@ -12,7 +12,8 @@ use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};
 use sesame_credentials::{
     Ceremony, CodePurpose, LoginMethod, LoginType, MfaChallenge, PasskeyRecord, Principal,
-    RefreshToken, Sealed, Session, SigningKeyRecord, TotpFactor, VerificationCode,
+    RefreshToken, Sealed, SecurityKeyRecord, Session, SigningKeyRecord, TotpFactor,
+    VerificationCode,
 };
 use sesame_identity::Profile;
 use sqlx::Row;
@@ -278,6 +279,19 @@ pub fn passkey(row: &impl Columns) -> Result<PasskeyRecord> {
         counter: row.int("counter")?,
         backup_eligible: row.flag("backup_eligible")?,
         backed_up: row.flag("backed_up")?,
+        created_at: row.time("created_at")?,
+        last_used_at: row.opt_time("last_used_at")?,
+    })
+}
+
+/// A row of `security_keys`.
+pub fn security_key(row: &impl Columns) -> Result<SecurityKeyRecord> {
+    Ok(SecurityKeyRecord {
+        id: row.uuid("id")?,
+        principal_id: PrincipalId(row.uuid("principal_id")?),
+        name: row.text("name")?,
+        credential: row.json("credential")?,
+        counter: row.int("counter")?,
         created_at: row.time("created_at")?,
         last_used_at: row.opt_time("last_used_at")?,
     })

@@ -68,3 +68,15 @@ CREATE TABLE webauthn_ceremonies (
     expires_at   TEXT NOT NULL
 ) STRICT;
 CREATE INDEX webauthn_ceremonies_expires ON webauthn_ceremonies (expires_at);
+
+-- Security keys: WebAuthn credentials kept as a second factor.
+CREATE TABLE security_keys (
+    id           BLOB PRIMARY KEY NOT NULL,
+    principal_id BLOB NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    credential   TEXT NOT NULL,
+    counter      INTEGER NOT NULL,
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT
+) STRICT;
+CREATE INDEX security_keys_principal ON security_keys (principal_id);

@@ -232,6 +232,15 @@ pub async fn mfa_challenges_are_claimed_to_the_limit_and_used_once<S: Backend>(h
         }
     })
     .await;
+    // Found without a try being claimed, while live.
+    assert_eq!(
+        s.find_mfa_challenge(&live.id_hash, at(10)).await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(
+        s.find_mfa_challenge(&old.id_hash, at(61)).await.unwrap(),
+        None
+    );
     let first = s.claim_mfa_try(&live.id_hash, 5, at(10)).await.unwrap();
     let mut expected = live.clone();
     expected.attempts = 1;

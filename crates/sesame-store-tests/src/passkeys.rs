@@ -2,7 +2,7 @@
 
 use crate::{Backend, Harness, T0, at, committed, login, principal};
 use sesame_core::PrincipalId;
-use sesame_credentials::{Ceremony, LoginType, PasskeyRecord, SweepBefore};
+use sesame_credentials::{Ceremony, LoginType, PasskeyRecord, SecurityKeyRecord, SweepBefore};
 use uuid::Uuid;
 
 fn passkey(owner: PrincipalId, login_id: Uuid, counter: i64) -> PasskeyRecord {
@@ -161,4 +161,68 @@ pub async fn ceremonies_are_taken_once<S: Backend>(h: &Harness<S>) {
         h.db.count("SELECT COUNT(*) FROM webauthn_ceremonies").await,
         0
     );
+}
+
+/// Security keys list per owner oldest first, count toward the MFA summary,
+/// record a use only by compare-and-set on the counter, and are removed
+/// only by their owner.
+pub async fn security_keys_are_counted_used_once_and_removed<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let p = principal(s).await;
+    let other = principal(s).await;
+    let key = |owner: PrincipalId, counter: i64| SecurityKeyRecord {
+        id: Uuid::now_v7(),
+        principal_id: owner,
+        name: "YubiKey".into(),
+        credential: serde_json::json!({"cred": {"counter": counter}}),
+        counter,
+        created_at: T0,
+        last_used_at: None,
+    };
+    let (first, second, theirs) = (key(p.id, 3), key(p.id, 0), key(other.id, 0));
+    committed(s, async |tx| {
+        for k in [&first, &second, &theirs] {
+            s.insert_security_key(tx, k).await.unwrap();
+        }
+    })
+    .await;
+    assert_eq!(
+        s.list_security_keys(p.id).await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(s.mfa_summary(p.id).await.unwrap().security_keys, 2);
+    assert!(s.mfa_summary(p.id).await.unwrap().enrolled());
+    assert_eq!(
+        s.credential_summary(p.id).await.unwrap().mfa.security_keys,
+        2
+    );
+
+    let mut used = first.clone();
+    used.counter = 4;
+    let outcomes = committed(s, async |tx| {
+        (
+            s.record_security_key_use(tx, first.id, 3, &used, at(5))
+                .await
+                .unwrap(),
+            s.record_security_key_use(tx, first.id, 3, &used, at(6))
+                .await
+                .unwrap(),
+        )
+    })
+    .await;
+    assert_eq!(outcomes, (true, false));
+    let stored = &s.list_security_keys(p.id).await.unwrap()[0];
+    assert_eq!((stored.counter, stored.last_used_at), (4, Some(at(5))));
+
+    let removed = committed(s, async |tx| {
+        (
+            s.delete_security_key(tx, p.id, theirs.id).await.unwrap(),
+            s.delete_security_key(tx, p.id, second.id).await.unwrap(),
+            s.delete_security_key(tx, p.id, second.id).await.unwrap(),
+        )
+    })
+    .await;
+    assert_eq!(removed, (false, true, false));
+    assert_eq!(s.mfa_summary(p.id).await.unwrap().security_keys, 1);
+    assert_eq!(s.list_security_keys(other.id).await.unwrap().len(), 1);
 }

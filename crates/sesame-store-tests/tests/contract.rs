@@ -82,6 +82,7 @@ on_every_backend!(
     mfa::claims_are_given_back_and_sessions_raised,
     passkeys::passkeys_are_stored_renamed_used_once_and_unbound,
     passkeys::ceremonies_are_taken_once,
+    passkeys::security_keys_are_counted_used_once_and_removed,
     identity::profiles_read_back,
     identity::a_profile_patch_tells_absent_from_null,
     identity::profiles_are_inserted_in_bulk,

@@ -68,3 +68,15 @@ CREATE TABLE credentials.webauthn_ceremonies (
     expires_at   TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX webauthn_ceremonies_expires ON credentials.webauthn_ceremonies (expires_at);
+
+-- Security keys: WebAuthn credentials kept as a second factor.
+CREATE TABLE credentials.security_keys (
+    id           UUID PRIMARY KEY,
+    principal_id UUID NOT NULL REFERENCES credentials.principals (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    credential   JSONB NOT NULL,
+    counter      BIGINT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    last_used_at TIMESTAMPTZ
+);
+CREATE INDEX security_keys_principal ON credentials.security_keys (principal_id);

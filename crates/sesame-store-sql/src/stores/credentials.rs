@@ -81,6 +81,8 @@ macro_rules! __credential_stores {
                                     AS account_totp,
                                 (SELECT COUNT(*) FROM backup_codes b WHERE b.principal_id = p.id AND b.used_at IS NULL)
                                     AS account_backup_codes_left,
+                                (SELECT COUNT(*) FROM security_keys k WHERE k.principal_id = p.id)
+                                    AS account_security_keys,
                                 m.*
                          FROM principals p LEFT JOIN login_methods m ON m.principal_id = p.id
                          WHERE p.id = $1 ORDER BY m.id",
@@ -105,6 +107,7 @@ macro_rules! __credential_stores {
                             mfa: ::sesame_credentials::MfaSummary {
                                 totp: first.flag("account_totp")?,
                                 backup_codes_left: first.int("account_backup_codes_left")?,
+                                security_keys: first.int("account_security_keys")?,
                             },
                         })
                     };

@@ -202,7 +202,8 @@ macro_rules! __mfa_stores {
                         "SELECT CAST(EXISTS (SELECT 1 FROM totp_factors
                                              WHERE principal_id = $1 AND confirmed_at IS NOT NULL) AS BOOLEAN) AS totp,
                                 (SELECT COUNT(*) FROM backup_codes
-                                 WHERE principal_id = $1 AND used_at IS NULL) AS backup_codes_left",
+                                 WHERE principal_id = $1 AND used_at IS NULL) AS backup_codes_left,
+                                (SELECT COUNT(*) FROM security_keys WHERE principal_id = $1) AS security_keys",
                     )
                     .bind(principal.0)
                     .fetch_one(self.reader())
@@ -212,6 +213,7 @@ macro_rules! __mfa_stores {
                     Ok(MfaSummary {
                         totp: row.flag("totp").map_err(Self::store_err)?,
                         backup_codes_left: row.int("backup_codes_left").map_err(Self::store_err)?,
+                        security_keys: row.int("security_keys").map_err(Self::store_err)?,
                     })
                 }
 
@@ -237,6 +239,23 @@ macro_rules! __mfa_stores {
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn find_mfa_challenge(
+                    &self,
+                    id_hash: &[u8],
+                    now: OffsetDateTime,
+                ) -> Result<Option<MfaChallenge>, StoreError> {
+                    let row = ::sqlx::query(
+                        "SELECT * FROM mfa_challenges WHERE id_hash = $1 AND consumed_at IS NULL AND expires_at > $2",
+                    )
+                    .bind(id_hash)
+                    .bind(now)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(Self::store_err)?;
+                    row.as_ref().map($crate::mfa_challenge).transpose().map_err(Self::store_err)
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]

@@ -8,7 +8,7 @@ macro_rules! __passkey_store {
         const _: () = {
             use ::async_trait::async_trait;
             use ::sesame_core::{PrincipalId, StoreError, Tx};
-            use ::sesame_credentials::{Ceremony, PasskeyRecord, PasskeyStore};
+            use ::sesame_credentials::{Ceremony, PasskeyRecord, PasskeyStore, SecurityKeyRecord};
             use ::time::OffsetDateTime;
             use ::uuid::Uuid;
             use $crate::SqlBackend as _;
@@ -100,6 +100,78 @@ macro_rules! __passkey_store {
                     .execute(Self::conn(tx)?)
                     .await
                     .map_err(Self::store_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn insert_security_key(&self, tx: &mut dyn Tx, k: &SecurityKeyRecord) -> Result<(), StoreError> {
+                    ::sqlx::query(
+                        "INSERT INTO security_keys (id, principal_id, name, credential, counter, created_at, last_used_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(k.id)
+                    .bind(k.principal_id.0)
+                    .bind(&k.name)
+                    .bind(::sqlx::types::Json(&k.credential))
+                    .bind(k.counter)
+                    .bind(k.created_at)
+                    .bind(k.last_used_at)
+                    .execute(Self::conn(tx)?)
+                    .await
+                    .map_err(Self::store_err)?;
+                    Ok(())
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn list_security_keys(&self, principal: PrincipalId) -> Result<Vec<SecurityKeyRecord>, StoreError> {
+                    let rows = ::sqlx::query("SELECT * FROM security_keys WHERE principal_id = $1 ORDER BY id")
+                        .bind(principal.0)
+                        .fetch_all(self.reader())
+                        .await
+                        .map_err(Self::store_err)?;
+                    rows.iter()
+                        .map($crate::security_key)
+                        .collect::<Result<_, _>>()
+                        .map_err(Self::store_err)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn record_security_key_use(
+                    &self,
+                    tx: &mut dyn Tx,
+                    id: Uuid,
+                    seen_counter: i64,
+                    used: &SecurityKeyRecord,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let done = ::sqlx::query(
+                        "UPDATE security_keys SET credential = $1, counter = $2, last_used_at = $3
+                         WHERE id = $4 AND counter = $5",
+                    )
+                    .bind(::sqlx::types::Json(&used.credential))
+                    .bind(used.counter)
+                    .bind(at)
+                    .bind(id)
+                    .bind(seen_counter)
+                    .execute(Self::conn(tx)?)
+                    .await
+                    .map_err(Self::store_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn delete_security_key(
+                    &self,
+                    tx: &mut dyn Tx,
+                    principal: PrincipalId,
+                    id: Uuid,
+                ) -> Result<bool, StoreError> {
+                    let done = ::sqlx::query("DELETE FROM security_keys WHERE id = $1 AND principal_id = $2")
+                        .bind(id)
+                        .bind(principal.0)
+                        .execute(Self::conn(tx)?)
+                        .await
+                        .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
                 }
 
