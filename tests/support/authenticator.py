@@ -69,6 +69,7 @@ def main():
             "user_handle": base64.urlsafe_b64encode(authenticator.userHandle).decode(),
             "counter": authenticator.counter,
             "backup_eligible": args.backup_eligible,
+            "credential_id": authenticator.get_credential_id(),
         }
     else:
         authenticator, state = load(args.state)
