@@ -449,6 +449,8 @@ impl App {
             .map_err(|_| Error::field("credential", "invalid"))?;
         let stores = &self.0.stores;
         let now = self.0.clock.now();
+        // The profile is checked before the ceremony is taken, so that a bad
+        // field does not use it up; its id is the ceremony's, set below.
         let profile = sesame_identity::Profile::new(
             PrincipalId(Uuid::nil()),
             req.profile.unwrap_or_default(),
