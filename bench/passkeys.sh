@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Passkey sign-in against password sign-in, in one run, on the release build.
 # Usage: bench/passkeys.sh [seconds-per-scenario]   (prints Markdown)
+# BENCH_DATABASE_URL=postgres://… runs the server on that (empty) database
+# instead of the embedded store.
 #
 # One server (embedded store, default Argon2id, rate limits lifted, a WebAuthn
 # relying party `bench.test`); 16 users, each with a password and a passkey
@@ -39,9 +41,10 @@ LOAD=target/release/examples/passkey_load
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-SESAME_RATE_LIMITS__PER_IDENTIFIER__LIMIT=100000000 SESAME_RATE_LIMITS__PER_IP__LIMIT=100000000 \
+env SESAME_RATE_LIMITS__PER_IDENTIFIER__LIMIT=100000000 SESAME_RATE_LIMITS__PER_IP__LIMIT=100000000 \
     SESAME_RATE_LIMITS__REGISTER__PER_IP__LIMIT=100000000 SESAME_RATE_LIMITS__REGISTER__PER_IDENTIFIER__LIMIT=100000000 \
     SESAME_WEBAUTHN__RP_ID=$RP SESAME_WEBAUTHN__ORIGINS="[\"$ORIGIN\"]" \
+    ${BENCH_DATABASE_URL:+SESAME_DATABASE_URL=$BENCH_DATABASE_URL} \
     SESAME_LOG_LEVEL=warn $BIN serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do curl -sf "$BASE/health/live" >/dev/null && break; sleep 0.1; done
@@ -66,9 +69,11 @@ echo "wrk: password sign-in" >&2
 PASSWORD=$(wrk -t2 -c4 -d"${DURATION}s" --timeout 30s -s "$WORK/sign_in.lua" "$BASE/v1/sessions" | grep '^RESULT')
 echo "passkey sign-in" >&2
 PASSKEY=$($LOAD "$BASE" "$WORK/passkeys" $CONNS "$DURATION" $RP $ORIGIN | grep '^RESULT')
+STORE=${BENCH_DATABASE_URL:+PostgreSQL}
+STORE=${STORE:-embedded SQLite}
 get() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
-echo "Date: $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+echo "Date: $(date -u +%Y-%m-%d), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); store: $STORE"
 echo
 echo "| scenario | connections | sign-ins/s | p50 ms | p99 ms | errors |"
 echo "|---|---|---|---|---|---|"
