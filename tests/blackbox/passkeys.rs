@@ -474,6 +474,29 @@ async fn a_security_key_is_a_second_factor_for_sign_in_and_step_up() {
     .await
     .assert_problem(400, "invalid_code");
 
+    // A cloned key (its counter behind the last one seen) is refused, and
+    // audited.
+    let cloned = app.sign_in("ada@example.com", sesame_tests::PASSWORD).await;
+    let cloned_id = cloned.body["challenge_id"].as_str().unwrap();
+    let options = app
+        .post(
+            "/v1/sessions/mfa/webauthn",
+            &json!({"challenge_id": cloned_id}),
+        )
+        .await;
+    let behind = key.get(&options.body["options"], &["--counter", "1"]);
+    app.post(
+        "/v1/sessions/mfa",
+        &json!({"challenge_id": cloned_id, "ceremony_id": options.body["ceremony_id"], "credential": behind}),
+    )
+    .await
+    .assert_problem(400, "invalid_code");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_log WHERE event = 'security_key.counter_regressed'")
+            .await,
+        1
+    );
+
     // Step-up of the aal1 session from registration.
     let change = json!({"current_password": sesame_tests::PASSWORD, "new_password": "another long passphrase 9"});
     let put = |token: &str| {
