@@ -543,3 +543,92 @@ async fn a_security_key_is_a_second_factor_for_sign_in_and_step_up() {
         .assert_problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn backup_codes_stay_while_another_second_factor_does() {
+    let Some(key) = Authenticator::new() else {
+        return;
+    };
+    let Some(python) = python_with("pyotp") else {
+        return;
+    };
+    let totp = |uri: &str| {
+        let out = Command::new(&python)
+            .args([
+                "-c",
+                "import sys, pyotp; print(pyotp.parse_uri(sys.argv[1]).now())",
+                uri,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let app = app().await;
+    let reg = app.register("ada@example.com").await;
+    let aal1 = token(&reg);
+    // A security key first: it brings the backup codes.
+    let begin = app
+        .post_as("/v1/me/security-keys/begin", aal1, &json!({}))
+        .await;
+    let credential = key.create(&begin.body["options"], &[]);
+    let enrolled = app
+        .post_as(
+            "/v1/me/security-keys/finish",
+            aal1,
+            &json!({"ceremony_id": begin.body["ceremony_id"], "credential": credential}),
+        )
+        .await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.body);
+    // Raised by the key, the session adds TOTP, whose confirmation hands out
+    // a new set of backup codes.
+    let options = app
+        .post_as("/v1/sessions/mfa/webauthn", aal1, &json!({}))
+        .await;
+    let assertion = key.get(&options.body["options"], &[]);
+    let raised = app
+        .post_as(
+            "/v1/sessions/mfa",
+            aal1,
+            &json!({"ceremony_id": options.body["ceremony_id"], "credential": assertion}),
+        )
+        .await;
+    let aal2 = token(&raised.body).to_owned();
+    let pending = app.post_as("/v1/me/mfa/totp", &aal2, &json!({})).await;
+    assert_eq!(pending.status, 200, "{}", pending.body);
+    let uri = pending.body["otpauth_uri"].as_str().unwrap();
+    let confirmed = app
+        .post_as(
+            "/v1/me/mfa/totp/confirm",
+            &aal2,
+            &json!({"code": totp(uri)}),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let codes = confirmed.body["backup_codes"].clone();
+    let me = app.get("/v1/me", Some(&aal2)).await;
+    assert_eq!(
+        me.body["mfa"],
+        json!({"totp": true, "backup_codes_left": 10, "security_keys": 1})
+    );
+    // The key goes; TOTP and the codes stay.
+    let id = enrolled.body["security_key"]["id"].as_str().unwrap();
+    let gone = app
+        .delete(&format!("/v1/me/security-keys/{id}"), &aal2)
+        .await;
+    assert_eq!(gone.status, 204, "{}", gone.body);
+    let me = app.get("/v1/me", Some(&aal2)).await;
+    assert_eq!(
+        me.body["mfa"],
+        json!({"totp": true, "backup_codes_left": 10, "security_keys": 0})
+    );
+    let first = app.sign_in("ada@example.com", sesame_tests::PASSWORD).await;
+    assert_eq!(first.body["factors"], json!(["totp", "backup_code"]));
+    let done = app
+        .post(
+            "/v1/sessions/mfa",
+            &json!({"challenge_id": first.body["challenge_id"], "backup_code": codes[0]}),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    app.stop().await;
+}
