@@ -157,7 +157,7 @@ pub async fn reseal_secrets(
         }
     }
     for (name, sealed) in &secrets {
-        if let Some(resealed) = master.reseal(sealed, &crate::mfa::secret_context(name))? {
+        if let Some(resealed) = master.reseal(sealed, &crate::totp::secret_context(name))? {
             stores
                 .secrets
                 .reseal_server_secret(tx.as_mut(), name, &resealed)

@@ -22,7 +22,9 @@ mod retention;
 mod security_keys;
 mod sessions;
 mod sign_in;
+mod totp;
 pub mod views;
+mod webauthn;
 mod work;
 
 use cache::Cache;
@@ -46,20 +48,18 @@ pub use brute_force::{Budget, LockoutPolicy, RateLimits, client_network};
 pub use codes::{CodeRequest, CodeSent, ConfirmRequest};
 pub use logins::BindRequest;
 pub use passkeys::{
-    CeremonyStarted, PasskeyRegistrationFinish, PasskeyRename, PasskeySignInFinish,
-    PasskeySignUpBegin, PasskeySignUpFinish, PasskeyView, WebauthnSettings,
+    PasskeyRename, PasskeySignInFinish, PasskeySignUpBegin, PasskeySignUpFinish, PasskeyView,
 };
 pub use password::{PasswordChange, ResetConfirm, ResetRequest};
 pub use reauth::{Reauthenticate, Reauthenticated};
 pub use retention::RetentionPolicy;
-pub use security_keys::{
-    MfaWebauthnBegin, SecurityKeyEnrolled, SecurityKeyFinish, SecurityKeyView,
-};
+pub use security_keys::{MfaWebauthnBegin, SecurityKeyEnrolled, SecurityKeyView};
 pub use views::{
     BackupCodes, LoginView, MeView, MfaChallengeView, MfaVerify, PrincipalRef, RefreshRequest,
     RegisterRequest, Registered, SessionGrant, SessionView, SignInRequest, SignedIn, TotpCode,
     TotpEnrolment,
 };
+pub use webauthn::{CeremonyStarted, RegistrationFinish, WebauthnSettings};
 
 /// Every store the flows need, each behind its trait.
 #[derive(Clone)]
@@ -320,7 +320,7 @@ impl App {
             me: Cache::new(100_000, on),
         };
         let codes = CodeBook::new(master.current().derive("sesame/verification-codes/v1")?);
-        let backup = mfa::backup_hasher(&stores, &master, clock.now()).await?;
+        let backup = totp::backup_hasher(&stores, &master, clock.now()).await?;
         let webauthn = settings
             .webauthn
             .as_ref()
@@ -419,6 +419,23 @@ impl App {
     pub fn code_comparisons(&self) -> u64 {
         self.0.codes.comparisons()
     }
+}
+
+/// A new opaque id handed out once (256 random bits, base64url) and the
+/// SHA-256 that is all that is stored of it: MFA challenges and WebAuthn
+/// ceremonies.
+pub(crate) fn new_opaque_id() -> Result<(String, Vec<u8>), Error> {
+    use base64::Engine;
+    let bytes = sesame_credentials::random_bytes::<32>()?;
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_opaque_id(&id);
+    Ok((id, hash))
+}
+
+/// What is stored of an opaque id.
+pub(crate) fn hash_opaque_id(id: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(id.as_bytes()).to_vec()
 }
 
 /// Names `id` as the principal on the current span (a flow's, or the

@@ -1,88 +1,30 @@
 //! Passkeys (WebAuthn): registering one while signed in, listing, renaming
-//! and removing them, and passwordless sign-in with a discoverable
-//! credential.
+//! and removing them, passwordless sign-in with a discoverable credential,
+//! and sign-up with a passkey as the only credential.
 //!
 //! A passkey is a login method of type `passkey` whose identifier is its
 //! credential id (unique across everyone, like every login), plus its public
-//! key and counter beside it. Ceremony state lives server side, is taken out
-//! once, and lives five minutes. A sign-in's counter is stored by
+//! key and counter beside it (ceremonies: [`crate::webauthn`]). A sign-in's counter is stored by
 //! compare-and-set, so that one assertion replayed at the same instant signs
 //! in once; a counter that goes backwards on a credential that counts is
 //! refused and audited.
 
-use crate::{App, AuthContext, ClientMeta, SessionGrant};
+use crate::webauthn::RegistrationFinish;
+use crate::webauthn::{
+    CeremonyStarted, b64, ceremony_gone, clean_name, internal, refused, stored_form,
+};
+use crate::{App, AuthContext, ClientMeta, SessionGrant, hash_opaque_id};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, PrincipalId};
-use sesame_credentials::{AuditEntry, Ceremony, Login, LoginMethod, LoginType, PasskeyRecord};
+use sesame_credentials::{Login, LoginMethod, LoginType, PasskeyRecord};
 use sesame_events::topics;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder,
-    WebauthnError,
+    PublicKeyCredential, RegisterPublicKeyCredential, WebauthnError,
 };
-
-/// The relying party, as configured (`[webauthn]`).
-#[derive(Debug, Clone)]
-pub struct WebauthnSettings {
-    /// The relying-party id: the domain passkeys are bound to.
-    pub rp_id: String,
-    /// The name authenticators show.
-    pub rp_name: String,
-    /// Origins allowed to run ceremonies (each must be `rp_id` or below it).
-    pub origins: Vec<String>,
-}
-
-impl WebauthnSettings {
-    /// The WebAuthn relying party these settings describe.
-    pub(crate) fn build(&self) -> Result<Webauthn, Error> {
-        let origins: Vec<Url> = self
-            .origins
-            .iter()
-            .map(|o| Url::parse(o))
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::internal(format!("[webauthn] origins: {e}")))?;
-        let first = origins
-            .first()
-            .ok_or_else(|| Error::internal("[webauthn] origins: at least one is needed"))?;
-        let mut builder = WebauthnBuilder::new(&self.rp_id, first)
-            .map_err(|e| Error::internal(format!("[webauthn] rp_id and origins: {e}")))?
-            .rp_name(&self.rp_name);
-        for origin in &origins[1..] {
-            builder = builder.append_allowed_origin(origin);
-        }
-        builder
-            .build()
-            .map_err(|e| Error::internal(format!("[webauthn]: {e}")))
-    }
-}
-
-/// What a ceremony's `begin` answers: the id to finish it with and the
-/// options for `navigator.credentials.create()` or `.get()`.
-#[derive(Debug, Clone, Serialize)]
-pub struct CeremonyStarted {
-    /// Names the ceremony; shown once.
-    pub ceremony_id: String,
-    /// The WebAuthn options (`publicKey`, and `mediation` for sign-in).
-    pub options: serde_json::Value,
-    /// Seconds until it expires.
-    pub expires_in: i64,
-}
-
-/// `POST /v1/me/passkeys/finish`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PasskeyRegistrationFinish {
-    /// From `begin`.
-    pub ceremony_id: String,
-    /// The `PublicKeyCredential` that `navigator.credentials.create()` made.
-    pub credential: serde_json::Value,
-    /// What to call it (default: "Passkey").
-    pub name: Option<String>,
-}
 
 /// `POST /v1/registrations/passkey/begin`.
 #[derive(Deserialize, Default)]
@@ -156,39 +98,6 @@ pub struct PasskeyView {
 const REGISTER: &str = "register";
 const SIGN_IN: &str = "sign_in";
 const SIGN_UP: &str = "sign_up";
-const MAX_NAME: usize = 64;
-
-pub(crate) fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub(crate) fn hash_id(id: &str) -> Vec<u8> {
-    Sha256::digest(id.as_bytes()).to_vec()
-}
-
-pub(crate) fn ceremony_gone() -> Error {
-    Error::problem(
-        ErrorCode::InvalidState,
-        "The ceremony has expired or was used: begin again",
-    )
-}
-
-pub(crate) fn refused(why: &str) -> Error {
-    Error::problem(ErrorCode::InvalidCredentials, why.to_owned())
-}
-
-pub(crate) fn internal<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Error + '_ {
-    move |e| Error::internal(format!("{what}: {e}"))
-}
-
-pub(crate) fn clean_name(name: Option<&str>) -> Result<String, Error> {
-    let name = name.map(str::trim).unwrap_or("Passkey");
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(Error::field("name", "invalid"));
-    }
-    Ok(name.to_owned())
-}
 
 impl PasskeyView {
     fn of(p: PasskeyRecord, credential_id: String) -> Self {
@@ -214,23 +123,6 @@ fn discoverable(options: &CreationChallengeResponse) -> Result<serde_json::Value
     Ok(json)
 }
 
-/// A WebAuthn credential's stored form (JSON), with its counter and
-/// backup flags, which the library keeps inside it: its stored form is the
-/// one place they can be read.
-pub(crate) fn stored_form<T: Serialize>(
-    credential: &T,
-) -> Result<(serde_json::Value, i64, bool, bool), Error> {
-    let json = serde_json::to_value(credential).map_err(internal("credential"))?;
-    let cred = &json["cred"];
-    let flag = |name: &str| cred[name].as_bool().unwrap_or(false);
-    let (counter, eligible, backed_up) = (
-        cred["counter"].as_i64().unwrap_or(0),
-        flag("backup_eligible"),
-        flag("backup_state"),
-    );
-    Ok((json, counter, eligible, backed_up))
-}
-
 /// The stored form of a passkey, with the fields kept beside it.
 fn record_of(
     passkey: &Passkey,
@@ -254,41 +146,6 @@ fn record_of(
 }
 
 impl App {
-    pub(crate) fn webauthn(&self) -> Result<&Webauthn, Error> {
-        self.0.webauthn.as_ref().ok_or_else(|| {
-            Error::problem(
-                ErrorCode::NotFound,
-                "Passkeys are not configured here: set [webauthn] rp_id and origins",
-            )
-        })
-    }
-
-    pub(crate) async fn start_ceremony(
-        &self,
-        purpose: &str,
-        principal: Option<PrincipalId>,
-        state: serde_json::Value,
-        options: serde_json::Value,
-    ) -> Result<CeremonyStarted, Error> {
-        let id = b64(&sesame_credentials::random_bytes::<32>()?);
-        let now = self.0.clock.now();
-        let ttl = self.0.settings.mfa_challenge_ttl;
-        let ceremony = Ceremony {
-            id_hash: hash_id(&id),
-            purpose: purpose.to_owned(),
-            principal_id: principal,
-            state,
-            created_at: now,
-            expires_at: now + ttl,
-        };
-        self.0.stores.passkeys.insert_ceremony(&ceremony).await?;
-        Ok(CeremonyStarted {
-            ceremony_id: id,
-            options,
-            expires_in: ttl.whole_seconds(),
-        })
-    }
-
     /// `POST /v1/me/passkeys/begin`: options to create a passkey for the
     /// caller (credentials it has already excluded).
     #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %auth.principal_id))]
@@ -303,12 +160,7 @@ impl App {
             .principals
             .credential_summary(auth.principal_id)
             .await?;
-        let name = summary
-            .logins
-            .iter()
-            .find(|m| m.login_type != LoginType::Passkey)
-            .map(|m| m.identifier.clone())
-            .unwrap_or_else(|| auth.principal_id.to_string());
+        let name = summary.account_name(auth.principal_id);
         let mut exclude = Vec::new();
         for p in stores.passkeys.list_passkeys(auth.principal_id).await? {
             let passkey: Passkey =
@@ -333,7 +185,7 @@ impl App {
     pub async fn finish_passkey_registration(
         &self,
         auth: &AuthContext,
-        req: PasskeyRegistrationFinish,
+        req: RegistrationFinish,
         meta: &ClientMeta,
     ) -> Result<PasskeyView, Error> {
         let webauthn = self.webauthn()?;
@@ -346,7 +198,7 @@ impl App {
         let ceremony = stores
             .passkeys
             .take_ceremony(
-                &hash_id(&req.ceremony_id),
+                &hash_opaque_id(&req.ceremony_id),
                 REGISTER,
                 Some(auth.principal_id),
                 now,
@@ -411,10 +263,7 @@ impl App {
         let webauthn = self.webauthn()?;
         let name = match req.display_name.as_deref().map(str::trim) {
             None | Some("") => format!("{} account", self.0.settings.totp_issuer),
-            Some(name) if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) => {
-                return Err(Error::field("display_name", "invalid"));
-            }
-            Some(name) => name.to_owned(),
+            name => clean_name(name).map_err(|_| Error::field("display_name", "invalid"))?,
         };
         self.limit_ip(crate::brute_force::Action::Register, meta)
             .await?;
@@ -460,7 +309,7 @@ impl App {
             .await?;
         let ceremony = stores
             .passkeys
-            .take_ceremony(&hash_id(&req.ceremony_id), SIGN_UP, None, now)
+            .take_ceremony(&hash_opaque_id(&req.ceremony_id), SIGN_UP, None, now)
             .await?
             .ok_or_else(ceremony_gone)?;
         let state: SignUpState =
@@ -613,7 +462,7 @@ impl App {
         let now = self.0.clock.now();
         let ceremony = stores
             .passkeys
-            .take_ceremony(&hash_id(&req.ceremony_id), SIGN_IN, None, now)
+            .take_ceremony(&hash_opaque_id(&req.ceremony_id), SIGN_IN, None, now)
             .await?
             .ok_or_else(ceremony_gone)?;
         let state: DiscoverableAuthentication =
@@ -640,7 +489,15 @@ impl App {
             match webauthn.finish_discoverable_authentication_v2(&credential, state, &passkey) {
                 Ok(result) => result,
                 Err(WebauthnError::CredentialPossibleCompromise) => {
-                    self.audit_counter_regression(&method, meta, now).await?;
+                    let data = json!({ "login_id": method.id });
+                    self.audit_counter_regression(
+                        method.principal_id,
+                        "passkey.counter_regressed",
+                        data,
+                        meta,
+                        now,
+                    )
+                    .await?;
                     return Err(refused(
                         "The authenticator's counter went backwards: the passkey may be cloned",
                     ));
@@ -710,31 +567,5 @@ impl App {
         .await?;
         self.commit(tx).await?;
         self.grant_new(session, now)
-    }
-
-    /// Audits an assertion whose counter did not move forward.
-    async fn audit_counter_regression(
-        &self,
-        method: &LoginMethod,
-        meta: &ClientMeta,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        tracing::warn!(principal = %method.principal_id, login = %method.id, "passkey counter went backwards");
-        let entry = AuditEntry {
-            id: Uuid::now_v7(),
-            principal_id: Some(method.principal_id),
-            event: "passkey.counter_regressed".into(),
-            ip: meta.ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            data: json!({ "login_id": method.id }),
-            at: now,
-        };
-        let mut tx = self.begin().await?;
-        self.0
-            .stores
-            .audit
-            .append_audit(tx.as_mut(), &entry)
-            .await?;
-        self.commit(tx).await
     }
 }

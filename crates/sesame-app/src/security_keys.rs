@@ -4,12 +4,16 @@
 //! `POST /v1/sessions/mfa/webauthn` starts the assertion that
 //! `POST /v1/sessions/mfa` finishes with `ceremony_id` and `credential`.
 
-use crate::passkeys::{CeremonyStarted, b64, clean_name, hash_id, internal, stored_form};
+use crate::hash_opaque_id;
+use crate::webauthn::RegistrationFinish;
+use crate::webauthn::{
+    CeremonyStarted, b64, ceremony_gone, clean_name, internal, refused, stored_form,
+};
 use crate::{App, AuthContext, ClientMeta, views::BackupCodes};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, PrincipalId};
-use sesame_credentials::{AuditEntry, SecurityKeyRecord};
+use sesame_credentials::SecurityKeyRecord;
 use sesame_events::topics;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -20,18 +24,6 @@ use webauthn_rs::prelude::{
 
 const REGISTER: &str = "security_key";
 const MFA: &str = "mfa";
-
-/// `POST /v1/me/security-keys/finish`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecurityKeyFinish {
-    /// From `begin`.
-    pub ceremony_id: String,
-    /// The `PublicKeyCredential` that `navigator.credentials.create()` made.
-    pub credential: serde_json::Value,
-    /// What to call it (default: "Security key").
-    pub name: Option<String>,
-}
 
 /// `POST /v1/sessions/mfa/webauthn`.
 #[derive(Deserialize, Default)]
@@ -129,11 +121,7 @@ impl App {
             .principals
             .credential_summary(auth.principal_id)
             .await?;
-        let name = summary
-            .logins
-            .first()
-            .map(|m| m.identifier.clone())
-            .unwrap_or_else(|| auth.principal_id.to_string());
+        let name = summary.account_name(auth.principal_id);
         let (options, state) = webauthn
             .start_securitykey_registration(
                 auth.principal_id.0,
@@ -159,7 +147,7 @@ impl App {
     pub async fn finish_security_key_registration(
         &self,
         auth: &AuthContext,
-        req: SecurityKeyFinish,
+        req: RegistrationFinish,
         meta: &ClientMeta,
     ) -> Result<SecurityKeyEnrolled, Error> {
         let webauthn = self.webauthn()?;
@@ -172,16 +160,21 @@ impl App {
         let now = self.0.clock.now();
         let ceremony = stores
             .passkeys
-            .take_ceremony(&hash_id(&req.ceremony_id), REGISTER, Some(principal), now)
+            .take_ceremony(
+                &hash_opaque_id(&req.ceremony_id),
+                REGISTER,
+                Some(principal),
+                now,
+            )
             .await?
-            .ok_or_else(crate::passkeys::ceremony_gone)?;
+            .ok_or_else(ceremony_gone)?;
         let state: SecurityKeyRegistration =
             serde_json::from_value(ceremony.state).map_err(internal("ceremony"))?;
         let key = webauthn
             .finish_securitykey_registration(&credential, &state)
             .map_err(|e| {
                 tracing::info!(error = %e, "security key registration refused");
-                crate::passkeys::refused("The authenticator's answer did not verify")
+                refused("The authenticator's answer did not verify")
             })?;
         let record = key_record(&key, Uuid::now_v7(), principal, name, now)?;
         let first = !stores.mfa.mfa_summary(principal).await?.enrolled();
@@ -286,7 +279,7 @@ impl App {
         let principal = match (&req.challenge_id, auth) {
             (Some(id), _) => stores
                 .mfa
-                .find_mfa_challenge(&hash_id(id), now)
+                .find_mfa_challenge(&hash_opaque_id(id), now)
                 .await?
                 .ok_or_else(|| {
                     Error::problem(
@@ -344,7 +337,7 @@ impl App {
         };
         let Some(ceremony) = stores
             .passkeys
-            .take_ceremony(&hash_id(ceremony_id), MFA, Some(principal), now)
+            .take_ceremony(&hash_opaque_id(ceremony_id), MFA, Some(principal), now)
             .await?
         else {
             return Ok(None);
@@ -354,7 +347,15 @@ impl App {
         let result = match webauthn.finish_securitykey_authentication(&credential, &state) {
             Ok(result) => result,
             Err(WebauthnError::CredentialPossibleCompromise) => {
-                self.audit_security_key_regression(principal, now).await?;
+                let meta = ClientMeta::default();
+                self.audit_counter_regression(
+                    principal,
+                    "security_key.counter_regressed",
+                    json!({}),
+                    &meta,
+                    now,
+                )
+                .await?;
                 return Ok(None);
             }
             Err(e) => {
@@ -381,29 +382,5 @@ impl App {
             }));
         }
         Ok(None)
-    }
-
-    async fn audit_security_key_regression(
-        &self,
-        principal: PrincipalId,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        tracing::warn!(principal = %principal, "security key counter went backwards");
-        let entry = AuditEntry {
-            id: Uuid::now_v7(),
-            principal_id: Some(principal),
-            event: "security_key.counter_regressed".into(),
-            ip: None,
-            user_agent: None,
-            data: json!({}),
-            at: now,
-        };
-        let mut tx = self.begin().await?;
-        self.0
-            .stores
-            .audit
-            .append_audit(tx.as_mut(), &entry)
-            .await?;
-        self.commit(tx).await
     }
 }

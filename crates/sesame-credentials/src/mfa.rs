@@ -66,7 +66,7 @@ impl TotpSeed {
             .with_step_duration(TOTP_STEP_SECS)
             .with_secret(self.0.to_vec())
             .build()
-            .map_err(|e| Error::internal(format!("TOTP: {e}")))
+            .map_err(|e| Error::internal_from("TOTP", e))
     }
 
     /// The seed as authenticator apps take it: base32 without padding.
@@ -96,7 +96,7 @@ impl TotpSeed {
             .with_account_name(account)
             .build()
             .and_then(|t| t.to_url())
-            .map_err(|e| Error::internal(format!("TOTP URI: {e}")))
+            .map_err(|e| Error::internal_from("TOTP URI", e))
     }
 
     /// The time step `code` matches at `unix_time`, within the skew; `None`

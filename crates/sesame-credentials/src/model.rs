@@ -59,6 +59,19 @@ pub struct CredentialSummary {
     pub mfa: MfaSummary,
 }
 
+impl CredentialSummary {
+    /// The name people know the account by, as authenticators show it: its
+    /// oldest login that is typed (not a passkey's credential id), or else the
+    /// principal id.
+    pub fn account_name(&self, principal: PrincipalId) -> String {
+        self.logins
+            .iter()
+            .find(|m| m.login_type != LoginType::Passkey)
+            .map(|m| m.identifier.clone())
+            .unwrap_or_else(|| principal.to_string())
+    }
+}
+
 /// The second factors a principal has in force.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MfaSummary {

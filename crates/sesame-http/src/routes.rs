@@ -7,10 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::{
-    App, BindRequest, CodeRequest, ConfirmRequest, MfaVerify, MfaWebauthnBegin,
-    PasskeyRegistrationFinish, PasskeyRename, PasskeySignInFinish, PasskeySignUpBegin,
-    PasskeySignUpFinish, PasswordChange, Reauthenticate, RefreshRequest, RegisterRequest,
-    ResetConfirm, ResetRequest, SecurityKeyFinish, SignInRequest, TotpCode,
+    App, BindRequest, CodeRequest, ConfirmRequest, MfaVerify, MfaWebauthnBegin, PasskeyRename,
+    PasskeySignInFinish, PasskeySignUpBegin, PasskeySignUpFinish, PasswordChange, Reauthenticate,
+    RefreshRequest, RegisterRequest, RegistrationFinish, ResetConfirm, ResetRequest, SignInRequest,
+    TotpCode,
 };
 use sesame_core::{ErrorCode, SessionId};
 use sesame_identity::ProfilePatch;
@@ -85,7 +85,7 @@ pub async fn finish_passkey_registration(
     State(app): State<App>,
     Auth(auth): Auth,
     Meta(meta): Meta,
-    JsonBody(req): JsonBody<PasskeyRegistrationFinish>,
+    JsonBody(req): JsonBody<RegistrationFinish>,
 ) -> Result<Response> {
     let passkey = app.finish_passkey_registration(&auth, req, &meta).await?;
     Ok((StatusCode::CREATED, Json(passkey)).into_response())
@@ -130,7 +130,7 @@ pub async fn finish_security_key_registration(
     State(app): State<App>,
     Auth(auth): Auth,
     Meta(meta): Meta,
-    JsonBody(req): JsonBody<SecurityKeyFinish>,
+    JsonBody(req): JsonBody<RegistrationFinish>,
 ) -> Result<Response> {
     let enrolled = app
         .finish_security_key_registration(&auth, req, &meta)
