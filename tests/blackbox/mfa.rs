@@ -123,6 +123,27 @@ async fn challenge(app: &TestApp) -> String {
     resp.body["challenge_id"].as_str().unwrap().to_owned()
 }
 
+/// `n` password sign-ins, then one second factor sent to all their
+/// challenges at the same instant: exactly one may win, the rest are
+/// `invalid_code`. The winner's answer.
+async fn race_one_factor(app: &TestApp, n: usize, field: &str, value: &str) -> Resp {
+    let mut requests = Vec::new();
+    for _ in 0..n {
+        let id = challenge(app).await;
+        requests.push(Raw::post(
+            "/v1/sessions/mfa",
+            json!({"challenge_id": id, field: value}),
+        ));
+    }
+    let answers = app.race(&requests).await;
+    let (won, lost): (Vec<Resp>, Vec<Resp>) = answers.into_iter().partition(|r| r.status == 200);
+    assert_eq!(won.len(), 1, "{won:?} {lost:?}");
+    for r in &lost {
+        r.assert_problem(400, "invalid_code");
+    }
+    won.into_iter().next().unwrap()
+}
+
 async fn finish(app: &TestApp, challenge_id: &str, field: &str, code: &str) -> Resp {
     app.post(
         "/v1/sessions/mfa",
@@ -294,21 +315,8 @@ async fn one_totp_code_raced_on_many_challenges_signs_in_once() {
     };
     app.clock.advance(Duration::seconds(30));
     let code = pyotp(&uri, now(&app)).unwrap();
-    let mut requests = Vec::new();
-    for _ in 0..8 {
-        let id = challenge(&app).await;
-        requests.push(Raw::post(
-            "/v1/sessions/mfa",
-            json!({"challenge_id": id, "code": code}),
-        ));
-    }
-    let answers = app.race(&requests).await;
-    let won: Vec<&Resp> = answers.iter().filter(|r| r.status == 200).collect();
-    assert_eq!(won.len(), 1, "{answers:?}");
-    for r in answers.iter().filter(|r| r.status != 200) {
-        r.assert_problem(400, "invalid_code");
-    }
-    assert_eq!(verified_claims(&app, token(&won[0].body)).await.aal, "aal2");
+    let won = race_one_factor(&app, 8, "code", &code).await;
+    assert_eq!(verified_claims(&app, token(&won.body)).await.aal, "aal2");
     app.stop().await;
 }
 
@@ -317,26 +325,13 @@ async fn a_backup_code_works_once_even_raced_and_is_read_as_typed() {
     let Some((app, _, codes)) = enrolled_with_lenient_lock().await else {
         return;
     };
-    let mut requests = Vec::new();
-    for _ in 0..10 {
-        let id = challenge(&app).await;
-        requests.push(Raw::post(
-            "/v1/sessions/mfa",
-            json!({"challenge_id": id, "backup_code": codes[0]}),
-        ));
-    }
-    let answers = app.race(&requests).await;
-    let won: Vec<&Resp> = answers.iter().filter(|r| r.status == 200).collect();
-    assert_eq!(won.len(), 1, "{answers:?}");
-    for r in answers.iter().filter(|r| r.status != 200) {
-        r.assert_problem(400, "invalid_code");
-    }
-    let claims = verified_claims(&app, token(&won[0].body)).await;
+    let won = race_one_factor(&app, 10, "backup_code", &codes[0]).await;
+    let claims = verified_claims(&app, token(&won.body)).await;
     assert_eq!(
         (claims.aal.as_str(), claims.amr),
         ("aal2", vec!["pwd".to_owned(), "backup_code".to_owned()])
     );
-    let me = app.get("/v1/me", Some(token(&won[0].body))).await;
+    let me = app.get("/v1/me", Some(token(&won.body))).await;
     assert_eq!(me.body["mfa"]["backup_codes_left"], 9);
 
     // Lower case, spaces instead of hyphens: the same code.
@@ -690,5 +685,36 @@ async fn an_expired_challenge_is_refused() {
     finish(&app, &id, "code", &code)
         .await
         .assert_problem(400, "code_expired");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_code_raced_to_raise_a_session_raises_it_once() {
+    let (app, reg) = app_with(LockoutPolicy {
+        max_failures: 1000,
+        ..LockoutPolicy::default()
+    })
+    .await;
+    let aal1 = token(&reg);
+    let Some((uri, _)) = enrol(&app, aal1).await else {
+        return;
+    };
+    app.clock.advance(Duration::seconds(30));
+    let code = pyotp(&uri, now(&app)).unwrap();
+    let requests: Vec<Raw> = (0..8)
+        .map(|_| Raw::post("/v1/sessions/mfa", json!({"code": code})).bearer(aal1))
+        .collect();
+    let answers = app.race(&requests).await;
+    let (won, lost): (Vec<Resp>, Vec<Resp>) = answers.into_iter().partition(|r| r.status == 200);
+    assert_eq!(won.len(), 1, "{won:?} {lost:?}");
+    for r in &lost {
+        r.assert_problem(400, "invalid_code");
+    }
+    assert_eq!(verified_claims(&app, token(&won[0].body)).await.aal, "aal2");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE topic = 'identity.session.raised'")
+            .await,
+        1
+    );
     app.stop().await;
 }

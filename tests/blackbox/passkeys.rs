@@ -132,6 +132,13 @@ async fn finish_sign_in(app: &TestApp, id: &str, credential: &Value) -> sesame_t
     .await
 }
 
+/// A whole passkey sign-in: begin, the authenticator's assertion (with
+/// `extra` arguments), finish.
+async fn sign_in_with(app: &TestApp, key: &Authenticator, extra: &[&str]) -> sesame_tests::Resp {
+    let (id, options) = begin_sign_in(app).await;
+    finish_sign_in(app, &id, &key.get(&options, extra)).await
+}
+
 fn claims(access: &str) -> Value {
     let token = UntrustedToken::new(access).unwrap();
     let payload = access.split('.').nth(1).unwrap();
@@ -204,14 +211,10 @@ async fn wrong_origins_other_relying_parties_replays_and_cloned_counters_are_ref
     let reg = app.register("ada@example.com").await;
     register_passkey(&app, &key, token(&reg), &[]).await;
 
-    let (id, options) = begin_sign_in(&app).await;
-    let phished = key.get(&options, &["--origin", "https://sesame.evil"]);
-    finish_sign_in(&app, &id, &phished)
+    sign_in_with(&app, &key, &["--origin", "https://sesame.evil"])
         .await
         .assert_problem(401, "invalid_credentials");
-    let (id, options) = begin_sign_in(&app).await;
-    let other_rp = key.get(&options, &["--rp-id", "other.test"]);
-    finish_sign_in(&app, &id, &other_rp)
+    sign_in_with(&app, &key, &["--rp-id", "other.test"])
         .await
         .assert_problem(401, "invalid_credentials");
 
@@ -236,9 +239,7 @@ async fn wrong_origins_other_relying_parties_replays_and_cloned_counters_are_ref
         .assert_problem(401, "invalid_credentials");
 
     // A counter below the last one seen: a clone. Refused and audited.
-    let (id, options) = begin_sign_in(&app).await;
-    let cloned = key.get(&options, &["--counter", "1"]);
-    finish_sign_in(&app, &id, &cloned)
+    sign_in_with(&app, &key, &["--counter", "1"])
         .await
         .assert_problem(401, "invalid_credentials");
     assert_eq!(
@@ -247,9 +248,7 @@ async fn wrong_origins_other_relying_parties_replays_and_cloned_counters_are_ref
         1
     );
     // The genuine authenticator carries on.
-    let (id, options) = begin_sign_in(&app).await;
-    let next = key.get(&options, &[]);
-    assert_eq!(finish_sign_in(&app, &id, &next).await.status, 200);
+    assert_eq!(sign_in_with(&app, &key, &[]).await.status, 200);
     app.stop().await;
 }
 
@@ -262,9 +261,7 @@ async fn a_synced_passkey_whose_counter_stays_zero_signs_in_again() {
     let reg = app.register("ada@example.com").await;
     register_passkey(&app, &key, token(&reg), &["--backup-eligible"]).await;
     for _ in 0..2 {
-        let (id, options) = begin_sign_in(&app).await;
-        let assertion = key.get(&options, &["--counter", "0"]);
-        let done = finish_sign_in(&app, &id, &assertion).await;
+        let done = sign_in_with(&app, &key, &["--counter", "0"]).await;
         assert_eq!(done.status, 200, "{}", done.body);
     }
     app.stop().await;
@@ -297,8 +294,7 @@ async fn the_last_passkey_of_a_passwordless_account_cannot_be_removed() {
         .await
         .assert_problem(409, "last_login_method");
     // And it still signs in.
-    let (id, options) = begin_sign_in(&app).await;
-    let done = finish_sign_in(&app, &id, &key.get(&options, &[])).await;
+    let done = sign_in_with(&app, &key, &[]).await;
     assert_eq!(done.status, 200, "{}", done.body);
     app.stop().await;
 }
@@ -333,8 +329,7 @@ async fn an_account_made_with_a_passkey_alone_signs_in_with_it_and_keeps_it() {
     assert_eq!(logins.len(), 1);
     assert_eq!(logins[0]["type"], "passkey");
     // The user handle the authenticator keeps is the new account's id.
-    let (id, options) = begin_sign_in(&app).await;
-    let done = finish_sign_in(&app, &id, &key.get(&options, &[])).await;
+    let done = sign_in_with(&app, &key, &[]).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.body["principal"]["id"], made.body["principal"]["id"]);
     // Its one way in stays.
