@@ -2,6 +2,7 @@
 //! their normalisers, passwords and the hashing pool, sessions, refresh tokens,
 //! signing keys and sealed secrets, and the store traits for all of them.
 
+pub mod api_keys;
 pub mod codes;
 pub mod keys;
 pub mod login;
@@ -12,19 +13,21 @@ pub mod seal;
 pub mod store;
 pub mod tokens;
 
+pub use api_keys::{ApiKeyRecord, NewApiKey, PresentedKey, looks_like_api_key, parse_api_key};
 pub use codes::{CodeBook, CodePurpose, VerificationCode};
 pub use keys::{KeyRing, SigningKeyRecord};
 pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
 pub use model::{
     AuditEntry, Ceremony, CredentialSummary, LoginAttempt, LoginMethod, MfaChallenge, MfaSummary,
-    PasskeyRecord, Principal, RefreshToken, SecurityKeyRecord, Session, TotpFactor,
+    PasskeyRecord, Principal, RefreshToken, Role, SecurityKeyRecord, Session, TotpFactor,
 };
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{
-    AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore,
-    LoginMethodStore, MfaStore, PasskeyStore, PasswordStore, PrincipalStore, RetentionStore,
-    ServerSecretStore, SessionStore, SigningKeyStore, SweepBefore, Swept, VerificationCodeStore,
+    AccessStore, AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE,
+    LoginAttemptStore, LoginMethodStore, MfaStore, PasskeyStore, PasswordStore, PrincipalStore,
+    RetentionStore, ServerSecretStore, SessionStore, SigningKeyStore, SweepBefore, Swept,
+    VerificationCodeStore,
 };
 pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 

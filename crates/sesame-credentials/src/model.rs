@@ -316,3 +316,19 @@ pub struct SecurityKeyRecord {
     /// When it last proved a sign-in.
     pub last_used_at: Option<OffsetDateTime>,
 }
+
+/// A named set of `resource:action` permissions. The built-in `admin` role
+/// holds every permission whatever its stored list says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Role {
+    /// Unique name, as tokens carry it.
+    pub name: String,
+    /// What holders may do.
+    pub permissions: Vec<String>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}

@@ -56,6 +56,11 @@ impl Domain {
                     "mfa",
                     include_str!("../migrations/credentials/0004_mfa.sql"),
                 ),
+                (
+                    5,
+                    "access",
+                    include_str!("../migrations/credentials/0005_access.sql"),
+                ),
             ],
         }
     }

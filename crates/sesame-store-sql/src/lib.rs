@@ -11,9 +11,9 @@ pub use backend::{Conn, SqlBackend};
 use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};
 use sesame_credentials::{
-    Ceremony, CodePurpose, LoginMethod, LoginType, MfaChallenge, PasskeyRecord, Principal,
-    RefreshToken, Sealed, SecurityKeyRecord, Session, SigningKeyRecord, TotpFactor,
-    VerificationCode,
+    ApiKeyRecord, Ceremony, CodePurpose, LoginMethod, LoginType, MfaChallenge, PasskeyRecord,
+    Principal, RefreshToken, Role, Sealed, SecurityKeyRecord, Session, SigningKeyRecord,
+    TotpFactor, VerificationCode,
 };
 use sesame_identity::Profile;
 use sqlx::Row;
@@ -266,6 +266,34 @@ pub fn mfa_challenge(row: &impl Columns) -> Result<MfaChallenge> {
         created_at: row.time("created_at")?,
         expires_at: row.time("expires_at")?,
         consumed_at: row.opt_time("consumed_at")?,
+    })
+}
+
+/// A row of `roles`.
+pub fn role(row: &impl Columns) -> Result<Role> {
+    Ok(Role {
+        name: row.text("name")?,
+        permissions: serde_json::from_value(row.json("permissions")?)
+            .map_err(|e| decode_error("permissions", &e.to_string()))?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+/// A row of `api_keys`.
+pub fn api_key(row: &impl Columns) -> Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: row.uuid("id")?,
+        key_id: row.text("key_id")?,
+        secret_hash: row.bytes("secret_hash")?,
+        name: row.text("name")?,
+        scopes: serde_json::from_value(row.json("scopes")?)
+            .map_err(|e| decode_error("scopes", &e.to_string()))?,
+        created_by: row.opt_uuid("created_by")?.map(PrincipalId),
+        created_at: row.time("created_at")?,
+        expires_at: row.opt_time("expires_at")?,
+        last_used_at: row.opt_time("last_used_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
     })
 }
 

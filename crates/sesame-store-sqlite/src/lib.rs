@@ -52,6 +52,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_password_history_seq.sql"),
     ),
     (8, "mfa", include_str!("../migrations/0008_mfa.sql")),
+    (9, "access", include_str!("../migrations/0009_access.sql")),
 ];
 
 /// The SQLite backend: one pool, every store trait.

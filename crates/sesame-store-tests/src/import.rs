@@ -11,7 +11,7 @@ fn account(n: usize) -> ImportedAccount {
     let username = login(principal.id, LoginType::Username, &format!("user{n}"));
     ImportedAccount {
         logins: vec![email, username],
-        password_hash: (n % 2 == 0).then(|| format!("$2b$10$imported{n}")),
+        password_hash: n.is_multiple_of(2).then(|| format!("$2b$10$imported{n}")),
         principal,
     }
 }

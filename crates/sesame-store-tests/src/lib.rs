@@ -7,6 +7,7 @@
 //! databases, each on a fresh database; a new backend passes when it passes
 //! them all.
 
+pub mod access;
 pub mod codes;
 pub mod credentials;
 pub mod identity;
@@ -20,9 +21,10 @@ pub mod upkeep;
 
 use sesame_core::{CounterStore, Database, PrincipalId, SessionId, Tx};
 use sesame_credentials::{
-    AuditStore, ImportStore, LoginAttemptStore, LoginMethod, LoginMethodStore, LoginType, MfaStore,
-    PasskeyStore, PasswordStore, Principal, PrincipalStore, RefreshToken, RetentionStore,
-    ServerSecretStore, Session, SessionStore, SigningKeyStore, VerificationCodeStore,
+    AccessStore, AuditStore, ImportStore, LoginAttemptStore, LoginMethod, LoginMethodStore,
+    LoginType, MfaStore, PasskeyStore, PasswordStore, Principal, PrincipalStore, RefreshToken,
+    RetentionStore, ServerSecretStore, Session, SessionStore, SigningKeyStore,
+    VerificationCodeStore,
 };
 use sesame_events::OutboxStore;
 use sesame_identity::ProfileStore;
@@ -38,6 +40,7 @@ use uuid::Uuid;
 /// Every store trait a backend implements.
 pub trait Backend:
     Database
+    + AccessStore
     + PrincipalStore
     + LoginAttemptStore
     + LoginMethodStore
@@ -60,6 +63,7 @@ pub trait Backend:
 
 impl<T> Backend for T where
     T: Database
+        + AccessStore
         + PrincipalStore
         + LoginAttemptStore
         + LoginMethodStore

@@ -6,8 +6,8 @@
 
 use sesame_store_tests::schema::{differences, postgres_tables, sqlite_tables};
 use sesame_store_tests::{
-    codes, credentials, identity, import, keys, mfa, passkeys, postgres, postgres_split, sessions,
-    sqlite, upkeep,
+    access, codes, credentials, identity, import, keys, mfa, passkeys, postgres, postgres_split,
+    sessions, sqlite, upkeep,
 };
 
 macro_rules! on_every_backend {
@@ -49,6 +49,8 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    access::roles_are_assigned_once_and_go_with_their_role,
+    access::api_keys_are_found_revoked_once_and_touched_sparingly,
     credentials::principals_read_back,
     credentials::credential_summaries_agree_with_the_separate_reads,
     credentials::sign_in_attempts_are_claimed,

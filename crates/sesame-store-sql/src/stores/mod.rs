@@ -6,6 +6,7 @@
 //! crate depends on `async-trait`, `sqlx`, `time`, `tracing`, `uuid` and the
 //! Sesame domain crates, as both backends do anyway.
 
+mod access;
 mod codes;
 mod credentials;
 mod identity;
@@ -21,6 +22,7 @@ mod upkeep;
 #[macro_export]
 macro_rules! stamp_stores {
     ($store:ty) => {
+        $crate::__access_store!($store);
         $crate::__credential_stores!($store);
         $crate::__session_store!($store);
         $crate::__code_store!($store);
