@@ -199,6 +199,16 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/verifications/confirm",
         "/v1/password-resets",
         "/v1/password-resets/confirm",
+        "/v1/introspect",
+        "/v1/admin/api-keys",
+        "/v1/admin/api-keys/{id}",
+        "/v1/admin/roles",
+        "/v1/admin/roles/{name}",
+        "/v1/admin/users/{id}",
+        "/v1/admin/users/{id}/suspend",
+        "/v1/admin/users/{id}/reactivate",
+        "/v1/admin/users/{id}/roles/{role}",
+        "/v1/admin/users/{id}/sessions",
         "/.well-known/jwks.json",
         "/openapi.yaml",
         "/health/live",
@@ -207,7 +217,10 @@ async fn the_openapi_document_is_served_and_names_every_route() {
     assert_eq!(documented, routes);
     // Every documented path is routed: none answers with the 404 fallback.
     for path in routes {
-        let path = path.replace("{id}", "01890000-0000-7000-8000-000000000000");
+        let path = path
+            .replace("{id}", "01890000-0000-7000-8000-000000000000")
+            .replace("{name}", "support")
+            .replace("{role}", "support");
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let req = app.client.request(method.parse().unwrap(), app.url(&path));
             let resp = app.send(req).await;

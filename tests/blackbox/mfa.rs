@@ -16,7 +16,7 @@ use time::Duration;
 
 /// Codes of `uri`'s factor at `unix_time`, as pyotp computes them; `None`
 /// (after a message) when pyotp is missing outside CI.
-fn pyotp(uri: &str, unix_time: i64) -> Option<String> {
+pub(crate) fn pyotp(uri: &str, unix_time: i64) -> Option<String> {
     let python = python_with("pyotp")?;
     let out = Command::new(python)
         .args([
@@ -70,7 +70,7 @@ fn now(app: &TestApp) -> i64 {
 
 /// Ada's TOTP factor, enrolled and confirmed with a pyotp code: its URI and
 /// the backup codes.
-async fn enrol(app: &TestApp, access: &str) -> Option<(String, Vec<String>)> {
+pub(crate) async fn enrol(app: &TestApp, access: &str) -> Option<(String, Vec<String>)> {
     let begin = app
         .send(
             app.client
@@ -153,14 +153,16 @@ async fn finish(app: &TestApp, challenge_id: &str, field: &str, code: &str) -> R
 }
 
 #[derive(Debug, Clone, Deserialize)]
-struct Claims {
+pub(crate) struct Claims {
     sub: String,
     aal: String,
     amr: Vec<String>,
+    #[serde(default)]
+    pub(crate) roles: Vec<String>,
 }
 
 /// The claims of `access`, checked with jwt-compact against the JWKS.
-async fn verified_claims(app: &TestApp, access: &str) -> Claims {
+pub(crate) async fn verified_claims(app: &TestApp, access: &str) -> Claims {
     let jwks = app.get("/.well-known/jwks.json", None).await;
     let untrusted = UntrustedToken::new(access).unwrap();
     let kid = untrusted.header().key_id.clone().unwrap();

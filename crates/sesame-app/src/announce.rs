@@ -20,13 +20,44 @@ impl App {
         data: serde_json::Value,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
+        self.announce_as(
+            tx,
+            principal,
+            Actor::principal(principal),
+            topic,
+            meta,
+            data,
+            now,
+        )
+        .await
+    }
+
+    /// Writes the audit row and the outbox event of a change `actor` made to
+    /// `principal`; the audit row names the actor when it is someone else.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn announce_as(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+        actor: Actor,
+        topic: &str,
+        meta: &ClientMeta,
+        data: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let mut audited = data.clone();
+        if actor.kind != "principal"
+            && let Some(fields) = audited.as_object_mut()
+        {
+            fields.insert("actor".into(), serde_json::json!(actor));
+        }
         let audit = AuditEntry {
             id: Uuid::now_v7(),
             principal_id: Some(principal),
             event: topic.trim_start_matches("identity.").to_owned(),
             ip: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
-            data: data.clone(),
+            data: audited,
             at: now,
         };
         self.0.stores.audit.append_audit(tx, &audit).await?;
@@ -35,7 +66,7 @@ impl App {
             &self.0.settings.event_source,
             topic,
             principal,
-            Actor::principal(principal),
+            actor,
             data,
             now,
         );

@@ -89,6 +89,8 @@ pub struct RateLimits {
     pub confirm_code: Budget,
     /// Password changes.
     pub change_password: Budget,
+    /// Introspections per service API key.
+    pub per_api_key: Rate,
 }
 
 impl Default for RateLimits {
@@ -106,6 +108,7 @@ impl Default for RateLimits {
             send_code: Budget::default(),
             confirm_code: Budget::default(),
             change_password: Budget::default(),
+            per_api_key: crate::access::default_key_rate(),
         }
     }
 }
@@ -301,7 +304,7 @@ impl App {
         self.limit(&key, rate).await
     }
 
-    async fn limit(&self, key: &str, rate: Rate) -> Result<(), Error> {
+    pub(crate) async fn limit(&self, key: &str, rate: Rate) -> Result<(), Error> {
         match self
             .0
             .stores

@@ -2,6 +2,8 @@
 //! does the slow work (hashing) outside any transaction, then writes the change,
 //! its audit row and its outbox event in one commit.
 
+pub mod access;
+pub mod admin;
 mod announce;
 mod brute_force;
 mod cache;
@@ -33,10 +35,10 @@ use sesame_core::{
     SharedLimits,
 };
 use sesame_credentials::{
-    AccessClaims, AuditStore, CodeBook, ImportStore, KeyRing, LoginAttemptStore, LoginMethodStore,
-    MasterKeys, MfaStore, NormaliseConfig, PasskeyStore, PasswordHasher, PasswordStore,
-    PrincipalStore, RetentionStore, ServerSecretStore, SessionStore, SigningKeyStore,
-    VerificationCodeStore, mfa::BackupCodeHasher,
+    AccessClaims, AccessStore, ApiKeyRecord, AuditStore, CodeBook, ImportStore, KeyRing,
+    LoginAttemptStore, LoginMethodStore, MasterKeys, MfaStore, NormaliseConfig, PasskeyStore,
+    PasswordHasher, PasswordStore, PrincipalStore, RetentionStore, Role, ServerSecretStore,
+    SessionStore, SigningKeyStore, VerificationCodeStore, mfa::BackupCodeHasher,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
@@ -66,6 +68,8 @@ pub use webauthn::{CeremonyStarted, RegistrationFinish, WebauthnSettings};
 pub struct Stores {
     /// Transactions.
     pub db: Arc<dyn Database>,
+    /// Roles, their assignments and service API keys.
+    pub access: Arc<dyn AccessStore>,
     /// Profiles (identity domain).
     pub profiles: Arc<dyn ProfileStore>,
     /// Principals.
@@ -109,6 +113,7 @@ impl Stores {
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where
         B: Database
+            + AccessStore
             + ProfileStore
             + PrincipalStore
             + LoginMethodStore
@@ -129,6 +134,7 @@ impl Stores {
     {
         Self {
             db: backend.clone(),
+            access: backend.clone(),
             profiles: backend.clone(),
             principals: backend.clone(),
             logins: backend.clone(),
@@ -195,6 +201,8 @@ pub struct Settings {
     pub mfa_challenge_tries: i64,
     /// The WebAuthn relying party; `None` turns passkeys off.
     pub webauthn: Option<WebauthnSettings>,
+    /// Roles created or updated at start, besides the built-in `admin`.
+    pub roles: Vec<access::RoleSeed>,
 }
 
 impl Default for Settings {
@@ -219,6 +227,7 @@ impl Default for Settings {
             mfa_challenge_ttl: Duration::minutes(5),
             mfa_challenge_tries: 5,
             webauthn: None,
+            roles: Vec::new(),
         }
     }
 }
@@ -290,6 +299,10 @@ struct Caches {
     sessions: Cache<SessionId, SessionState>,
     /// Account views.
     me: Cache<PrincipalId, Arc<MeView>>,
+    /// The roles each principal holds.
+    roles: Cache<PrincipalId, Arc<Vec<Role>>>,
+    /// Service API keys by key id.
+    api_keys: Cache<String, ApiKeyRecord>,
 }
 
 /// What an access-token check needs of a session.
@@ -318,6 +331,8 @@ impl App {
             tokens: Cache::new(100_000, true),
             sessions: Cache::new(100_000, on),
             me: Cache::new(100_000, on),
+            roles: Cache::new(100_000, on),
+            api_keys: Cache::new(10_000, on),
         };
         let codes = CodeBook::new(master.current().derive("sesame/verification-codes/v1")?);
         let backup = totp::backup_hasher(&stores, &master, clock.now()).await?;
@@ -327,7 +342,7 @@ impl App {
             .map(WebauthnSettings::build)
             .transpose()?;
         let outgoing = outgoing::Outgoing::spawn(stores.codes.clone(), delivery);
-        Ok(Self(Arc::new(Inner {
+        let app = Self(Arc::new(Inner {
             caches,
             codes,
             backup,
@@ -341,7 +356,9 @@ impl App {
             clock,
             settings,
             failpoints,
-        })))
+        }));
+        app.seed_roles().await?;
+        Ok(app)
     }
 
     /// The JWKS document.

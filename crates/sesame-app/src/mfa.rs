@@ -352,7 +352,7 @@ impl App {
             tx.touches(principal.id);
         }
         self.commit(tx).await?;
-        self.grant_new(session, now)
+        self.grant_new(session, now).await
     }
 
     /// Raises the caller's own session to `aal2` with a second factor.
@@ -427,7 +427,7 @@ impl App {
         self.commit(tx).await?;
         self.0.caches.sessions.invalidate(&auth.session_id);
         let session = stores.sessions.get_session(auth.session_id).await?;
-        self.grant(&session, None, now)
+        self.grant(&session, None, now).await
     }
 
     /// The lock check and the claim on the principal's failure count, then

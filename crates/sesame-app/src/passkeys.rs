@@ -359,7 +359,7 @@ impl App {
         self.commit(tx).await?;
         let user = self.me_of(id, &principal.kind).await?;
         Ok(crate::Registered {
-            session: self.grant_new(session, now)?,
+            session: self.grant_new(session, now).await?,
             user,
         })
     }
@@ -566,6 +566,6 @@ impl App {
         )
         .await?;
         self.commit(tx).await?;
-        self.grant_new(session, now)
+        self.grant_new(session, now).await
     }
 }

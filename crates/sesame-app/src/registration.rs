@@ -170,7 +170,7 @@ impl App {
 
         let user = self.me_of(id, &principal.kind).await?;
         Ok(Registered {
-            session: self.grant_new(session, now)?,
+            session: self.grant_new(session, now).await?,
             user,
         })
     }

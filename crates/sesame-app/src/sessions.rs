@@ -70,13 +70,15 @@ impl App {
         Ok(())
     }
 
-    /// The session object for a committed session.
-    pub(crate) fn grant(
+    /// The session object for a committed session; the token carries the
+    /// roles the principal holds now.
+    pub(crate) async fn grant(
         &self,
         session: &Session,
         refresh_token: Option<String>,
         now: OffsetDateTime,
     ) -> Result<SessionGrant, Error> {
+        let roles = self.role_names(session.principal_id).await?;
         let ttl = self.0.settings.access_token_ttl;
         let claims = AccessClaims {
             iss: self.0.settings.issuer.clone(),
@@ -88,6 +90,7 @@ impl App {
             iat: now.unix_timestamp(),
             exp: (now + ttl).unix_timestamp(),
             jti: Uuid::now_v7(),
+            roles,
             aud: self.0.settings.audience.clone(),
         };
         Ok(SessionGrant {
@@ -104,17 +107,34 @@ impl App {
     }
 
     /// The session object for a session written in a transaction now committed.
-    pub(crate) fn grant_new(
+    pub(crate) async fn grant_new(
         &self,
         new: NewSession,
         now: OffsetDateTime,
     ) -> Result<SessionGrant, Error> {
-        self.grant(&new.session, Some(new.secret.token), now)
+        self.grant(&new.session, Some(new.secret.token), now).await
     }
 
     /// Verifies an access token and checks that its session is still active.
     #[tracing::instrument(skip_all, level = "debug", err(level = "debug"))]
     pub async fn authenticate(&self, token: &str) -> Result<AuthContext, Error> {
+        let (claims, state) = self.check_access_token(token).await?;
+        Ok(AuthContext {
+            principal_id: state.principal_id,
+            kind: claims.kind,
+            session_id: SessionId(claims.sid),
+            aal: claims.aal,
+            proven_at: state.proven_at,
+        })
+    }
+
+    /// An access token's claims and its session's state, when the signature,
+    /// expiry and audience hold and the session is live; `invalid_token`
+    /// otherwise.
+    pub(crate) async fn check_access_token(
+        &self,
+        token: &str,
+    ) -> Result<(AccessClaims, SessionState), Error> {
         let now = self.0.clock.now();
         let caches = &self.0.caches;
         let claims = match caches.tokens.get(token) {
@@ -166,13 +186,7 @@ impl App {
                 "The session has ended",
             ));
         }
-        Ok(AuthContext {
-            principal_id: state.principal_id,
-            kind: claims.kind,
-            session_id: sid,
-            aal: claims.aal,
-            proven_at: state.proven_at,
-        })
+        Ok((claims, state))
     }
 
     /// Exchanges a refresh token for a new one and a new access token. A token
@@ -215,7 +229,7 @@ impl App {
             // Another request used it first: a retry, or a reuse.
             return self.refresh_again(&stored, now, &session, meta, now).await;
         }
-        self.grant(&session, Some(secret.token), now)
+        self.grant(&session, Some(secret.token), now).await
     }
 
     /// A refresh token presented again: within `refresh_reuse_grace` of its
@@ -239,7 +253,7 @@ impl App {
             let token = self.0.master.open(sealed, &successor_context(next.id))?;
             let token = String::from_utf8(token)
                 .map_err(|_| Error::internal("a sealed refresh token is not text"))?;
-            return self.grant(session, Some(token), now);
+            return self.grant(session, Some(token), now).await;
         }
         Err(self.revoke_for_reuse(session, meta, now).await)
     }

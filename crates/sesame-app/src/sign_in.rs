@@ -382,6 +382,6 @@ impl App {
         )
         .await?;
         self.commit(tx).await?;
-        self.grant_new(session, now).map(SignedIn::Session)
+        self.grant_new(session, now).await.map(SignedIn::Session)
     }
 }

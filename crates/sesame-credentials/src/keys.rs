@@ -204,6 +204,7 @@ mod tests {
             iat: now.unix_timestamp(),
             exp: now.unix_timestamp() + 900,
             jti: Uuid::now_v7(),
+            roles: vec!["support".into()],
             aud: Some("https://api.example".into()),
         }
     }

@@ -81,6 +81,15 @@ pub trait PrincipalStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Reads a principal.
     async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError>;
+    /// Suspends (`active` false) or reactivates a principal; false when it
+    /// already was so (or does not exist).
+    async fn set_principal_active(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        active: bool,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Reads a principal's login methods and password state in one statement
     /// (one round trip on a networked database); `NotFound` when there is no
     /// such principal.

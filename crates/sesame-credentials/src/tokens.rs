@@ -30,6 +30,9 @@ pub struct AccessClaims {
     /// This token's own id, for revocation lists and logs.
     #[serde(default)]
     pub jti: Uuid,
+    /// The names of the roles the principal held when the token was issued.
+    #[serde(default)]
+    pub roles: Vec<String>,
     /// The audience, when the deployment names one (`token_audience`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,

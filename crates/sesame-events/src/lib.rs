@@ -42,4 +42,12 @@ pub mod topics {
     pub const MFA_BACKUP_CODES_REGENERATED: &str = "identity.mfa.backup_codes_regenerated";
     /// A session proved a second factor and was raised to `aal2` in place.
     pub const SESSION_RAISED: &str = "identity.session.raised";
+    /// A role was assigned to a principal.
+    pub const ROLE_ASSIGNED: &str = "identity.role.assigned";
+    /// A role was taken from a principal.
+    pub const ROLE_REVOKED: &str = "identity.role.revoked";
+    /// A principal was suspended: its sessions were revoked and it cannot sign in.
+    pub const USER_SUSPENDED: &str = "identity.user.suspended";
+    /// A suspended principal was reactivated.
+    pub const USER_REACTIVATED: &str = "identity.user.reactivated";
 }

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
+use sesame_app::access::Caller;
 use sesame_app::{App, AuthContext, ClientMeta};
 use sesame_core::{Error, ErrorCode, FieldError};
 use std::net::SocketAddr;
@@ -101,6 +102,26 @@ fn field_error(path: &str, err: &serde_json::Error) -> FieldError {
     }
 }
 
+/// The bearer credential of a request, or `401 invalid_token`.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError(Error::problem(
+                ErrorCode::InvalidToken,
+                "A bearer access token is required",
+            ))
+        })
+}
+
 /// The caller, authenticated by a bearer access token whose session is active.
 pub struct Auth(pub AuthContext);
 
@@ -108,25 +129,61 @@ impl FromRequestParts<App> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError(Error::problem(
-                    ErrorCode::InvalidToken,
-                    "A bearer access token is required",
-                ))
-            })?;
-        let auth = app.authenticate(token).await.map_err(ApiError)?;
+        let auth = app.authenticate(bearer(parts)?).await.map_err(ApiError)?;
         sesame_app::record_principal(auth.principal_id);
         Ok(Auth(auth))
+    }
+}
+
+/// The caller of an admin or service call: a bearer access token or a
+/// service API key.
+pub struct CallerAuth(pub Caller);
+
+impl FromRequestParts<App> for CallerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let caller = app.caller(bearer(parts)?).await.map_err(ApiError)?;
+        if let Some(principal) = caller.principal() {
+            sesame_app::record_principal(principal);
+        }
+        Ok(CallerAuth(caller))
+    }
+}
+
+/// A body sent as JSON or, as OAuth endpoints accept it, as
+/// `application/x-www-form-urlencoded`.
+pub struct JsonOrForm<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonOrForm<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|essence| {
+                essence
+                    .trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return JsonBody::from_request(req, state)
+                .await
+                .map(|JsonBody(t)| JsonOrForm(t));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::from(ErrorCode::PayloadTooLarge)
+            } else {
+                ApiError(Error::field("", "unreadable_body"))
+            }
+        })?;
+        serde_urlencoded::from_bytes(&bytes)
+            .map(JsonOrForm)
+            .map_err(|_| ApiError(Error::field("", "malformed_form")))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Sesame's HTTP edge: the axum router, extractors and problem documents.
 
+mod admin_routes;
 mod error;
 pub mod extract;
 mod proxies;
@@ -104,6 +105,34 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/v1/password-resets/confirm", post(routes::confirm_reset))
         .route("/v1/verifications", post(routes::send_code))
         .route("/v1/verifications/confirm", post(routes::confirm_code))
+        .route("/v1/introspect", post(admin_routes::introspect))
+        .route(
+            "/v1/admin/api-keys",
+            get(admin_routes::list_api_keys).post(admin_routes::create_api_key),
+        )
+        .route(
+            "/v1/admin/api-keys/{id}",
+            delete(admin_routes::revoke_api_key),
+        )
+        .route("/v1/admin/roles", get(admin_routes::list_roles))
+        .route(
+            "/v1/admin/roles/{name}",
+            put(admin_routes::put_role).delete(admin_routes::delete_role),
+        )
+        .route("/v1/admin/users/{id}", get(admin_routes::get_user))
+        .route("/v1/admin/users/{id}/suspend", post(admin_routes::suspend))
+        .route(
+            "/v1/admin/users/{id}/reactivate",
+            post(admin_routes::reactivate),
+        )
+        .route(
+            "/v1/admin/users/{id}/roles/{role}",
+            put(admin_routes::assign_role).delete(admin_routes::revoke_role),
+        )
+        .route(
+            "/v1/admin/users/{id}/sessions",
+            get(admin_routes::list_sessions).delete(admin_routes::revoke_sessions),
+        )
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/openapi.yaml", get(routes::openapi))
         .route("/health/live", get(routes::live))

@@ -14,6 +14,42 @@ pub async fn principals_read_back<S: Backend>(h: &Harness<S>) {
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
+/// Suspending and reactivating change the principal once each.
+pub async fn principals_are_suspended_and_reactivated_once<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let p = principal(s).await;
+    let (first, again) = committed(s, async |tx| {
+        let first = s
+            .set_principal_active(tx, p.id, false, at(5))
+            .await
+            .unwrap();
+        (
+            first,
+            s.set_principal_active(tx, p.id, false, at(6))
+                .await
+                .unwrap(),
+        )
+    })
+    .await;
+    assert!(first && !again);
+    let suspended = s.get_principal(p.id).await.unwrap();
+    assert!(!suspended.is_active);
+    assert_eq!(suspended.updated_at, at(5));
+    let back = committed(s, async |tx| {
+        s.set_principal_active(tx, p.id, true, at(7)).await.unwrap()
+    })
+    .await;
+    assert!(back);
+    assert!(s.get_principal(p.id).await.unwrap().is_active);
+    let missing = committed(s, async |tx| {
+        s.set_principal_active(tx, PrincipalId::new(), false, at(8))
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(!missing);
+}
+
 /// The summary of a principal's credentials is what the separate reads say:
 /// no login and no password at first, then every login oldest first (and only
 /// its own), the password, and the time a reclaim removed it.

@@ -6,6 +6,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
+use sesame_app::access::RoleSeed;
 use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy, Settings, WebauthnSettings};
 use sesame_credentials::{Argon2Config, HashingConfig, NormaliseConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
@@ -135,6 +136,9 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Passkeys: the WebAuthn relying party.
     pub webauthn: WebauthnConfig,
+    /// Roles created or updated at start (`[[roles]]` with `name` and
+    /// `permissions`), besides the built-in `admin`.
+    pub roles: Vec<RoleSeed>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter, in `RUST_LOG` syntax.
@@ -179,6 +183,7 @@ impl Default for Config {
             max_sessions_per_principal: 100,
             trusted_proxies: Vec::new(),
             webauthn: WebauthnConfig::default(),
+            roles: Vec::new(),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
         }
@@ -317,6 +322,7 @@ impl Config {
             max_sessions_per_principal: self.max_sessions_per_principal,
             totp_issuer: self.product_name.clone(),
             webauthn: self.webauthn(issuer),
+            roles: self.roles.clone(),
             ..Settings::default()
         }
     }

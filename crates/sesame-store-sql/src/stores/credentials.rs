@@ -69,6 +69,26 @@ macro_rules! __credential_stores {
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
+                async fn set_principal_active(
+                    &self,
+                    tx: &mut dyn Tx,
+                    id: PrincipalId,
+                    active: bool,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let done = ::sqlx::query(
+                        "UPDATE principals SET is_active = $1, updated_at = $2 WHERE id = $3 AND is_active <> $1",
+                    )
+                    .bind(active)
+                    .bind(at)
+                    .bind(id.0)
+                    .execute(Self::conn(tx)?)
+                    .await
+                    .map_err(Self::store_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
                 async fn credential_summary(&self, id: PrincipalId) -> Result<CredentialSummary, StoreError> {
                     // One row per login method (one with NULL login columns
                     // when there is none), each carrying the password state.

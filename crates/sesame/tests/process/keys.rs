@@ -164,10 +164,7 @@ fn pyotp(uri: &str, unix_time: i64) -> Option<(String, String)> {
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    sesame_core::Clock::now(&sesame_core::SystemClock).unix_timestamp()
 }
 
 /// Every byte the embedded store keeps on disk.
