@@ -431,3 +431,61 @@ async fn a_suspended_user_is_inactive_everywhere_until_reactivated() {
     .assert_problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn configured_roles_are_seeded_and_unknown_permissions_stop_the_start() {
+    let seed = |name: &str, permissions: &[&str]| sesame_app::access::RoleSeed {
+        name: name.into(),
+        permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    let app = TestApp::builder()
+        .config(|c| c.roles = vec![seed("support", &["users:read", "sessions:read"])])
+        .spawn()
+        .await;
+    let (key, _) = key_with(&app, &["roles:manage"]).await;
+    let roles = app.get("/v1/admin/roles", Some(&key)).await;
+    assert_eq!(roles.status, 200, "{}", roles.body);
+    let names: Vec<_> = roles
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("admin"), json!("support")]);
+    assert_eq!(
+        roles.body[1]["permissions"],
+        json!(["users:read", "sessions:read"])
+    );
+    assert_eq!(
+        roles.body[0]["permissions"].as_array().unwrap().len(),
+        sesame_app::access::PERMISSIONS.len()
+    );
+    // The built-in role is the configuration's, not the API's.
+    put_as(
+        &app,
+        "/v1/admin/roles/admin",
+        &key,
+        Some(&json!({"permissions": []})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = sesame::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        roles: vec![seed("support", &["users:everything"])],
+        ..sesame::Config::default()
+    };
+    let started = sesame::Server::start(&config, sesame::Hooks::default()).await;
+    let err = started
+        .err()
+        .expect("a role with an unknown permission starts");
+    assert!(
+        err.to_string()
+            .contains("unknown permission users:everything"),
+        "{err}"
+    );
+}
