@@ -225,6 +225,16 @@ impl TestApp {
         Self::builder().spawn().await
     }
 
+    /// A configuration that reaches this server's database (its data
+    /// directory, or its PostgreSQL database), as the command line would.
+    pub fn operator_config(&self) -> Config {
+        Config {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database.as_ref().map(Postgres::url),
+            ..Config::default()
+        }
+    }
+
     /// The URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -489,3 +489,30 @@ async fn configured_roles_are_seeded_and_unknown_permissions_stop_the_start() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_key_made_on_the_command_line_works_on_the_running_server() {
+    let app = TestApp::spawn().await;
+    let lines = sesame::admin(
+        &app.operator_config(),
+        sesame::AdminCommand::CreateApiKey {
+            name: "gateway".into(),
+            scopes: vec!["introspect".into()],
+            expires_in_days: Some(30),
+        },
+    )
+    .await
+    .unwrap();
+    let user = app.register("ada@example.com").await;
+    let (active, _) = introspect(&app, &lines[0], access(&user)).await;
+    assert_eq!(active.status, 200, "{}", active.body);
+    assert_eq!(active.body["active"], true);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM api_keys WHERE name = 'gateway' AND expires_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    app.stop().await;
+}

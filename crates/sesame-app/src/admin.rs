@@ -4,7 +4,7 @@
 //! only calls them.
 
 use crate::access::{ADMIN_ROLE, Access, Caller, PERMISSIONS, no_such_role};
-use crate::{App, ClientMeta, SessionView};
+use crate::{App, ClientMeta, SessionView, Stores};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, FieldError, PrincipalId, StoreError};
@@ -132,41 +132,7 @@ impl App {
     ) -> Result<ApiKeyCreated, Error> {
         self.require(caller, "api_keys:manage", Access::Write)
             .await?;
-        let now = self.0.clock.now();
-        let mut errors = Vec::new();
-        if req.name.trim().is_empty() || req.name.chars().count() > 100 {
-            errors.push(FieldError::new("name", "invalid_length"));
-        }
-        errors.extend(unknown_permissions("scopes", &req.scopes));
-        if req.expires_at.is_some_and(|at| at <= now) {
-            errors.push(FieldError::new("expires_at", "in_the_past"));
-        }
-        if !errors.is_empty() {
-            return Err(Error::validation(errors));
-        }
-        let (key, record) = new_key(req, caller.principal(), now)?;
-        let mut tx = self.begin().await?;
-        self.0
-            .stores
-            .access
-            .insert_api_key(tx.as_mut(), &record)
-            .await?;
-        let data = json!({ "key_id": record.key_id, "name": record.name, "scopes": record.scopes });
-        self.audit_admin(
-            tx.as_mut(),
-            caller,
-            None,
-            "api_key.created",
-            data,
-            meta,
-            now,
-        )
-        .await?;
-        self.commit(tx).await?;
-        Ok(ApiKeyCreated {
-            key,
-            view: record.into(),
-        })
+        issue_api_key(&self.0.stores, caller, req, meta, self.0.clock.now()).await
     }
 
     /// `GET /v1/admin/api-keys`.
@@ -199,16 +165,12 @@ impl App {
             return Err(Error::problem(ErrorCode::NotFound, "No such live API key"));
         }
         let data = json!({ "id": id });
-        self.audit_admin(
-            tx.as_mut(),
-            caller,
-            None,
-            "api_key.revoked",
-            data,
-            meta,
-            now,
-        )
-        .await?;
+        let entry = admin_audit(caller, "api_key.revoked", data, meta, now);
+        self.0
+            .stores
+            .audit
+            .append_audit(tx.as_mut(), &entry)
+            .await?;
         self.commit(tx).await?;
         self.0.caches.api_keys.clear();
         Ok(())
@@ -257,7 +219,11 @@ impl App {
         let mut tx = self.begin().await?;
         self.0.stores.access.put_role(tx.as_mut(), &role).await?;
         let data = json!({ "role": role.name, "permissions": role.permissions });
-        self.audit_admin(tx.as_mut(), caller, None, "role.changed", data, meta, now)
+        let entry = admin_audit(caller, "role.changed", data, meta, now);
+        self.0
+            .stores
+            .audit
+            .append_audit(tx.as_mut(), &entry)
             .await?;
         self.commit(tx).await?;
         self.0.caches.roles.clear();
@@ -280,7 +246,11 @@ impl App {
             return Err(Error::problem(ErrorCode::NotFound, "No such role"));
         }
         let data = json!({ "role": name });
-        self.audit_admin(tx.as_mut(), caller, None, "role.deleted", data, meta, now)
+        let entry = admin_audit(caller, "role.deleted", data, meta, now);
+        self.0
+            .stores
+            .audit
+            .append_audit(tx.as_mut(), &entry)
             .await?;
         self.commit(tx).await?;
         self.0.caches.roles.clear();
@@ -538,39 +508,66 @@ impl App {
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    /// An audit row of an admin change that is about no principal's
-    /// security (keys, roles), naming its actor.
-    #[allow(clippy::too_many_arguments)]
-    async fn audit_admin(
-        &self,
-        tx: &mut dyn sesame_core::Tx,
-        caller: &Caller,
-        principal: Option<PrincipalId>,
-        event: &str,
-        mut data: serde_json::Value,
-        meta: &ClientMeta,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        if let Some(fields) = data.as_object_mut() {
-            fields.insert("actor".into(), json!(caller.actor()));
-        }
-        let entry = AuditEntry {
-            id: Uuid::now_v7(),
-            principal_id: principal,
-            event: event.to_owned(),
-            ip: meta.ip.clone(),
-            user_agent: meta.user_agent.clone(),
-            data,
-            at: now,
-        };
-        self.0.stores.audit.append_audit(tx, &entry).await?;
-        Ok(())
+/// Creates a service API key for `caller` (whose permission the caller of
+/// this has checked): the command line's path, and the admin API's.
+pub async fn issue_api_key(
+    stores: &Stores,
+    caller: &Caller,
+    req: ApiKeyRequest,
+    meta: &ClientMeta,
+    now: OffsetDateTime,
+) -> Result<ApiKeyCreated, Error> {
+    let mut errors = Vec::new();
+    if req.name.trim().is_empty() || req.name.chars().count() > 100 {
+        errors.push(FieldError::new("name", "invalid_length"));
+    }
+    errors.extend(unknown_permissions("scopes", &req.scopes));
+    if req.expires_at.is_some_and(|at| at <= now) {
+        errors.push(FieldError::new("expires_at", "in_the_past"));
+    }
+    if !errors.is_empty() {
+        return Err(Error::validation(errors));
+    }
+    let (key, record) = new_key(req, caller.principal(), now)?;
+    let mut tx = stores.db.begin().await?;
+    stores.access.insert_api_key(tx.as_mut(), &record).await?;
+    let data = json!({ "key_id": record.key_id, "name": record.name, "scopes": record.scopes });
+    let entry = admin_audit(caller, "api_key.created", data, meta, now);
+    stores.audit.append_audit(tx.as_mut(), &entry).await?;
+    stores.db.commit(tx).await?;
+    Ok(ApiKeyCreated {
+        key,
+        view: record.into(),
+    })
+}
+
+/// The audit row of an admin change that is about no principal's security
+/// (keys, roles), naming its actor.
+fn admin_audit(
+    caller: &Caller,
+    event: &str,
+    mut data: serde_json::Value,
+    meta: &ClientMeta,
+    now: OffsetDateTime,
+) -> AuditEntry {
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("actor".into(), json!(caller.actor()));
+    }
+    AuditEntry {
+        id: Uuid::now_v7(),
+        principal_id: caller.principal(),
+        event: event.to_owned(),
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        data,
+        at: now,
     }
 }
 
 /// A new key and its stored record.
-pub(crate) fn new_key(
+fn new_key(
     req: ApiKeyRequest,
     created_by: Option<PrincipalId>,
     now: OffsetDateTime,

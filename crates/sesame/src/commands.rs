@@ -1,5 +1,5 @@
-//! The commands besides `serve`: `sesame migrate`, `sesame keys` and
-//! `sesame import`, each against the configured database.
+//! The commands besides `serve`: `sesame migrate`, `sesame keys`,
+//! `sesame admin` and `sesame import`, each against the configured database.
 
 use crate::config::Config;
 use crate::server::{Backend, StartError, load_master_keys, open_backend};
@@ -151,6 +151,57 @@ pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, 
                 format!(
                     "next: set master_key_file = {} on every instance, and keep the old key in previous_master_key_files until all have restarted",
                     new_key_file.display()
+                ),
+            ])
+        }
+    }
+}
+
+/// A `sesame admin` command.
+pub enum AdminCommand {
+    /// Create a service API key and print it (once).
+    CreateApiKey {
+        /// A name for people.
+        name: String,
+        /// Its permissions.
+        scopes: Vec<String>,
+        /// Days until it stops working; never when absent.
+        expires_in_days: Option<u32>,
+    },
+}
+
+/// Runs a `sesame admin` command against the configured database, as the
+/// operator; returns the lines to print.
+pub async fn admin(config: &Config, command: AdminCommand) -> Result<Vec<String>, StartError> {
+    let stores = open_backend(config, false).await?.stores();
+    let now = sesame_core::Clock::now(&sesame_core::SystemClock);
+    match command {
+        AdminCommand::CreateApiKey {
+            name,
+            scopes,
+            expires_in_days,
+        } => {
+            let req = sesame_app::admin::ApiKeyRequest {
+                name,
+                scopes,
+                expires_at: expires_in_days.map(|d| now + time::Duration::days(i64::from(d))),
+            };
+            let created = sesame_app::admin::issue_api_key(
+                &stores,
+                &sesame_app::access::Caller::Operator,
+                req,
+                &sesame_app::ClientMeta::default(),
+                now,
+            )
+            .await
+            .map_err(|e| StartError::Service(e.to_string()))?;
+            Ok(vec![
+                created.key,
+                format!(
+                    "key id {} ({}), scopes {}: shown once, store it now",
+                    created.view.key_id,
+                    created.view.name,
+                    created.view.scopes.join(" ")
                 ),
             ])
         }

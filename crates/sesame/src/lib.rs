@@ -8,7 +8,7 @@ pub mod http_server;
 pub mod import;
 pub mod server;
 
-pub use commands::{KeysCommand, import, keys, migrate};
+pub use commands::{AdminCommand, KeysCommand, admin, import, keys, migrate};
 pub use config::{Config, WebauthnConfig};
 pub use server::{Backend, Hooks, Server, StartError};
 pub use sesame_store_postgres::RoleNames;

@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCmd,
     },
+    /// Operator tasks: service API keys.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCmd,
+    },
     /// Measure one password hash and the machine's hashing limit with the configured Argon2 cost.
     Calibrate {
         /// Seconds of the every-core run.
@@ -160,6 +165,31 @@ enum KeysCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Service API keys.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCmd {
+    /// Create a key and print it on the first line (it is shown only once).
+    Create {
+        /// A name for people
+        #[arg(long)]
+        name: String,
+        /// A permission the key carries (repeat for more), e.g. introspect
+        #[arg(long = "scope", value_name = "PERMISSION", required = true)]
+        scopes: Vec<String>,
+        /// Days until the key stops working [default: never]
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+}
+
 /// Logs of `serve` go to stdout; the other commands print their results on
 /// stdout, so their logs go to stderr.
 fn init_logging(config: &Config) {
@@ -232,6 +262,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate(config, args).await,
         Command::Import(args) => import(config, args).await,
         Command::Keys { command } => keys(config, command).await,
+        Command::Admin { command } => admin(config, command).await,
         Command::Calibrate { seconds, samples } => calibrate(config, seconds, samples).await,
     }
 }
@@ -371,7 +402,32 @@ async fn keys(config: Config, command: KeysCmd) -> ExitCode {
             sesame::KeysCommand::RotateMaster { new_key_file }
         }
     };
-    match sesame::keys(&config, command).await {
+    print_lines(sesame::keys(&config, command).await)
+}
+
+/// `sesame admin`.
+async fn admin(config: Config, command: AdminCmd) -> ExitCode {
+    init_logging_to(&config, true);
+    let command = match command {
+        AdminCmd::ApiKey {
+            command:
+                ApiKeyCmd::Create {
+                    name,
+                    scopes,
+                    expires_in_days,
+                },
+        } => sesame::AdminCommand::CreateApiKey {
+            name,
+            scopes,
+            expires_in_days,
+        },
+    };
+    print_lines(sesame::admin(&config, command).await)
+}
+
+/// Prints a command's lines on stdout, or its error on stderr.
+fn print_lines(result: Result<Vec<String>, sesame::StartError>) -> ExitCode {
+    match result {
         Ok(lines) => {
             for line in lines {
                 println!("{line}");

@@ -221,3 +221,40 @@ fn bad_configuration_is_reported_and_exits_non_zero() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lsiten"));
 }
+
+#[test]
+fn admin_api_key_create_prints_the_key_once_and_refuses_unknown_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sesame()
+        .env("SESAME_DATA_DIR", dir.path())
+        .args(["admin", "api-key", "create", "--name", "billing"])
+        .args(["--scope", "introspect", "--scope", "users:read"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let key = lines.next().unwrap();
+    assert!(key.starts_with("ses_live_") && key.len() == 80, "{key}");
+    let note = lines.next().unwrap();
+    assert!(
+        note.contains("billing") && note.contains("introspect users:read"),
+        "{note}"
+    );
+    assert!(!note.contains(&key[31..74]), "the secret is printed twice");
+
+    let out = sesame()
+        .env("SESAME_DATA_DIR", dir.path())
+        .args([
+            "admin", "api-key", "create", "--name", "x", "--scope", "root",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("validation_failed"), "{err}");
+}
