@@ -204,6 +204,7 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/admin/api-keys/{id}",
         "/v1/admin/roles",
         "/v1/admin/roles/{name}",
+        "/v1/admin/users",
         "/v1/admin/users/{id}",
         "/v1/admin/users/{id}/suspend",
         "/v1/admin/users/{id}/reactivate",

@@ -95,23 +95,68 @@ pub struct SuspendRequest {
     pub reason: Option<String>,
 }
 
-/// A principal as the admin API shows it.
+/// A principal as the admin API lists it.
 #[derive(Debug, Serialize)]
-pub struct AdminUserView {
+pub struct AdminUserItem {
     /// The principal.
     pub id: PrincipalId,
     /// Its kind.
     pub kind: String,
     /// `active` or `suspended`.
     pub status: &'static str,
-    /// Names of the roles it holds.
-    pub roles: Vec<String>,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Last successful sign-in.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_login_at: Option<OffsetDateTime>,
+}
+
+impl From<sesame_credentials::Principal> for AdminUserItem {
+    fn from(p: sesame_credentials::Principal) -> Self {
+        Self {
+            id: p.id,
+            kind: p.kind,
+            status: if p.is_active { "active" } else { "suspended" },
+            created_at: p.created_at,
+            last_login_at: p.last_login_at,
+        }
+    }
+}
+
+/// A principal as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct AdminUserView {
+    /// What lists show.
+    #[serde(flatten)]
+    pub principal: AdminUserItem,
+    /// Names of the roles it holds.
+    pub roles: Vec<String>,
+}
+
+/// `GET /v1/admin/users`: filters and the page to read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    /// A login identifier, matched exactly once normalised by its type.
+    pub q: Option<String>,
+    /// Only principals of this kind.
+    pub kind: Option<String>,
+    /// `active` or `suspended`.
+    pub status: Option<String>,
+    /// Items per page, 1–200 (default 50).
+    pub limit: Option<i64>,
+    /// Where the previous page ended, bound to its filters.
+    pub cursor: Option<String>,
+}
+
+/// A page of users.
+#[derive(Debug, Serialize)]
+pub struct UserPage {
+    /// The users, in creation order.
+    pub items: Vec<AdminUserItem>,
+    /// The cursor of the next page; `null` on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// `DELETE /v1/admin/users/{id}/sessions`.
@@ -341,26 +386,104 @@ impl App {
     ) -> Result<AdminUserView, Error> {
         self.require(caller, "users:read", Access::Read).await?;
         let principal = self.existing_principal(id).await?;
+        let roles = self.0.stores.access.roles_of(id).await?;
         Ok(AdminUserView {
-            id,
-            kind: principal.kind,
-            status: if principal.is_active {
-                "active"
-            } else {
-                "suspended"
+            principal: principal.into(),
+            roles: roles.into_iter().map(|r| r.name).collect(),
+        })
+    }
+
+    /// `GET /v1/admin/users`: keyset pages in creation order. `q` is a login
+    /// identifier, normalised by each login type that accepts it and matched
+    /// exactly. A cursor only continues the walk it came from: with other
+    /// filters it is refused.
+    pub async fn list_users(&self, caller: &Caller, query: UserQuery) -> Result<UserPage, Error> {
+        self.require(caller, "users:read", Access::Read).await?;
+        let limit = query.limit.unwrap_or(50);
+        let mut errors = Vec::new();
+        if !(1..=200).contains(&limit) {
+            errors.push(FieldError::new("limit", "out_of_range"));
+        }
+        let active = match query.status.as_deref() {
+            None => None,
+            Some("active") => Some(true),
+            Some("suspended") => Some(false),
+            Some(_) => {
+                errors.push(FieldError::new("status", "invalid_value"));
+                None
+            }
+        };
+        let filters = cursor::fingerprint(&[&query.q, &query.kind, &query.status]);
+        let after = match &query.cursor {
+            None => None,
+            Some(text) => match cursor::read(text, &filters) {
+                Ok(after) => Some(PrincipalId(after)),
+                Err(code) => {
+                    errors.push(FieldError::new("cursor", code));
+                    None
+                }
             },
-            roles: self
-                .0
-                .stores
-                .access
-                .roles_of(id)
+        };
+        if !errors.is_empty() {
+            return Err(Error::validation(errors));
+        }
+        let stores = &self.0.stores;
+        let mut items = match &query.q {
+            None => {
+                stores
+                    .principals
+                    .list_principals(query.kind.as_deref(), active, after, limit + 1)
+                    .await?
+            }
+            Some(q) => self
+                .principals_named(q)
                 .await?
                 .into_iter()
-                .map(|r| r.name)
+                .filter(|p| query.kind.as_ref().is_none_or(|k| *k == p.kind))
+                .filter(|p| active.is_none_or(|a| a == p.is_active))
+                .filter(|p| after.is_none_or(|a| p.id.0 > a.0))
                 .collect(),
-            created_at: principal.created_at,
-            last_login_at: principal.last_login_at,
+        };
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|p| cursor::write(p.id.0, &filters))
+        } else {
+            None
+        };
+        Ok(UserPage {
+            items: items.into_iter().map(AdminUserItem::from).collect(),
+            next_cursor,
         })
+    }
+
+    /// The principals holding a login whose identifier is `q` under any
+    /// login type's normalisation, in id order.
+    async fn principals_named(&self, q: &str) -> Result<Vec<sesame_credentials::Principal>, Error> {
+        use sesame_credentials::LoginType;
+        let mut found = Vec::new();
+        for login_type in [LoginType::Email, LoginType::Phone, LoginType::Username] {
+            let Ok(identifier) = sesame_credentials::login::normalise(
+                login_type,
+                q.trim(),
+                &self.0.settings.normalise,
+            ) else {
+                continue;
+            };
+            if let Some(method) = self
+                .0
+                .stores
+                .logins
+                .find_login_method(login_type, &identifier)
+                .await?
+                && !found
+                    .iter()
+                    .any(|p: &sesame_credentials::Principal| p.id == method.principal_id)
+            {
+                found.push(self.existing_principal(method.principal_id).await?);
+            }
+        }
+        found.sort_by_key(|p| p.id.0);
+        Ok(found)
     }
 
     /// `POST /v1/admin/users/{id}/suspend`: the principal cannot sign in and
@@ -615,4 +738,74 @@ fn builtin_untouched(name: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Opaque keyset cursors: the last id of a page and a fingerprint of the
+/// filters that made it, so that a cursor cannot continue another walk.
+mod cursor {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use sha2::{Digest, Sha256};
+    use uuid::Uuid;
+
+    /// A fingerprint of a walk's filters.
+    pub(super) fn fingerprint(filters: &[&Option<String>]) -> [u8; 8] {
+        let mut hash = Sha256::new();
+        for f in filters {
+            match f {
+                Some(v) => {
+                    hash.update([1]);
+                    hash.update((v.len() as u64).to_be_bytes());
+                    hash.update(v.as_bytes());
+                }
+                None => hash.update([0]),
+            }
+        }
+        let mut out = [0; 8];
+        out.copy_from_slice(&hash.finalize()[..8]);
+        out
+    }
+
+    /// The cursor after `last` for the walk `filters`.
+    pub(super) fn write(last: Uuid, filters: &[u8; 8]) -> String {
+        let mut bytes = Vec::with_capacity(24);
+        bytes.extend_from_slice(last.as_bytes());
+        bytes.extend_from_slice(filters);
+        B64.encode(bytes)
+    }
+
+    /// Where a cursor continues; the field code when it is not one of ours
+    /// or belongs to another walk.
+    pub(super) fn read(text: &str, filters: &[u8; 8]) -> Result<Uuid, &'static str> {
+        let bytes = B64.decode(text).map_err(|_| "invalid")?;
+        let (id, walk) = bytes.split_at_checked(16).ok_or("invalid")?;
+        if walk.len() != 8 {
+            return Err("invalid");
+        }
+        if walk != filters {
+            return Err("filters_changed");
+        }
+        Uuid::from_slice(id).map_err(|_| "invalid")
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_cursor_continues_only_its_own_walk() {
+            let id = Uuid::now_v7();
+            let a = fingerprint(&[&Some("ada".into()), &None]);
+            let b = fingerprint(&[&None, &Some("ada".into())]);
+            let c = fingerprint(&[&Some("ad".into()), &Some("a".into())]);
+            assert_ne!(a, b);
+            assert_ne!(fingerprint(&[&Some("ada".into()), &Some("".into())]), a);
+            assert_ne!(c, fingerprint(&[&Some("a".into()), &Some("da".into())]));
+            let cursor = write(id, &a);
+            assert_eq!(read(&cursor, &a), Ok(id));
+            assert_eq!(read(&cursor, &b), Err("filters_changed"));
+            assert_eq!(read("not a cursor", &a), Err("invalid"));
+            assert_eq!(read(&B64.encode([1u8; 10]), &a), Err("invalid"));
+        }
+    }
 }

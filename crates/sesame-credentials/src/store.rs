@@ -81,6 +81,15 @@ pub trait PrincipalStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Reads a principal.
     async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError>;
+    /// Principals in id order (creation order: ids are UUIDv7) after `after`,
+    /// at most `limit`, of `kind` and with `active` when given.
+    async fn list_principals(
+        &self,
+        kind: Option<&str>,
+        active: Option<bool>,
+        after: Option<PrincipalId>,
+        limit: i64,
+    ) -> Result<Vec<Principal>, StoreError>;
     /// Suspends (`active` false) or reactivates a principal; false when it
     /// already was so (or does not exist).
     async fn set_principal_active(

@@ -4,13 +4,13 @@
 use crate::ApiError;
 use crate::extract::{CallerAuth, JsonBody, JsonOrForm, Meta};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::App;
 use sesame_app::access::IntrospectRequest;
-use sesame_app::admin::{ApiKeyRequest, RoleRequest, SuspendRequest};
-use sesame_core::{ErrorCode, PrincipalId};
+use sesame_app::admin::{ApiKeyRequest, RoleRequest, SuspendRequest, UserQuery};
+use sesame_core::{Error, ErrorCode, PrincipalId};
 use uuid::Uuid;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -93,6 +93,16 @@ pub async fn delete_role(
 ) -> Result<StatusCode> {
     app.delete_role(&caller, &name, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_users(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let query: UserQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|_| ApiError(Error::field("", "invalid_query")))?;
+    Ok(Json(app.list_users(&caller, query).await?).into_response())
 }
 
 pub async fn get_user(

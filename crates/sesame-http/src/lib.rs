@@ -119,6 +119,7 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
             "/v1/admin/roles/{name}",
             put(admin_routes::put_role).delete(admin_routes::delete_role),
         )
+        .route("/v1/admin/users", get(admin_routes::list_users))
         .route("/v1/admin/users/{id}", get(admin_routes::get_user))
         .route("/v1/admin/users/{id}/suspend", post(admin_routes::suspend))
         .route(

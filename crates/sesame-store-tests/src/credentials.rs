@@ -2,7 +2,9 @@
 
 use crate::{Backend, Harness, T0, at, committed, login, principal};
 use sesame_core::{PrincipalId, StoreError};
-use sesame_credentials::{CredentialSummary, LOGIN_IDENTIFIER_UNIQUE, LoginAttempt, LoginType};
+use sesame_credentials::{
+    CredentialSummary, LOGIN_IDENTIFIER_UNIQUE, LoginAttempt, LoginType, Principal,
+};
 use uuid::Uuid;
 
 /// A principal reads back as written; an unknown one is `NotFound`.
@@ -12,6 +14,50 @@ pub async fn principals_read_back<S: Backend>(h: &Harness<S>) {
     assert_eq!(s.get_principal(p.id).await.unwrap(), p);
     let err = s.get_principal(PrincipalId::new()).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+/// Principals list in id order from a cursor, filtered by kind and status.
+pub async fn principals_are_listed_by_id_from_a_cursor<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let p = Principal::new(
+            PrincipalId::new(),
+            if i == 3 { "vendor" } else { "user" },
+            T0,
+        );
+        committed(s, async |tx| s.insert_principal(tx, &p).await.unwrap()).await;
+        made.push(p);
+    }
+    committed(s, async |tx| {
+        s.set_principal_active(tx, made[1].id, false, T0)
+            .await
+            .unwrap()
+    })
+    .await;
+    let ids = |ps: Vec<Principal>| ps.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    let all = ids(s.list_principals(None, None, None, 10).await.unwrap());
+    assert_eq!(all, made.iter().map(|p| p.id).collect::<Vec<_>>());
+    let page = ids(s
+        .list_principals(None, None, Some(made[1].id), 2)
+        .await
+        .unwrap());
+    assert_eq!(page, [made[2].id, made[3].id]);
+    let vendors = ids(s
+        .list_principals(Some("vendor"), None, None, 10)
+        .await
+        .unwrap());
+    assert_eq!(vendors, [made[3].id]);
+    let suspended = ids(s
+        .list_principals(None, Some(false), None, 10)
+        .await
+        .unwrap());
+    assert_eq!(suspended, [made[1].id]);
+    let active_users = ids(s
+        .list_principals(Some("user"), Some(true), Some(made[0].id), 10)
+        .await
+        .unwrap());
+    assert_eq!(active_users, [made[2].id, made[4].id]);
 }
 
 /// Suspending and reactivating change the principal once each.

@@ -53,6 +53,7 @@ on_every_backend!(
     access::api_keys_are_found_revoked_once_and_touched_sparingly,
     credentials::principals_read_back,
     credentials::principals_are_suspended_and_reactivated_once,
+    credentials::principals_are_listed_by_id_from_a_cursor,
     credentials::credential_summaries_agree_with_the_separate_reads,
     credentials::sign_in_attempts_are_claimed,
     credentials::racing_claims_count_once,

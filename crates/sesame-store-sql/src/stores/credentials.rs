@@ -69,6 +69,30 @@ macro_rules! __credential_stores {
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
+                async fn list_principals(
+                    &self,
+                    kind: Option<&str>,
+                    active: Option<bool>,
+                    after: Option<PrincipalId>,
+                    limit: i64,
+                ) -> Result<Vec<Principal>, StoreError> {
+                    let rows = ::sqlx::query(
+                        "SELECT * FROM principals
+                         WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR is_active = $2)
+                           AND ($3 IS NULL OR id > $3)
+                         ORDER BY id LIMIT $4",
+                    )
+                    .bind(kind)
+                    .bind(active)
+                    .bind(after.map(|p| p.0))
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(Self::store_err)?;
+                    rows.iter().map($crate::principal).collect::<Result<_, _>>().map_err(Self::store_err)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
                 async fn set_principal_active(
                     &self,
                     tx: &mut dyn Tx,
