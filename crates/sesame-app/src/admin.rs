@@ -626,7 +626,8 @@ impl App {
         id: PrincipalId,
     ) -> Result<sesame_credentials::Principal, Error> {
         match self.0.stores.principals.get_principal(id).await {
-            Ok(p) => Ok(p),
+            Ok(p) if p.deleted_at.is_none() => Ok(p),
+            Ok(_) => Err(Error::problem(ErrorCode::NotFound, "No such user")),
             Err(StoreError::NotFound) => Err(Error::problem(ErrorCode::NotFound, "No such user")),
             Err(e) => Err(e.into()),
         }

@@ -8,6 +8,7 @@ mod announce;
 mod brute_force;
 mod cache;
 mod codes;
+pub mod erasure;
 pub mod import;
 pub mod keys;
 mod logins;
@@ -35,10 +36,10 @@ use sesame_core::{
     SharedLimits,
 };
 use sesame_credentials::{
-    AccessClaims, AccessStore, ApiKeyRecord, AuditStore, CodeBook, ImportStore, KeyRing,
-    LoginAttemptStore, LoginMethodStore, MasterKeys, MfaStore, NormaliseConfig, PasskeyStore,
-    PasswordHasher, PasswordStore, PrincipalStore, RetentionStore, Role, ServerSecretStore,
-    SessionStore, SigningKeyStore, VerificationCodeStore, mfa::BackupCodeHasher,
+    AccessClaims, AccessStore, ApiKeyRecord, AuditStore, CodeBook, ErasureStore, ImportStore,
+    KeyRing, LoginAttemptStore, LoginMethodStore, MasterKeys, MfaStore, NormaliseConfig,
+    PasskeyStore, PasswordHasher, PasswordStore, PrincipalStore, RetentionStore, Role,
+    ServerSecretStore, SessionStore, SigningKeyStore, VerificationCodeStore, mfa::BackupCodeHasher,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::OutboxStore;
@@ -70,6 +71,8 @@ pub struct Stores {
     pub db: Arc<dyn Database>,
     /// Roles, their assignments and service API keys.
     pub access: Arc<dyn AccessStore>,
+    /// Erasure of principals.
+    pub erasure: Arc<dyn ErasureStore>,
     /// Profiles (identity domain).
     pub profiles: Arc<dyn ProfileStore>,
     /// Principals.
@@ -114,6 +117,7 @@ impl Stores {
     where
         B: Database
             + AccessStore
+            + ErasureStore
             + ProfileStore
             + PrincipalStore
             + LoginMethodStore
@@ -135,6 +139,7 @@ impl Stores {
         Self {
             db: backend.clone(),
             access: backend.clone(),
+            erasure: backend.clone(),
             profiles: backend.clone(),
             principals: backend.clone(),
             logins: backend.clone(),

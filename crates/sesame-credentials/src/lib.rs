@@ -24,7 +24,7 @@ pub use model::{
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{
-    AccessStore, AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE,
+    AccessStore, AuditStore, ErasureStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE,
     LoginAttemptStore, LoginMethodStore, MfaStore, PasskeyStore, PasswordStore, PrincipalStore,
     RetentionStore, ServerSecretStore, SessionStore, SigningKeyStore, SweepBefore, Swept,
     VerificationCodeStore,

@@ -26,6 +26,8 @@ pub struct Principal {
     pub updated_at: OffsetDateTime,
     /// When a password set before a login was first proven was removed.
     pub password_removed_at: Option<OffsetDateTime>,
+    /// When the principal was erased; the row stays as a tombstone.
+    pub deleted_at: Option<OffsetDateTime>,
 }
 
 impl Principal {
@@ -41,6 +43,7 @@ impl Principal {
             created_at: now,
             updated_at: now,
             password_removed_at: None,
+            deleted_at: None,
         }
     }
 }

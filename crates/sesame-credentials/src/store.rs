@@ -70,6 +70,25 @@ pub trait AccessStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Erasure: everything a principal proved itself with or left behind.
+#[async_trait]
+pub trait ErasureStore: Send + Sync {
+    /// Erases a live principal in `tx`: its login methods, password and
+    /// history, second factors, passkeys, security keys, ceremonies, sessions
+    /// (with their refresh tokens), role assignments and its profile where it
+    /// shares the transaction (elsewhere the relay removes it); its audit rows
+    /// keep event and time but lose address, agent and details, its sign-in
+    /// attempts go, and its events lose their data. The principal row stays
+    /// as a tombstone. Returns the sessions it deleted; `None` when there is
+    /// no live principal.
+    async fn erase_principal(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Vec<SessionId>>, StoreError>;
+}
+
 /// Stores principals.
 #[async_trait]
 pub trait PrincipalStore: Send + Sync {
@@ -81,8 +100,8 @@ pub trait PrincipalStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Reads a principal.
     async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError>;
-    /// Principals in id order (creation order: ids are UUIDv7) after `after`,
-    /// at most `limit`, of `kind` and with `active` when given.
+    /// Principals not erased, in id order (creation order: ids are UUIDv7)
+    /// after `after`, at most `limit`, of `kind` and with `active` when given.
     async fn list_principals(
         &self,
         kind: Option<&str>,

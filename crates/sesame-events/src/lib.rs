@@ -50,4 +50,6 @@ pub mod topics {
     pub const USER_SUSPENDED: &str = "identity.user.suspended";
     /// A suspended principal was reactivated.
     pub const USER_REACTIVATED: &str = "identity.user.reactivated";
+    /// A principal was erased: other services erase what they hold of it.
+    pub const USER_DELETED: &str = "identity.user.deleted";
 }

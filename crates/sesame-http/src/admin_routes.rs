@@ -113,6 +113,15 @@ pub async fn get_user(
     Ok(Json(app.admin_get_user(&caller, user(&id)?).await?).into_response())
 }
 
+pub async fn delete_user(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    app.admin_delete_user(&caller, user(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn suspend(
     State(app): State<App>,
     CallerAuth(caller): CallerAuth,

@@ -59,7 +59,7 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         )
         .route("/v1/sessions/current", delete(routes::sign_out))
         .route("/v1/sessions/reauthenticate", post(routes::reauthenticate))
-        .route("/v1/me", get(routes::me))
+        .route("/v1/me", get(routes::me).delete(routes::delete_me))
         .route("/v1/me/profile", patch(routes::update_profile))
         .route("/v1/me/sessions", get(routes::list_sessions))
         .route("/v1/me/sessions/{id}", delete(routes::revoke_session))
@@ -120,7 +120,10 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
             put(admin_routes::put_role).delete(admin_routes::delete_role),
         )
         .route("/v1/admin/users", get(admin_routes::list_users))
-        .route("/v1/admin/users/{id}", get(admin_routes::get_user))
+        .route(
+            "/v1/admin/users/{id}",
+            get(admin_routes::get_user).delete(admin_routes::delete_user),
+        )
         .route("/v1/admin/users/{id}/suspend", post(admin_routes::suspend))
         .route(
             "/v1/admin/users/{id}/reactivate",

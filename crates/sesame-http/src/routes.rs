@@ -208,6 +208,11 @@ pub async fn sign_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn delete_me(State(app): State<App>, Auth(auth): Auth) -> Result<StatusCode> {
+    app.delete_me(&auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn me(State(app): State<App>, Auth(auth): Auth) -> Result<Response> {
     Ok(Json(app.me(&auth).await?).into_response())
 }

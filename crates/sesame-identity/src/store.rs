@@ -18,6 +18,8 @@ pub trait ProfileStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Reads a profile.
     async fn get_profile(&self, id: PrincipalId) -> Result<Profile, StoreError>;
+    /// Deletes a profile, committing on its own; false when there was none.
+    async fn delete_profile(&self, id: PrincipalId) -> Result<bool, StoreError>;
     /// Applies a patch and returns the updated profile.
     async fn update_profile(
         &self,

@@ -36,6 +36,10 @@ impl SqlBackend for PgStore {
         &self.identity
     }
 
+    fn profile_writer(&self) -> &PgPool {
+        &self.identity
+    }
+
     fn conn(tx: &mut dyn Tx) -> Result<&mut PgConnection, StoreError> {
         Ok(&mut *pg_tx(tx)?.credentials)
     }
@@ -147,6 +151,37 @@ impl SqlBackend for PgStore {
         .execute(&self.credentials)
         .await
         .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn scrub_events(
+        conn: &mut PgConnection,
+        principal: PrincipalId,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET payload = jsonb_set(payload, '{data}', '{}'::jsonb)
+             WHERE payload->>'subject' = $1",
+        )
+        .bind(principal.to_string())
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn erase_profile(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+    ) -> Result<(), StoreError> {
+        if self.is_split() {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(principal.0)
+            .execute(self.identity_side(tx).await?)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 

@@ -61,6 +61,11 @@ impl Domain {
                     "access",
                     include_str!("../migrations/credentials/0005_access.sql"),
                 ),
+                (
+                    6,
+                    "erasure",
+                    include_str!("../migrations/credentials/0006_erasure.sql"),
+                ),
             ],
         }
     }

@@ -27,6 +27,8 @@ pub trait SqlBackend: Send + Sync + Sized {
     fn writer(&self) -> &sqlx::Pool<Self::Db>;
     /// The pool for reads of the identity domain.
     fn profiles(&self) -> &sqlx::Pool<Self::Db>;
+    /// The pool for writes of the identity domain that commit on their own.
+    fn profile_writer(&self) -> &sqlx::Pool<Self::Db>;
 
     /// The credentials-side connection inside a transaction begun by this backend.
     fn conn(tx: &mut dyn Tx) -> Result<&mut Conn<Self>, StoreError>;
@@ -70,6 +72,22 @@ pub trait SqlBackend: Send + Sync + Sized {
 
     /// Counts a failed delivery and ends its lease.
     fn fail_event(&self, id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Empties the data of every event about `principal` (their envelopes
+    /// are JSON of each database's own kind).
+    fn scrub_events(
+        conn: &mut Conn<Self>,
+        principal: PrincipalId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes `principal`'s profile in `tx` when the identity domain shares
+    /// the transaction; in split mode it does nothing, and the relay removes
+    /// the profile when it delivers `identity.user.deleted`.
+    fn erase_profile(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Inserts many profiles through the identity-side connection of a transaction.
     fn insert_profile_batch(

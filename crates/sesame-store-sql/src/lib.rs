@@ -140,6 +140,7 @@ pub fn principal(row: &impl Columns) -> Result<Principal> {
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
         password_removed_at: row.opt_time("password_removed_at")?,
+        deleted_at: row.opt_time("deleted_at")?,
     })
 }
 

@@ -33,6 +33,10 @@ impl SqlBackend for SqliteStore {
         &self.pool
     }
 
+    fn profile_writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
     fn conn(tx: &mut dyn Tx) -> Result<&mut SqliteConnection, StoreError> {
         let any: &mut dyn Any = tx;
         any.downcast_mut::<SqliteTx>()
@@ -110,6 +114,34 @@ impl SqlBackend for SqliteStore {
         sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
             .bind(id)
             .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn scrub_events(
+        conn: &mut SqliteConnection,
+        principal: PrincipalId,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET payload = json_set(payload, '$.data', json('{}'))
+             WHERE json_extract(payload, '$.subject') = $1",
+        )
+        .bind(principal.to_string())
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn erase_profile(
+        &self,
+        tx: &mut dyn Tx,
+        principal: PrincipalId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(principal.0)
+            .execute(Self::conn(tx)?)
             .await
             .map_err(map_err)?;
         Ok(())

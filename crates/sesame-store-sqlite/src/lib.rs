@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (8, "mfa", include_str!("../migrations/0008_mfa.sql")),
     (9, "access", include_str!("../migrations/0009_access.sql")),
+    (
+        10,
+        "erasure",
+        include_str!("../migrations/0010_erasure.sql"),
+    ),
 ];
 
 /// The SQLite backend: one pool, every store trait.

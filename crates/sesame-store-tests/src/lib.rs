@@ -10,6 +10,7 @@
 pub mod access;
 pub mod codes;
 pub mod credentials;
+pub mod erasure;
 pub mod identity;
 pub mod import;
 pub mod keys;
@@ -21,9 +22,9 @@ pub mod upkeep;
 
 use sesame_core::{CounterStore, Database, PrincipalId, SessionId, Tx};
 use sesame_credentials::{
-    AccessStore, AuditStore, ImportStore, LoginAttemptStore, LoginMethod, LoginMethodStore,
-    LoginType, MfaStore, PasskeyStore, PasswordStore, Principal, PrincipalStore, RefreshToken,
-    RetentionStore, ServerSecretStore, Session, SessionStore, SigningKeyStore,
+    AccessStore, AuditStore, ErasureStore, ImportStore, LoginAttemptStore, LoginMethod,
+    LoginMethodStore, LoginType, MfaStore, PasskeyStore, PasswordStore, Principal, PrincipalStore,
+    RefreshToken, RetentionStore, ServerSecretStore, Session, SessionStore, SigningKeyStore,
     VerificationCodeStore,
 };
 use sesame_events::OutboxStore;
@@ -41,6 +42,7 @@ use uuid::Uuid;
 pub trait Backend:
     Database
     + AccessStore
+    + ErasureStore
     + PrincipalStore
     + LoginAttemptStore
     + LoginMethodStore
@@ -64,6 +66,7 @@ pub trait Backend:
 impl<T> Backend for T where
     T: Database
         + AccessStore
+        + ErasureStore
         + PrincipalStore
         + LoginAttemptStore
         + LoginMethodStore

@@ -6,8 +6,8 @@
 
 use sesame_store_tests::schema::{differences, postgres_tables, sqlite_tables};
 use sesame_store_tests::{
-    access, codes, credentials, identity, import, keys, mfa, passkeys, postgres, postgres_split,
-    sessions, sqlite, upkeep,
+    access, codes, credentials, erasure, identity, import, keys, mfa, passkeys, postgres,
+    postgres_split, sessions, sqlite, upkeep,
 };
 
 macro_rules! on_every_backend {
@@ -49,6 +49,7 @@ macro_rules! on_every_backend {
 }
 
 on_every_backend!(
+    erasure::a_principal_is_erased_to_a_tombstone,
     access::roles_are_assigned_once_and_go_with_their_role,
     access::api_keys_are_found_revoked_once_and_touched_sparingly,
     credentials::principals_read_back,

@@ -199,6 +199,15 @@ impl TestDb {
         }
     }
 
+    /// `id` as a literal of this database's UUID column type (a 16-byte
+    /// blob on SQLite, a `uuid` on PostgreSQL).
+    pub fn uuid_literal(&self, id: uuid::Uuid) -> String {
+        match self {
+            Self::Sqlite(_) => format!("X'{}'", id.simple()),
+            Self::Postgres { .. } => format!("'{id}'::uuid"),
+        }
+    }
+
     /// A single integer.
     pub async fn count(&self, sql: &str) -> i64 {
         match self {

@@ -169,7 +169,10 @@ impl Server {
         ));
         let relay = Relay::new(
             stores.outbox.clone(),
-            Arc::new(LogSink),
+            Arc::new(sesame_app::erasure::ProfileEraser::new(
+                stores.profiles.clone(),
+                Arc::new(LogSink),
+            )),
             hooks.clock,
             Duration::from_millis(500),
         );

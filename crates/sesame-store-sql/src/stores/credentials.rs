@@ -78,7 +78,7 @@ macro_rules! __credential_stores {
                 ) -> Result<Vec<Principal>, StoreError> {
                     let rows = ::sqlx::query(
                         "SELECT * FROM principals
-                         WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR is_active = $2)
+                         WHERE deleted_at IS NULL AND ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR is_active = $2)
                            AND ($3 IS NULL OR id > $3)
                          ORDER BY id LIMIT $4",
                     )

@@ -45,6 +45,16 @@ macro_rules! __profile_store {
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
+                async fn delete_profile(&self, id: PrincipalId) -> Result<bool, StoreError> {
+                    let done = ::sqlx::query("DELETE FROM users WHERE id = $1")
+                        .bind(id.0)
+                        .execute(self.profile_writer())
+                        .await
+                        .map_err(Self::store_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
                 async fn get_profile(&self, id: PrincipalId) -> Result<Profile, StoreError> {
                     let row = ::sqlx::query(
                         "SELECT id, display_name, avatar_url, bio, locale, status, metadata, created_at, updated_at

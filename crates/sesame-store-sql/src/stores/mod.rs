@@ -9,6 +9,7 @@
 mod access;
 mod codes;
 mod credentials;
+mod erasure;
 mod identity;
 mod keys;
 mod mfa;
@@ -24,6 +25,7 @@ macro_rules! stamp_stores {
     ($store:ty) => {
         $crate::__access_store!($store);
         $crate::__credential_stores!($store);
+        $crate::__erasure_store!($store);
         $crate::__session_store!($store);
         $crate::__code_store!($store);
         $crate::__key_and_audit_stores!($store);

@@ -430,6 +430,56 @@ async fn split_mode_roles_see_only_their_own_schema() {
         .await
         .unwrap();
     assert_eq!(profiles, 1);
+
+    // Erased in split mode: credentials and the event in one transaction,
+    // the profile when the relay delivers the event.
+    let (ok, text) = run(
+        &[
+            "admin",
+            "api-key",
+            "create",
+            "--name",
+            "ops",
+            "--scope",
+            "users:delete",
+        ],
+        &split,
+    );
+    assert!(ok, "{text}");
+    let key = text.lines().next().unwrap();
+    let id = grant["principal"]["id"].as_str().unwrap();
+    let (status, body) = call(
+        client
+            .delete(format!("{}/v1/admin/users/{id}", server.base))
+            .bearer_auth(key),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    // The relay's work is asynchronous: wait (bounded) until the event is
+    // marked delivered, which happens only after the profile was removed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivered: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM credentials.outbox
+             WHERE topic = 'identity.user.deleted' AND published_at IS NOT NULL",
+        )
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+        if delivered == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not deliver the event"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let profiles: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM identity.users")
+        .fetch_one(&as_identity)
+        .await
+        .unwrap();
+    assert_eq!(profiles, 0, "the relay left the profile");
     drop(server);
 
     // A schema migrated by a newer binary is refused, by `migrate` and `serve`.

@@ -1,0 +1,2 @@
+-- An erased principal stays as a tombstone, so that its id never recurs.
+ALTER TABLE principals ADD COLUMN deleted_at TEXT;
