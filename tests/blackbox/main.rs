@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod codes;
 mod crash;
+mod erasure;
 mod errors;
 mod legacy;
 mod lockout;

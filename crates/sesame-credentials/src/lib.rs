@@ -2,6 +2,7 @@
 //! their normalisers, passwords and the hashing pool, sessions, refresh tokens,
 //! signing keys and sealed secrets, and the store traits for all of them.
 
+pub mod access_store;
 pub mod api_keys;
 pub mod codes;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod seal;
 pub mod store;
 pub mod tokens;
 
+pub use access_store::{AccessStore, ErasureStore};
 pub use api_keys::{ApiKeyRecord, NewApiKey, PresentedKey, looks_like_api_key, parse_api_key};
 pub use codes::{CodeBook, CodePurpose, VerificationCode};
 pub use keys::{KeyRing, SigningKeyRecord};
@@ -24,10 +26,9 @@ pub use model::{
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{
-    AccessStore, AuditStore, ErasureStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE,
-    LoginAttemptStore, LoginMethodStore, MfaStore, PasskeyStore, PasswordStore, PrincipalStore,
-    RetentionStore, ServerSecretStore, SessionStore, SigningKeyStore, SweepBefore, Swept,
-    VerificationCodeStore,
+    AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore,
+    LoginMethodStore, MfaStore, PasskeyStore, PasswordStore, PrincipalStore, RetentionStore,
+    ServerSecretStore, SessionStore, SigningKeyStore, SweepBefore, Swept, VerificationCodeStore,
 };
 pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 

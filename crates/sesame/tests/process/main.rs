@@ -14,3 +14,4 @@ mod keys;
 mod restart;
 mod secrets;
 mod slow_clients;
+mod split;
