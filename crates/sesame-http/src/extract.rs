@@ -26,15 +26,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         ) {
             return Err(ErrorCode::UnsupportedMediaType.into());
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::from(ErrorCode::PayloadTooLarge)
-            } else {
-                ApiError(Error::field("", "unreadable_body"))
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         parse_json(&bytes).map(JsonBody).map_err(ApiError)
     }
+}
+
+/// The whole body: `413` beyond the limit, `400` when it cannot be read.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::from(ErrorCode::PayloadTooLarge)
+        } else {
+            ApiError(Error::field("", "unreadable_body"))
+        }
+    })
 }
 
 fn is_json(content_type: Option<&str>) -> bool {
@@ -174,13 +179,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonOrForm<T> {
                 .await
                 .map(|JsonBody(t)| JsonOrForm(t));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::from(ErrorCode::PayloadTooLarge)
-            } else {
-                ApiError(Error::field("", "unreadable_body"))
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         serde_urlencoded::from_bytes(&bytes)
             .map(JsonOrForm)
             .map_err(|_| ApiError(Error::field("", "malformed_form")))

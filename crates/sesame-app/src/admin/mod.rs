@@ -134,11 +134,7 @@ impl App {
             return Err(Error::problem(ErrorCode::NotFound, "No such live API key"));
         }
         let data = json!({ "id": id });
-        let entry = admin_audit(caller, "api_key.revoked", data, meta, now);
-        self.0
-            .stores
-            .audit
-            .append_audit(tx.as_mut(), &entry)
+        self.audit_admin(tx.as_mut(), caller, "api_key.revoked", data, meta, now)
             .await?;
         self.commit(tx).await?;
         self.0.caches.api_keys.clear();
@@ -188,11 +184,7 @@ impl App {
         let mut tx = self.begin().await?;
         self.0.stores.access.put_role(tx.as_mut(), &role).await?;
         let data = json!({ "role": role.name, "permissions": role.permissions });
-        let entry = admin_audit(caller, "role.changed", data, meta, now);
-        self.0
-            .stores
-            .audit
-            .append_audit(tx.as_mut(), &entry)
+        self.audit_admin(tx.as_mut(), caller, "role.changed", data, meta, now)
             .await?;
         self.commit(tx).await?;
         self.0.caches.roles.clear();
@@ -215,11 +207,7 @@ impl App {
             return Err(Error::problem(ErrorCode::NotFound, "No such role"));
         }
         let data = json!({ "role": name });
-        let entry = admin_audit(caller, "role.deleted", data, meta, now);
-        self.0
-            .stores
-            .audit
-            .append_audit(tx.as_mut(), &entry)
+        self.audit_admin(tx.as_mut(), caller, "role.deleted", data, meta, now)
             .await?;
         self.commit(tx).await?;
         self.0.caches.roles.clear();
@@ -334,6 +322,23 @@ pub async fn issue_api_key(
         key,
         view: record.into(),
     })
+}
+
+impl App {
+    /// Appends the audit row of an admin change to keys or roles.
+    async fn audit_admin(
+        &self,
+        tx: &mut dyn sesame_core::Tx,
+        caller: &Caller,
+        event: &str,
+        data: serde_json::Value,
+        meta: &ClientMeta,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let entry = admin_audit(caller, event, data, meta, now);
+        self.0.stores.audit.append_audit(tx, &entry).await?;
+        Ok(())
+    }
 }
 
 /// The audit row of an admin change that is about no principal's security
