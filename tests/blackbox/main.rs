@@ -9,6 +9,7 @@ mod codes;
 mod crash;
 mod erasure;
 mod errors;
+mod kinds;
 mod legacy;
 mod lockout;
 mod logins;

@@ -155,6 +155,8 @@ async fn finish(app: &TestApp, challenge_id: &str, field: &str, code: &str) -> R
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Claims {
     sub: String,
+    #[serde(default)]
+    pub(crate) kind: String,
     aal: String,
     amr: Vec<String>,
     #[serde(default)]

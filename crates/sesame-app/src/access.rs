@@ -18,6 +18,7 @@ pub const ADMIN_ROLE: &str = "admin";
 /// Every permission Sesame checks.
 pub const PERMISSIONS: &[&str] = &[
     "users:read",
+    "users:create",
     "users:suspend",
     "users:delete",
     "sessions:read",
@@ -39,6 +40,38 @@ pub struct RoleSeed {
     pub name: String,
     /// Its permissions.
     pub permissions: Vec<String>,
+}
+
+/// A kind of principal declared in the configuration: whether its profile
+/// lives here (in the identity domain) or in another service under the same
+/// id (credentials-only).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSeed {
+    /// The kind, as tokens carry it.
+    pub name: String,
+    /// Whether Sesame keeps its profile.
+    #[serde(default)]
+    pub profile: bool,
+}
+
+impl KindSeed {
+    /// The kinds a deployment starts with: `user` with a profile; `vendor`,
+    /// `admin` and `service` credentials-only.
+    pub fn defaults() -> Vec<KindSeed> {
+        [
+            ("user", true),
+            ("vendor", false),
+            ("admin", false),
+            ("service", false),
+        ]
+        .into_iter()
+        .map(|(name, profile)| KindSeed {
+            name: name.into(),
+            profile,
+        })
+        .collect()
+    }
 }
 
 /// Whoever calls an admin or service operation.

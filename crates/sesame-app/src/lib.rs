@@ -208,6 +208,8 @@ pub struct Settings {
     pub webauthn: Option<WebauthnSettings>,
     /// Roles created or updated at start, besides the built-in `admin`.
     pub roles: Vec<access::RoleSeed>,
+    /// The kinds of principal, and whether each keeps a profile here.
+    pub kinds: Vec<access::KindSeed>,
 }
 
 impl Default for Settings {
@@ -233,6 +235,7 @@ impl Default for Settings {
             mfa_challenge_tries: 5,
             webauthn: None,
             roles: Vec::new(),
+            kinds: access::KindSeed::defaults(),
         }
     }
 }

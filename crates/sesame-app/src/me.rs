@@ -27,11 +27,19 @@ impl App {
             stores.profiles.get_profile(id),
             stores.principals.credential_summary(id),
         );
-        let (profile, credentials) = (profile?, credentials?);
+        let credentials = credentials?;
+        // A credentials-only kind keeps its profile in another service.
+        let (profile, created_at) = match profile {
+            Ok(profile) => (Some(profile.clone()), profile.created_at),
+            Err(sesame_core::StoreError::NotFound) => {
+                (None, stores.principals.get_principal(id).await?.created_at)
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(MeView {
             id,
             kind: kind.to_owned(),
-            created_at: profile.created_at,
+            created_at,
             profile,
             logins: credentials
                 .logins
@@ -59,10 +67,20 @@ impl App {
         let now = self.0.clock.now();
         let stores = &self.0.stores;
         let mut tx = self.begin().await?;
-        let profile = stores
+        let profile = match stores
             .profiles
             .update_profile(tx.as_mut(), auth.principal_id, &patch, now)
-            .await?;
+            .await
+        {
+            Ok(profile) => profile,
+            Err(sesame_core::StoreError::NotFound) => {
+                return Err(Error::problem(
+                    sesame_core::ErrorCode::NotFound,
+                    "This account keeps its profile in another service",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         tx.touches(auth.principal_id);
         self.commit(tx).await?;
         Ok(profile)

@@ -199,8 +199,9 @@ pub struct MeView {
     pub id: PrincipalId,
     /// Principal kind.
     pub kind: String,
-    /// The profile.
-    pub profile: Profile,
+    /// The profile; `null` for a credentials-only kind, whose profile lives
+    /// in another service under the same id.
+    pub profile: Option<Profile>,
     /// Every login method.
     pub logins: Vec<LoginView>,
     /// Whether a password is set.

@@ -6,6 +6,7 @@ use crate::server::{Backend, StartError, load_master_keys, open_backend};
 use sesame_credentials::{MasterKey, MasterKeys};
 use sesame_store_postgres::{Domain, RoleNames};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `sesame migrate`: creates or upgrades the schemas of the configured backend
 /// and, given role names, creates the two least-privilege PostgreSQL roles.
@@ -159,6 +160,19 @@ pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, 
 
 /// A `sesame admin` command.
 pub enum AdminCommand {
+    /// Create a principal of any declared kind; print its id.
+    CreateUser {
+        /// A declared kind.
+        kind: String,
+        /// The login's type (`email`, `phone`, `username`).
+        login_type: String,
+        /// The login's identifier.
+        identifier: String,
+        /// Its password, if any.
+        password: Option<String>,
+        /// Roles to assign.
+        roles: Vec<String>,
+    },
     /// Create a service API key and print it (once).
     CreateApiKey {
         /// A name for people.
@@ -173,9 +187,46 @@ pub enum AdminCommand {
 /// Runs a `sesame admin` command against the configured database, as the
 /// operator; returns the lines to print.
 pub async fn admin(config: &Config, command: AdminCommand) -> Result<Vec<String>, StartError> {
-    let stores = open_backend(config, false).await?.stores();
+    let service = |e: sesame_core::Error| StartError::Service(e.to_string());
+    let backend = open_backend(config, false).await?;
+    let stores = backend.stores();
     let now = sesame_core::Clock::now(&sesame_core::SystemClock);
     match command {
+        AdminCommand::CreateUser {
+            kind,
+            login_type,
+            identifier,
+            password,
+            roles,
+        } => {
+            let app = crate::server::build_app(
+                config,
+                stores,
+                load_master_keys(config)?,
+                config.settings(&config.issuer(), matches!(backend, Backend::Postgres(_))),
+                Arc::new(sesame_core::SystemClock),
+                sesame_core::FailPoints::default(),
+            )
+            .await?;
+            let req = sesame_app::admin::NewUser {
+                kind,
+                login: sesame_credentials::LoginInput {
+                    login_type,
+                    identifier,
+                },
+                password,
+                roles,
+            };
+            let id = app
+                .create_user(
+                    &sesame_app::access::Caller::Operator,
+                    req,
+                    &sesame_app::ClientMeta::default(),
+                )
+                .await
+                .map_err(service)?;
+            Ok(vec![id.to_string()])
+        }
         AdminCommand::CreateApiKey {
             name,
             scopes,
@@ -194,7 +245,7 @@ pub async fn admin(config: &Config, command: AdminCommand) -> Result<Vec<String>
                 now,
             )
             .await
-            .map_err(|e| StartError::Service(e.to_string()))?;
+            .map_err(service)?;
             Ok(vec![
                 created.key,
                 format!(

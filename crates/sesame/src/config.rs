@@ -6,7 +6,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
-use sesame_app::access::RoleSeed;
+use sesame_app::access::{KindSeed, RoleSeed};
 use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy, Settings, WebauthnSettings};
 use sesame_credentials::{Argon2Config, HashingConfig, NormaliseConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
@@ -139,6 +139,9 @@ pub struct Config {
     /// Roles created or updated at start (`[[roles]]` with `name` and
     /// `permissions`), besides the built-in `admin`.
     pub roles: Vec<RoleSeed>,
+    /// The kinds of principal (`[[kinds]]` with `name` and `profile`):
+    /// whether Sesame keeps each kind's profile or another service does.
+    pub kinds: Vec<KindSeed>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter, in `RUST_LOG` syntax.
@@ -184,6 +187,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             webauthn: WebauthnConfig::default(),
             roles: Vec::new(),
+            kinds: KindSeed::defaults(),
             log_format: LogFormat::Auto,
             log_level: "info".into(),
         }
@@ -323,6 +327,7 @@ impl Config {
             totp_issuer: self.product_name.clone(),
             webauthn: self.webauthn(issuer),
             roles: self.roles.clone(),
+            kinds: self.kinds.clone(),
             ..Settings::default()
         }
     }

@@ -79,7 +79,7 @@ enum Command {
         #[command(subcommand)]
         command: KeysCmd,
     },
-    /// Operator tasks: service API keys.
+    /// Operator tasks: users of any kind, service API keys.
     Admin {
         #[command(subcommand)]
         command: AdminCmd,
@@ -167,6 +167,28 @@ enum KeysCmd {
 
 #[derive(Subcommand)]
 enum AdminCmd {
+    /// Create a principal of any declared kind (e.g. the first admin, or a
+    /// vendor) with one login and, from stdin, a password; prints its id.
+    CreateUser {
+        /// A kind declared in the configuration (`kinds`)
+        #[arg(long, default_value = "user")]
+        kind: String,
+        /// Its e-mail login
+        #[arg(long, value_name = "ADDRESS", group = "login")]
+        email: Option<String>,
+        /// Its phone login
+        #[arg(long, value_name = "NUMBER", group = "login")]
+        phone: Option<String>,
+        /// Its username login
+        #[arg(long, value_name = "NAME", group = "login")]
+        username: Option<String>,
+        /// Read the password from the first line of stdin
+        #[arg(long)]
+        password_stdin: bool,
+        /// A role to assign (repeat for more), e.g. admin
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
     /// Service API keys.
     ApiKey {
         #[command(subcommand)]
@@ -409,6 +431,41 @@ async fn keys(config: Config, command: KeysCmd) -> ExitCode {
 async fn admin(config: Config, command: AdminCmd) -> ExitCode {
     init_logging_to(&config, true);
     let command = match command {
+        AdminCmd::CreateUser {
+            kind,
+            email,
+            phone,
+            username,
+            password_stdin,
+            roles,
+        } => {
+            let (login_type, identifier) = match (email, phone, username) {
+                (Some(e), _, _) => ("email", e),
+                (_, Some(p), _) => ("phone", p),
+                (_, _, Some(u)) => ("username", u),
+                _ => {
+                    eprintln!("sesame: name a login: --email, --phone or --username");
+                    return ExitCode::from(2);
+                }
+            };
+            let password = if password_stdin {
+                let mut line = String::new();
+                if let Err(e) = std::io::stdin().read_line(&mut line) {
+                    eprintln!("sesame: reading the password from stdin: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            sesame::AdminCommand::CreateUser {
+                kind,
+                login_type: login_type.to_owned(),
+                identifier,
+                password,
+                roles,
+            }
+        }
         AdminCmd::ApiKey {
             command:
                 ApiKeyCmd::Create {

@@ -125,36 +125,15 @@ impl Server {
             Some(_) => config.issuer(),
             None => format!("http://{addr}"),
         };
-        let hasher = PasswordHasher::new(config.argon2, config.hashing)
-            .map_err(|e| StartError::Config(e.to_string()))?;
-        let settings = config.settings(&issuer, shared_database);
-        let outbox = config.data_dir.join("outbox");
-        let mailer: Arc<dyn sesame_delivery::Mailer> = match &config.smtp {
-            Some(smtp) => Arc::new(
-                SmtpMailer::new(smtp, &config.mail_from)
-                    .map_err(|e| StartError::Config(e.to_string()))?,
-            ),
-            None => Arc::new(FileMailer::new(
-                outbox.join("mail"),
-                config.mail_from.clone(),
-            )),
-        };
-        let delivery = Delivery {
-            mailer,
-            sms: Arc::new(FileSmsSender::new(outbox.join("sms"))),
-            templates: Templates::new(config.product_name.clone()),
-        };
-        let app = App::new(
+        let app = build_app(
+            config,
             stores.clone(),
-            hasher,
             master,
+            config.settings(&issuer, shared_database),
             hooks.clock.clone(),
-            settings,
             hooks.failpoints,
-            delivery,
         )
-        .await
-        .map_err(|e| StartError::Service(e.to_string()))?;
+        .await?;
 
         let (shutdown, rx) = watch::channel(false);
 
@@ -361,6 +340,41 @@ async fn sweep(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+}
+
+/// The application on `stores`: the hasher, the mailer and SMS sender of the
+/// configuration, and `settings`.
+pub(crate) async fn build_app(
+    config: &Config,
+    stores: sesame_app::Stores,
+    master: sesame_credentials::MasterKeys,
+    settings: sesame_app::Settings,
+    clock: Arc<dyn sesame_core::Clock>,
+    failpoints: sesame_core::FailPoints,
+) -> Result<App, StartError> {
+    let hasher = PasswordHasher::new(config.argon2, config.hashing)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let outbox = config.data_dir.join("outbox");
+    let mailer: Arc<dyn sesame_delivery::Mailer> = match &config.smtp {
+        Some(smtp) => Arc::new(
+            SmtpMailer::new(smtp, &config.mail_from)
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        ),
+        None => Arc::new(FileMailer::new(
+            outbox.join("mail"),
+            config.mail_from.clone(),
+        )),
+    };
+    let delivery = Delivery {
+        mailer,
+        sms: Arc::new(FileSmsSender::new(outbox.join("sms"))),
+        templates: Templates::new(config.product_name.clone()),
+    };
+    App::new(
+        stores, hasher, master, clock, settings, failpoints, delivery,
+    )
+    .await
+    .map_err(|e| StartError::Service(e.to_string()))
 }
 
 /// Opens the configured backend. The embedded file and a single PostgreSQL

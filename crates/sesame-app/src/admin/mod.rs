@@ -5,7 +5,9 @@
 
 mod users;
 
-pub use users::{AdminUserItem, AdminUserView, Revoked, SuspendRequest, UserPage, UserQuery};
+pub use users::{
+    AdminUserItem, AdminUserView, NewUser, Revoked, SuspendRequest, UserPage, UserQuery,
+};
 
 use crate::access::{ADMIN_ROLE, Access, Caller, PERMISSIONS, no_such_role};
 use crate::{App, ClientMeta, Stores};

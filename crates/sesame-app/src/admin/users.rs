@@ -83,6 +83,23 @@ pub struct UserPage {
     pub next_cursor: Option<String>,
 }
 
+/// A principal made by an operator or an admin: any declared kind, one
+/// login (taken as verified: whoever creates it vouches for it), a password
+/// when given, and roles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// A declared kind.
+    pub kind: String,
+    /// Its first login.
+    pub login: sesame_credentials::LoginInput,
+    /// Its password, if it signs in with one.
+    pub password: Option<String>,
+    /// Roles to assign at once.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
 /// `DELETE /v1/admin/users/{id}/sessions`.
 #[derive(Debug, Serialize)]
 pub struct Revoked {
@@ -331,6 +348,92 @@ impl App {
         Ok(Revoked {
             revoked: ended.len(),
         })
+    }
+
+    /// Creates a principal of any declared kind (`users:create`). A kind
+    /// whose profile lives elsewhere gets no identity row.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        req: NewUser,
+        meta: &ClientMeta,
+    ) -> Result<PrincipalId, Error> {
+        use sesame_credentials::{LoginMethod, Principal, password::check_new_password};
+        self.require(caller, "users:create", Access::Write).await?;
+        let Some(kind) = self.0.settings.kinds.iter().find(|k| k.name == req.kind) else {
+            return Err(Error::field("kind", "unknown_kind"));
+        };
+        let login = req.login.normalise(&self.0.settings.normalise, "login")?;
+        let hash = match &req.password {
+            Some(password) => {
+                check_new_password(password, &[login.identifier.as_str()], "password")?;
+                Some(self.0.hasher.hash(password).await?)
+            }
+            None => None,
+        };
+        let now = self.0.clock.now();
+        let id = PrincipalId::new();
+        crate::record_principal(id);
+        let stores = &self.0.stores;
+        let mut tx = self.begin().await?;
+        if kind.profile {
+            let profile = sesame_identity::Profile::new(id, Default::default(), now)?;
+            stores
+                .profiles
+                .insert_profile(tx.as_mut(), &profile)
+                .await?;
+        }
+        let principal = Principal::new(id, &kind.name, now);
+        stores
+            .principals
+            .insert_principal(tx.as_mut(), &principal)
+            .await?;
+        let method = LoginMethod {
+            id: Uuid::now_v7(),
+            principal_id: id,
+            login_type: login.login_type,
+            identifier: login.identifier.clone(),
+            verified_at: Some(now),
+            created_at: now,
+            last_used_at: None,
+        };
+        stores
+            .logins
+            .insert_login_method(tx.as_mut(), &method)
+            .await
+            .map_err(crate::registration::identifier_taken)?;
+        if let Some(hash) = &hash {
+            stores
+                .passwords
+                .set_password(tx.as_mut(), id, hash, now)
+                .await?;
+        }
+        for role in &req.roles {
+            stores
+                .access
+                .assign_role(tx.as_mut(), id, role, caller.principal(), now)
+                .await
+                .map_err(crate::access::no_such_role)?;
+        }
+        let data = json!({
+            "login_type": login.login_type.as_str(),
+            "has_password": hash.is_some(),
+            "kind": kind.name,
+            "roles": req.roles,
+        });
+        self.announce_as(
+            tx.as_mut(),
+            id,
+            caller.actor(),
+            topics::USER_SIGNED_UP,
+            meta,
+            data,
+            now,
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(id)
     }
 
     /// The principal, or `404 not_found`.

@@ -258,3 +258,49 @@ fn admin_api_key_create_prints_the_key_once_and_refuses_unknown_scopes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("validation_failed"), "{err}");
 }
+
+#[test]
+fn admin_create_user_reads_the_password_from_stdin_and_prints_the_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sesame()
+        .env("SESAME_DATA_DIR", dir.path())
+        .env("SESAME_ARGON2__MEMORY_KIB", "256")
+        .env("SESAME_ARGON2__ITERATIONS", "1")
+        .env("SESAME_ARGON2__PARALLELISM", "1")
+        .args([
+            "admin",
+            "create-user",
+            "--kind",
+            "admin",
+            "--email",
+            "root@example.com",
+        ])
+        .args(["--password-stdin", "--role", "admin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery staple 9\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap();
+    assert!(id.trim().parse::<uuid::Uuid>().is_ok(), "{id}");
+
+    let out = sesame()
+        .env("SESAME_DATA_DIR", dir.path())
+        .args(["admin", "create-user", "--kind", "vendor"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--email, --phone or --username"));
+}
