@@ -210,6 +210,10 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/admin/users/{id}/reactivate",
         "/v1/admin/users/{id}/roles/{role}",
         "/v1/admin/users/{id}/sessions",
+        "/v1/admin/users/{id}/logins",
+        "/v1/admin/users/{id}/logins/{login_id}",
+        "/v1/admin/users/{id}/mfa",
+        "/v1/admin/audit",
         "/.well-known/jwks.json",
         "/openapi.yaml",
         "/health/live",
@@ -221,7 +225,8 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         let path = path
             .replace("{id}", "01890000-0000-7000-8000-000000000000")
             .replace("{name}", "support")
-            .replace("{role}", "support");
+            .replace("{role}", "support")
+            .replace("{login_id}", "01890000-0000-7000-8000-000000000000");
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let req = app.client.request(method.parse().unwrap(), app.url(&path));
             let resp = app.send(req).await;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code fails loudly
 
 mod admin;
+mod admin_users;
 mod audit;
 mod codes;
 mod crash;

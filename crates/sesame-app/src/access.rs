@@ -19,6 +19,7 @@ pub const ADMIN_ROLE: &str = "admin";
 pub const PERMISSIONS: &[&str] = &[
     "users:read",
     "users:create",
+    "users:update",
     "users:suspend",
     "users:delete",
     "sessions:read",

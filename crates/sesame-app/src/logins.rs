@@ -102,17 +102,26 @@ impl App {
         meta: &ClientMeta,
     ) -> Result<(), Error> {
         self.require_recent_proof(auth).await?;
+        let actor = sesame_events::Actor::principal(auth.principal_id);
+        self.remove_login(auth.principal_id, id, actor, meta).await
+    }
+
+    /// Removes `principal`'s login method `id` for `actor`, unless it is the
+    /// last way in (a username counts only with a password).
+    pub(crate) async fn remove_login(
+        &self,
+        principal: sesame_core::PrincipalId,
+        id: Uuid,
+        actor: sesame_events::Actor,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
         let now = self.0.clock.now();
         let stores = &self.0.stores;
-        let has_password = stores
-            .passwords
-            .get_password(auth.principal_id)
-            .await?
-            .is_some();
+        let has_password = stores.passwords.get_password(principal).await?.is_some();
         let mut tx = self.begin().await?;
         let methods = stores
             .logins
-            .list_login_methods_for_update(tx.as_mut(), auth.principal_id)
+            .list_login_methods_for_update(tx.as_mut(), principal)
             .await?;
         let target = methods
             .iter()
@@ -128,19 +137,20 @@ impl App {
         }
         stores
             .logins
-            .delete_login_method(tx.as_mut(), auth.principal_id, id)
+            .delete_login_method(tx.as_mut(), principal, id)
             .await?;
         let data = json!({ "login_id": id, "login_type": target.login_type.as_str() });
-        self.announce(
+        self.announce_as(
             tx.as_mut(),
-            auth.principal_id,
+            principal,
+            actor,
             topics::LOGIN_METHOD_UNBOUND,
             meta,
             data,
             now,
         )
         .await?;
-        tx.touches(auth.principal_id);
+        tx.touches(principal);
         self.commit(tx).await?;
         Ok(())
     }

@@ -26,9 +26,10 @@ pub use model::{
 pub use password::{Argon2Config, HashingConfig, PasswordHasher};
 pub use seal::{MasterKey, MasterKeys, Sealed};
 pub use store::{
-    AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE, LoginAttemptStore,
-    LoginMethodStore, MfaStore, PasskeyStore, PasswordStore, PrincipalStore, RetentionStore,
-    ServerSecretStore, SessionStore, SigningKeyStore, SweepBefore, Swept, VerificationCodeStore,
+    AuditFilter, AuditStore, ImportStore, ImportedAccount, LOGIN_IDENTIFIER_UNIQUE,
+    LoginAttemptStore, LoginMethodStore, MfaStore, PasskeyStore, PasswordStore, PrincipalStore,
+    RetentionStore, ServerSecretStore, SessionStore, SigningKeyStore, SweepBefore, Swept,
+    VerificationCodeStore,
 };
 pub use tokens::{AccessClaims, RefreshSecret, hash_refresh_token};
 

@@ -595,6 +595,27 @@ pub trait ServerSecretStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Appends an entry in the caller's transaction.
     async fn append_audit(&self, tx: &mut dyn Tx, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Entries newest first (ids are UUIDv7) before `before`, at most
+    /// `limit`, matching every filter given.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only about this principal.
+    pub principal: Option<PrincipalId>,
+    /// Only this event (`user.signed_in`, …).
+    pub event: Option<String>,
+    /// At or after this instant.
+    pub from: Option<OffsetDateTime>,
+    /// Before this instant.
+    pub to: Option<OffsetDateTime>,
 }
 
 /// An account arriving from another system, ready to store.

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::App;
 use sesame_app::access::IntrospectRequest;
-use sesame_app::admin::{ApiKeyRequest, RoleRequest, SuspendRequest, UserQuery};
+use sesame_app::admin::{ApiKeyRequest, AuditQuery, RoleRequest, SuspendRequest, UserQuery};
 use sesame_core::{Error, ErrorCode, PrincipalId};
 use uuid::Uuid;
 
@@ -95,14 +95,57 @@ pub async fn delete_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Query parameters as `T`, or `400 validation_failed`.
+fn query<T: serde::de::DeserializeOwned>(raw: Option<String>) -> Result<T> {
+    serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+        .map_err(|_| ApiError(Error::field("", "invalid_query")))
+}
+
 pub async fn list_users(
     State(app): State<App>,
     CallerAuth(caller): CallerAuth,
-    RawQuery(query): RawQuery,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    let query: UserQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|_| ApiError(Error::field("", "invalid_query")))?;
+    let query: UserQuery = query(raw)?;
     Ok(Json(app.list_users(&caller, query).await?).into_response())
+}
+
+pub async fn list_audit(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<Response> {
+    let query: AuditQuery = query(raw)?;
+    Ok(Json(app.list_audit(&caller, query).await?).into_response())
+}
+
+pub async fn list_logins(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    Ok(Json(app.admin_list_logins(&caller, user(&id)?).await?).into_response())
+}
+
+pub async fn unbind_login(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    Meta(meta): Meta,
+    Path((id, login_id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    app.admin_unbind_login(&caller, user(&id)?, path_id(&login_id)?, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn reset_mfa(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    app.admin_reset_mfa(&caller, user(&id)?, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn get_user(

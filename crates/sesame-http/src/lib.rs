@@ -134,6 +134,16 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
             put(admin_routes::assign_role).delete(admin_routes::revoke_role),
         )
         .route(
+            "/v1/admin/users/{id}/logins",
+            get(admin_routes::list_logins),
+        )
+        .route(
+            "/v1/admin/users/{id}/logins/{login_id}",
+            delete(admin_routes::unbind_login),
+        )
+        .route("/v1/admin/users/{id}/mfa", delete(admin_routes::reset_mfa))
+        .route("/v1/admin/audit", get(admin_routes::list_audit))
+        .route(
             "/v1/admin/users/{id}/sessions",
             get(admin_routes::list_sessions).delete(admin_routes::revoke_sessions),
         )

@@ -11,9 +11,9 @@ pub use backend::{Conn, SqlBackend};
 use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};
 use sesame_credentials::{
-    ApiKeyRecord, Ceremony, CodePurpose, LoginMethod, LoginType, MfaChallenge, PasskeyRecord,
-    Principal, RefreshToken, Role, Sealed, SecurityKeyRecord, Session, SigningKeyRecord,
-    TotpFactor, VerificationCode,
+    ApiKeyRecord, AuditEntry, Ceremony, CodePurpose, LoginMethod, LoginType, MfaChallenge,
+    PasskeyRecord, Principal, RefreshToken, Role, Sealed, SecurityKeyRecord, Session,
+    SigningKeyRecord, TotpFactor, VerificationCode,
 };
 use sesame_identity::Profile;
 use sqlx::Row;
@@ -267,6 +267,19 @@ pub fn mfa_challenge(row: &impl Columns) -> Result<MfaChallenge> {
         created_at: row.time("created_at")?,
         expires_at: row.time("expires_at")?,
         consumed_at: row.opt_time("consumed_at")?,
+    })
+}
+
+/// A row of `audit_log`.
+pub fn audit_entry(row: &impl Columns) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.uuid("id")?,
+        principal_id: row.opt_uuid("principal_id")?.map(PrincipalId),
+        event: row.text("event")?,
+        ip: row.opt_text("ip")?,
+        user_agent: row.opt_text("user_agent")?,
+        data: row.json("data")?,
+        at: row.time("at")?,
     })
 }
 

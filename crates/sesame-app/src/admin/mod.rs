@@ -3,8 +3,11 @@
 //! audited with the caller as actor; the HTTP edge (and later gRPC) only
 //! calls them.
 
+mod audit;
+mod cursor;
 mod users;
 
+pub use audit::{AuditPage, AuditQuery};
 pub use users::{
     AdminUserItem, AdminUserView, NewUser, Revoked, SuspendRequest, UserPage, UserQuery,
 };

@@ -2,6 +2,7 @@
 //! login identifier search), a user's status, suspension and reactivation,
 //! and a user's sessions.
 
+use super::cursor;
 use crate::access::{Access, Caller};
 use crate::{App, ClientMeta, SessionView};
 use serde::{Deserialize, Serialize};
@@ -436,6 +437,79 @@ impl App {
         Ok(id)
     }
 
+    /// `GET /v1/admin/users/{id}/logins`.
+    pub async fn admin_list_logins(
+        &self,
+        caller: &Caller,
+        principal: PrincipalId,
+    ) -> Result<Vec<crate::LoginView>, Error> {
+        self.require(caller, "users:read", Access::Read).await?;
+        self.existing_principal(principal).await?;
+        let methods = self.0.stores.logins.list_login_methods(principal).await?;
+        Ok(methods.into_iter().map(crate::LoginView::from).collect())
+    }
+
+    /// `DELETE /v1/admin/users/{id}/logins/{login_id}`: the last-way-in rule
+    /// holds for admins too.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %principal))]
+    pub async fn admin_unbind_login(
+        &self,
+        caller: &Caller,
+        principal: PrincipalId,
+        login_id: Uuid,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
+        self.require(caller, "users:update", Access::Write).await?;
+        self.existing_principal(principal).await?;
+        self.remove_login(principal, login_id, caller.actor(), meta)
+            .await
+    }
+
+    /// `DELETE /v1/admin/users/{id}/mfa`: every second factor (TOTP, security
+    /// keys) and the backup codes go, so that a user who lost them all can
+    /// sign in with the first factor and enrol again. Passkeys stay: they are
+    /// ways in, not second factors.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %principal))]
+    pub async fn admin_reset_mfa(
+        &self,
+        caller: &Caller,
+        principal: PrincipalId,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
+        self.require(caller, "users:update", Access::Write).await?;
+        self.existing_principal(principal).await?;
+        let now = self.0.clock.now();
+        let stores = &self.0.stores;
+        let keys = stores.passkeys.list_security_keys(principal).await?;
+        let mut tx = self.begin().await?;
+        let totp = stores.mfa.delete_totp(tx.as_mut(), principal).await?;
+        for key in &keys {
+            stores
+                .passkeys
+                .delete_security_key(tx.as_mut(), principal, key.id)
+                .await?;
+        }
+        stores
+            .mfa
+            .replace_backup_codes(tx.as_mut(), principal, &[], now)
+            .await?;
+        if totp || !keys.is_empty() {
+            let data = json!({ "factor": "all", "totp": totp, "security_keys": keys.len() });
+            self.announce_as(
+                tx.as_mut(),
+                principal,
+                caller.actor(),
+                topics::MFA_REMOVED,
+                meta,
+                data,
+                now,
+            )
+            .await?;
+        }
+        tx.touches(principal);
+        self.commit(tx).await
+    }
+
     /// The principal, or `404 not_found`.
     pub(crate) async fn existing_principal(
         &self,
@@ -446,76 +520,6 @@ impl App {
             Ok(_) => Err(Error::problem(ErrorCode::NotFound, "No such user")),
             Err(StoreError::NotFound) => Err(Error::problem(ErrorCode::NotFound, "No such user")),
             Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// Opaque keyset cursors: the last id of a page and a fingerprint of the
-/// filters that made it, so that a cursor cannot continue another walk.
-mod cursor {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-    use sha2::{Digest, Sha256};
-    use uuid::Uuid;
-
-    /// A fingerprint of a walk's filters.
-    pub(super) fn fingerprint(filters: &[&Option<String>]) -> [u8; 8] {
-        let mut hash = Sha256::new();
-        for f in filters {
-            match f {
-                Some(v) => {
-                    hash.update([1]);
-                    hash.update((v.len() as u64).to_be_bytes());
-                    hash.update(v.as_bytes());
-                }
-                None => hash.update([0]),
-            }
-        }
-        let mut out = [0; 8];
-        out.copy_from_slice(&hash.finalize()[..8]);
-        out
-    }
-
-    /// The cursor after `last` for the walk `filters`.
-    pub(super) fn write(last: Uuid, filters: &[u8; 8]) -> String {
-        let mut bytes = Vec::with_capacity(24);
-        bytes.extend_from_slice(last.as_bytes());
-        bytes.extend_from_slice(filters);
-        B64.encode(bytes)
-    }
-
-    /// Where a cursor continues; the field code when it is not one of ours
-    /// or belongs to another walk.
-    pub(super) fn read(text: &str, filters: &[u8; 8]) -> Result<Uuid, &'static str> {
-        let bytes = B64.decode(text).map_err(|_| "invalid")?;
-        let (id, walk) = bytes.split_at_checked(16).ok_or("invalid")?;
-        if walk.len() != 8 {
-            return Err("invalid");
-        }
-        if walk != filters {
-            return Err("filters_changed");
-        }
-        Uuid::from_slice(id).map_err(|_| "invalid")
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn a_cursor_continues_only_its_own_walk() {
-            let id = Uuid::now_v7();
-            let a = fingerprint(&[&Some("ada".into()), &None]);
-            let b = fingerprint(&[&None, &Some("ada".into())]);
-            let c = fingerprint(&[&Some("ad".into()), &Some("a".into())]);
-            assert_ne!(a, b);
-            assert_ne!(fingerprint(&[&Some("ada".into()), &Some("".into())]), a);
-            assert_ne!(c, fingerprint(&[&Some("a".into()), &Some("da".into())]));
-            let cursor = write(id, &a);
-            assert_eq!(read(&cursor, &a), Ok(id));
-            assert_eq!(read(&cursor, &b), Err("filters_changed"));
-            assert_eq!(read("not a cursor", &a), Err("invalid"));
-            assert_eq!(read(&B64.encode([1u8; 10]), &a), Err("invalid"));
         }
     }
 }

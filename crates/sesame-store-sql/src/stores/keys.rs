@@ -106,6 +106,32 @@ macro_rules! __key_and_audit_stores {
                     .map_err(Self::store_err)?;
                     Ok(())
                 }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn list_audit(
+                    &self,
+                    f: &::sesame_credentials::AuditFilter,
+                    before: Option<::uuid::Uuid>,
+                    limit: i64,
+                ) -> Result<Vec<AuditEntry>, StoreError> {
+                    let rows = ::sqlx::query(
+                        "SELECT * FROM audit_log
+                         WHERE ($1 IS NULL OR principal_id = $1) AND ($2 IS NULL OR event = $2)
+                           AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4)
+                           AND ($5 IS NULL OR id < $5)
+                         ORDER BY id DESC LIMIT $6",
+                    )
+                    .bind(f.principal.map(|p| p.0))
+                    .bind(&f.event)
+                    .bind(f.from)
+                    .bind(f.to)
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(Self::store_err)?;
+                    rows.iter().map($crate::audit_entry).collect::<Result<_, _>>().map_err(Self::store_err)
+                }
             }
         };
     };
