@@ -160,6 +160,17 @@ pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, 
 
 /// A `sesame admin` command.
 pub enum AdminCommand {
+    /// List the roles and their permissions.
+    ListRoles,
+    /// Assign (or with `revoke`, take away) a role.
+    AssignRole {
+        /// The principal.
+        user: String,
+        /// The role.
+        role: String,
+        /// Take it away instead.
+        revoke: bool,
+    },
     /// Create a principal of any declared kind; print its id.
     CreateUser {
         /// A declared kind.
@@ -191,7 +202,42 @@ pub async fn admin(config: &Config, command: AdminCommand) -> Result<Vec<String>
     let backend = open_backend(config, false).await?;
     let stores = backend.stores();
     let now = sesame_core::Clock::now(&sesame_core::SystemClock);
+    let operator = sesame_app::access::Caller::Operator;
+    let meta = sesame_app::ClientMeta::default();
+    let app = async || {
+        crate::server::build_app(
+            config,
+            stores.clone(),
+            load_master_keys(config)?,
+            config.settings(&config.issuer(), matches!(backend, Backend::Postgres(_))),
+            Arc::new(sesame_core::SystemClock),
+            sesame_core::FailPoints::default(),
+        )
+        .await
+    };
     match command {
+        AdminCommand::ListRoles => {
+            let roles = app().await?.list_roles(&operator).await.map_err(service)?;
+            Ok(roles
+                .into_iter()
+                .map(|r| format!("{}: {}", r.name, r.permissions.join(" ")))
+                .collect())
+        }
+        AdminCommand::AssignRole { user, role, revoke } => {
+            let id = user
+                .parse()
+                .map(sesame_core::PrincipalId)
+                .map_err(|_| StartError::Config(format!("{user} is not a principal id")))?;
+            let app = app().await?;
+            if revoke {
+                app.revoke_role(&operator, id, &role, &meta).await
+            } else {
+                app.assign_role(&operator, id, &role, &meta).await
+            }
+            .map_err(service)?;
+            let done = if revoke { "does not hold" } else { "holds" };
+            Ok(vec![format!("{id} {done} the role {role}")])
+        }
         AdminCommand::CreateUser {
             kind,
             login_type,
@@ -199,15 +245,6 @@ pub async fn admin(config: &Config, command: AdminCommand) -> Result<Vec<String>
             password,
             roles,
         } => {
-            let app = crate::server::build_app(
-                config,
-                stores,
-                load_master_keys(config)?,
-                config.settings(&config.issuer(), matches!(backend, Backend::Postgres(_))),
-                Arc::new(sesame_core::SystemClock),
-                sesame_core::FailPoints::default(),
-            )
-            .await?;
             let req = sesame_app::admin::NewUser {
                 kind,
                 login: sesame_credentials::LoginInput {
@@ -217,12 +254,9 @@ pub async fn admin(config: &Config, command: AdminCommand) -> Result<Vec<String>
                 password,
                 roles,
             };
-            let id = app
-                .create_user(
-                    &sesame_app::access::Caller::Operator,
-                    req,
-                    &sesame_app::ClientMeta::default(),
-                )
+            let id = app()
+                .await?
+                .create_user(&operator, req, &meta)
                 .await
                 .map_err(service)?;
             Ok(vec![id.to_string()])
@@ -237,15 +271,9 @@ pub async fn admin(config: &Config, command: AdminCommand) -> Result<Vec<String>
                 scopes,
                 expires_at: expires_in_days.map(|d| now + time::Duration::days(i64::from(d))),
             };
-            let created = sesame_app::admin::issue_api_key(
-                &stores,
-                &sesame_app::access::Caller::Operator,
-                req,
-                &sesame_app::ClientMeta::default(),
-                now,
-            )
-            .await
-            .map_err(service)?;
+            let created = sesame_app::admin::issue_api_key(&stores, &operator, req, &meta, now)
+                .await
+                .map_err(service)?;
             Ok(vec![
                 created.key,
                 format!(

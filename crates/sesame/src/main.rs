@@ -79,7 +79,7 @@ enum Command {
         #[command(subcommand)]
         command: KeysCmd,
     },
-    /// Operator tasks: users of any kind, service API keys.
+    /// Operator tasks: users of any kind, roles, service API keys.
     Admin {
         #[command(subcommand)]
         command: AdminCmd,
@@ -167,6 +167,13 @@ enum KeysCmd {
 
 #[derive(Subcommand)]
 enum AdminCmd {
+    /// Roles: list them, assign one, take one away. On the embedded store,
+    /// make role changes before `serve` starts, or through the admin API while
+    /// it runs: the server keeps the roles it has read in memory.
+    Roles {
+        #[command(subcommand)]
+        command: RolesCmd,
+    },
     /// Create a principal of any declared kind (e.g. the first admin, or a
     /// vendor) with one login and, from stdin, a password; prints its id.
     CreateUser {
@@ -193,6 +200,30 @@ enum AdminCmd {
     ApiKey {
         #[command(subcommand)]
         command: ApiKeyCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolesCmd {
+    /// The roles and their permissions.
+    List,
+    /// Assign a role to a principal.
+    Assign {
+        /// The principal's id
+        #[arg(long, value_name = "ID")]
+        user: String,
+        /// The role
+        #[arg(long)]
+        role: String,
+    },
+    /// Take a role from a principal.
+    Revoke {
+        /// The principal's id
+        #[arg(long, value_name = "ID")]
+        user: String,
+        /// The role
+        #[arg(long)]
+        role: String,
     },
 }
 
@@ -431,6 +462,23 @@ async fn keys(config: Config, command: KeysCmd) -> ExitCode {
 async fn admin(config: Config, command: AdminCmd) -> ExitCode {
     init_logging_to(&config, true);
     let command = match command {
+        AdminCmd::Roles {
+            command: RolesCmd::List,
+        } => sesame::AdminCommand::ListRoles,
+        AdminCmd::Roles {
+            command: RolesCmd::Assign { user, role },
+        } => sesame::AdminCommand::AssignRole {
+            user,
+            role,
+            revoke: false,
+        },
+        AdminCmd::Roles {
+            command: RolesCmd::Revoke { user, role },
+        } => sesame::AdminCommand::AssignRole {
+            user,
+            role,
+            revoke: true,
+        },
         AdminCmd::CreateUser {
             kind,
             email,

@@ -304,3 +304,50 @@ fn admin_create_user_reads_the_password_from_stdin_and_prints_the_id() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--email, --phone or --username"));
 }
+
+#[test]
+fn admin_roles_are_listed_assigned_and_taken_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let out = sesame()
+            .env("SESAME_DATA_DIR", dir.path())
+            .env(
+                "SESAME_ROLES",
+                r#"[{name="support",permissions=["users:read"]}]"#,
+            )
+            .arg("admin")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, id) = admin(&["create-user", "--kind", "vendor", "--username", "acme"]);
+    assert!(ok, "{id}");
+    let id = id.lines().next().unwrap().trim().to_owned();
+    let (ok, text) = admin(&["roles", "list"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("support: users:read"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("admin: users:read users:create")),
+        "{text}"
+    );
+    let (ok, text) = admin(&["roles", "assign", "--user", &id, "--role", "support"]);
+    assert!(ok && text.contains("holds the role support"), "{text}");
+    let (ok, text) = admin(&["roles", "revoke", "--user", &id, "--role", "support"]);
+    assert!(
+        ok && text.contains("does not hold the role support"),
+        "{text}"
+    );
+    let (ok, text) = admin(&["roles", "assign", "--user", &id, "--role", "wizard"]);
+    assert!(!ok && text.contains("No such role"), "{text}");
+    let (ok, text) = admin(&["roles", "assign", "--user", "nobody", "--role", "support"]);
+    assert!(!ok && text.contains("not a principal id"), "{text}");
+}

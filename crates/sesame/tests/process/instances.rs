@@ -54,6 +54,77 @@ async fn a_session_revoked_on_one_instance_is_refused_by_the_other() {
 }
 
 #[tokio::test]
+async fn a_user_suspended_on_one_instance_is_inactive_on_the_other() {
+    let Some((a, b, db, _dir)) = pair(&[]).await else {
+        return;
+    };
+    let (ok, text) = run(
+        &["admin", "api-key", "create", "--name", "ops"],
+        &[("SESAME_DATABASE_URL", db.url())],
+    );
+    assert!(!ok, "a key needs a scope: {text}");
+    let (ok, text) = run(
+        &[
+            "admin",
+            "api-key",
+            "create",
+            "--name",
+            "ops",
+            "--scope",
+            "users:suspend",
+            "--scope",
+            "introspect",
+        ],
+        &[("SESAME_DATABASE_URL", db.url())],
+    );
+    assert!(ok, "{text}");
+    let key = text.lines().next().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let grant = register(&client, &a, "ada@example.com").await;
+    let token = grant["access_token"].as_str().unwrap();
+    let id = grant["principal"]["id"].as_str().unwrap();
+    let introspect = |on: &Instance| {
+        client
+            .post(format!("{}/v1/introspect", on.base))
+            .bearer_auth(&key)
+            .json(&json!({"token": token}))
+    };
+    assert_eq!(call(introspect(&b)).await.1["active"], true);
+    let (status, body) = call(
+        client
+            .post(format!("{}/v1/admin/users/{id}/suspend", a.base))
+            .bearer_auth(&key)
+            .json(&json!({"reason": "fraud"})),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    // At once on the other instance: no cache there holds the session.
+    assert_eq!(call(introspect(&b)).await.1, json!({"active": false}));
+    let (status, body) = call(
+        client
+            .post(format!("{}/v1/sessions/refresh", b.base))
+            .json(&json!({"refresh_token": grant["refresh_token"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    let (status, body) = call(
+        client
+            .post(format!("{}/v1/sessions", b.base))
+            .json(&register_body("ada@example.com")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("account_suspended"))
+    );
+    drop((a, b));
+    db.drop_now().await;
+}
+
+#[tokio::test]
 async fn a_refresh_token_rotated_on_one_instance_cannot_be_used_on_the_other() {
     // No retry grace: presenting the used token on B is a reuse at once.
     let Some((a, b, db, _dir)) = pair(&[("SESAME_REFRESH_REUSE_GRACE_SECS", "0".to_owned())]).await
