@@ -287,3 +287,56 @@ async fn the_audit_log_is_read_newest_first_in_pages_bound_to_their_filters() {
     assert_eq!(future.body["items"], json!([]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn users_are_found_by_login_or_by_the_start_of_their_display_name() {
+    let app = TestApp::spawn().await;
+    let (key, _) = key_with(&app, &["users:read"]).await;
+    let mut ids = Vec::new();
+    for (email, name) in [
+        ("ada@example.com", "Ada Lovelace"),
+        ("countess@example.com", "ada byron"),
+        ("adam@example.com", "Adam"),
+        ("bob@example.com", "Bob"),
+    ] {
+        let body = json!({
+            "login": {"type": "email", "identifier": email},
+            "password": PASSWORD,
+            "profile": {"display_name": name},
+        });
+        let resp = app.post("/v1/registrations", &body).await;
+        assert_eq!(resp.status, 201, "{}", resp.body);
+        ids.push(id_of(&resp.body));
+    }
+    let found = |resp: &sesame_tests::Resp| -> Vec<String> {
+        resp.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ada = app.get("/v1/admin/users?q=ada", Some(&key)).await;
+    assert_eq!(ada.status, 200, "{}", ada.body);
+    assert_eq!(found(&ada), ids[..3]);
+    // A page of two, then the rest, with the search in the cursor.
+    let first = app.get("/v1/admin/users?q=ada&limit=2", Some(&key)).await;
+    assert_eq!(found(&first), ids[..2]);
+    let next = first.body["next_cursor"].as_str().unwrap();
+    let second = app
+        .get(
+            &format!("/v1/admin/users?q=ada&limit=2&cursor={next}"),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(found(&second), ids[2..3]);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    // An address finds its owner, whatever the display names say.
+    let bob = app
+        .get("/v1/admin/users?q=BOB@example.com", Some(&key))
+        .await;
+    assert_eq!(found(&bob), ids[3..4]);
+    let none = app.get("/v1/admin/users?q=%25", Some(&key)).await;
+    assert_eq!(found(&none), Vec::<String>::new());
+    app.stop().await;
+}

@@ -18,6 +18,15 @@ pub trait ProfileStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Reads a profile.
     async fn get_profile(&self, id: PrincipalId) -> Result<Profile, StoreError>;
+    /// Ids of profiles whose display name starts with `prefix`, ignoring case
+    /// (ASCII letters only on SQLite, whose `lower` knows no others), in id
+    /// order after `after`, at most `limit`.
+    async fn find_by_display_name_prefix(
+        &self,
+        prefix: &str,
+        after: Option<PrincipalId>,
+        limit: i64,
+    ) -> Result<Vec<PrincipalId>, StoreError>;
     /// Deletes a profile, committing on its own; false when there was none.
     async fn delete_profile(&self, id: PrincipalId) -> Result<bool, StoreError>;
     /// Applies a patch and returns the updated profile.

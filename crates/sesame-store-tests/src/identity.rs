@@ -36,6 +36,43 @@ pub async fn profiles_read_back<S: Backend>(h: &Harness<S>) {
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
+/// Display names are found by a literal, case-blind prefix in id order from
+/// a cursor; a profile goes when deleted.
+pub async fn profiles_are_found_by_display_name_prefix_and_deleted<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let mut ids = Vec::new();
+    for name in [
+        "Ada Lovelace",
+        "ada byron",
+        "Adam",
+        "Bob",
+        "100%_sure",
+        "1000 ways",
+    ] {
+        let p = principal(s).await;
+        committed(s, async |tx| {
+            s.insert_profile(tx, &profile(p.id, name)).await.unwrap()
+        })
+        .await;
+        ids.push(p.id);
+    }
+    let find = |prefix: &'static str, after: Option<PrincipalId>, limit: i64| async move {
+        s.find_by_display_name_prefix(prefix, after, limit)
+            .await
+            .unwrap()
+    };
+    assert_eq!(find("ADA", None, 10).await, ids[..3]);
+    assert_eq!(find("ada ", None, 10).await, ids[..2]);
+    assert_eq!(find("ada", Some(ids[0]), 1).await, ids[1..2]);
+    assert_eq!(find("100%", None, 10).await, ids[4..5]);
+    assert_eq!(find("100%_", None, 10).await, ids[4..5]);
+    assert_eq!(find("10_", None, 10).await, []);
+    assert_eq!(find("%", None, 10).await, []);
+    assert!(s.delete_profile(ids[3]).await.unwrap());
+    assert!(!s.delete_profile(ids[3]).await.unwrap());
+    assert_eq!(find("bob", None, 10).await, []);
+}
+
 /// A patch leaves absent fields alone, clears fields given as null, sets
 /// the rest, and returns the profile as stored.
 pub async fn a_profile_patch_tells_absent_from_null<S: Backend>(h: &Harness<S>) {

@@ -89,6 +89,7 @@ on_every_backend!(
     passkeys::ceremonies_are_taken_once,
     passkeys::security_keys_are_counted_used_once_and_removed,
     identity::profiles_read_back,
+    identity::profiles_are_found_by_display_name_prefix_and_deleted,
     identity::a_profile_patch_tells_absent_from_null,
     identity::profiles_are_inserted_in_bulk,
     import::accounts_are_imported_in_batches,

@@ -166,25 +166,61 @@ impl App {
                     .list_principals(query.kind.as_deref(), active, after, limit + 1)
                     .await?
             }
-            Some(q) => self
-                .principals_named(q)
-                .await?
-                .into_iter()
-                .filter(|p| query.kind.as_ref().is_none_or(|k| *k == p.kind))
-                .filter(|p| active.is_none_or(|a| a == p.is_active))
-                .filter(|p| after.is_none_or(|a| p.id.0 > a.0))
-                .collect(),
+            Some(q) => self.search(q, after, limit).await?,
         };
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|p| cursor::write(p.id.0, &filters))
-        } else {
-            None
-        };
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        // The cursor follows the page as read: a search filters by kind and
+        // status after reading, so a page may hold fewer than `limit`.
+        let next_cursor = more
+            .then(|| items.last().map(|p| cursor::write(p.id.0, &filters)))
+            .flatten();
+        items.retain(|p| query.kind.as_ref().is_none_or(|k| *k == p.kind));
+        items.retain(|p| active.is_none_or(|a| a == p.is_active));
         Ok(UserPage {
             items: items.into_iter().map(AdminUserItem::from).collect(),
             next_cursor,
         })
+    }
+
+    /// A page of the principals `q` names, in id order after `after`: those
+    /// holding a login whose identifier is `q` under a login type's
+    /// normalisation, and those whose display name starts with `q`. One more
+    /// than `limit` when there are more; not yet filtered by kind or status.
+    async fn search(
+        &self,
+        q: &str,
+        after: Option<PrincipalId>,
+        limit: i64,
+    ) -> Result<Vec<sesame_credentials::Principal>, Error> {
+        let mut found: Vec<_> = self
+            .principals_named(q)
+            .await?
+            .into_iter()
+            .filter(|p| after.is_none_or(|a| p.id.0 > a.0))
+            .collect();
+        let named = self
+            .0
+            .stores
+            .profiles
+            .find_by_display_name_prefix(q.trim(), after, limit + 1)
+            .await?;
+        for id in named {
+            if !found.iter().any(|p| p.id == id) {
+                match self.existing_principal(id).await {
+                    Ok(p) => found.push(p),
+                    // A profile left by an erasure the relay has not finished.
+                    Err(Error::Problem {
+                        code: ErrorCode::NotFound,
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        found.sort_by_key(|p| p.id.0);
+        found.truncate(limit as usize + 1);
+        Ok(found)
     }
 
     /// The principals holding a login whose identifier is `q` under any

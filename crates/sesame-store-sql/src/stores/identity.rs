@@ -45,6 +45,32 @@ macro_rules! __profile_store {
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
+                async fn find_by_display_name_prefix(
+                    &self,
+                    prefix: &str,
+                    after: Option<PrincipalId>,
+                    limit: i64,
+                ) -> Result<Vec<PrincipalId>, StoreError> {
+                    // The prefix is matched literally: LIKE's wildcards escaped.
+                    let pattern = format!(
+                        "{}%",
+                        prefix.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                    );
+                    let ids: Vec<::uuid::Uuid> = ::sqlx::query_scalar(
+                        "SELECT id FROM users WHERE lower(display_name) LIKE $1 ESCAPE '\\'
+                           AND ($2 IS NULL OR id > $2)
+                         ORDER BY id LIMIT $3",
+                    )
+                    .bind(pattern)
+                    .bind(after.map(|p| p.0))
+                    .bind(limit)
+                    .fetch_all(self.profiles())
+                    .await
+                    .map_err(Self::store_err)?;
+                    Ok(ids.into_iter().map(PrincipalId).collect())
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
                 async fn delete_profile(&self, id: PrincipalId) -> Result<bool, StoreError> {
                     let done = ::sqlx::query("DELETE FROM users WHERE id = $1")
                         .bind(id.0)
