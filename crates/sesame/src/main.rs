@@ -530,12 +530,22 @@ async fn admin(config: Config, command: AdminCmd) -> ExitCode {
     print_lines(sesame::admin(&config, command).await)
 }
 
-/// Prints a command's lines on stdout, or its error on stderr.
+/// Prints a command's lines on stdout, or its error on stderr. A reader that
+/// stops early (`| head -1`) ends the printing, not the command's success.
 fn print_lines(result: Result<Vec<String>, sesame::StartError>) -> ExitCode {
+    use std::io::Write;
     match result {
         Ok(lines) => {
+            let mut out = std::io::stdout().lock();
             for line in lines {
-                println!("{line}");
+                match writeln!(out, "{line}") {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                    Err(e) => {
+                        eprintln!("sesame: writing to stdout: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
             ExitCode::SUCCESS
         }

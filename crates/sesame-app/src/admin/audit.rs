@@ -76,6 +76,11 @@ impl App {
     /// `GET /v1/admin/audit` (`audit:read`).
     pub async fn list_audit(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, Error> {
         self.require(caller, "audit:read", Access::Read).await?;
+        let query = AuditQuery {
+            event: cursor::given(query.event),
+            cursor: cursor::given(query.cursor),
+            ..query
+        };
         let mut errors = Vec::new();
         let limit = query.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {

@@ -6,6 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+/// A query parameter, with an empty value read as absent (`?cursor=` is what
+/// a client sends for "from the start").
+pub(crate) fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
 /// A fingerprint of a walk's filters.
 pub(crate) fn fingerprint(filters: &[&Option<String>]) -> [u8; 8] {
     let mut hash = Sha256::new();

@@ -130,6 +130,13 @@ impl App {
     /// filters it is refused.
     pub async fn list_users(&self, caller: &Caller, query: UserQuery) -> Result<UserPage, Error> {
         self.require(caller, "users:read", Access::Read).await?;
+        let query = UserQuery {
+            q: cursor::given(query.q),
+            kind: cursor::given(query.kind),
+            status: cursor::given(query.status),
+            cursor: cursor::given(query.cursor),
+            ..query
+        };
         let limit = query.limit.unwrap_or(50);
         let mut errors = Vec::new();
         if !(1..=200).contains(&limit) {

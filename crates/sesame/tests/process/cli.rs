@@ -351,3 +351,29 @@ fn admin_roles_are_listed_assigned_and_taken_away() {
     let (ok, text) = admin(&["roles", "assign", "--user", "nobody", "--role", "support"]);
     assert!(!ok && text.contains("not a principal id"), "{text}");
 }
+
+#[test]
+fn a_reader_that_stops_early_does_not_make_a_command_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sesame()
+        .env("SESAME_DATA_DIR", dir.path())
+        .args([
+            "admin",
+            "api-key",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "introspect",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read nothing and close the pipe, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
