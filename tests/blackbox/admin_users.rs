@@ -118,6 +118,15 @@ async fn users_are_walked_in_keyset_pages_that_insertions_do_not_shift() {
         other.field_errors(),
         [("cursor".to_owned(), "filters_changed".to_owned())]
     );
+    // Empty parameters are absent: the first page, unfiltered.
+    let empty = app
+        .get(
+            "/v1/admin/users?q=&kind=&status=&cursor=&limit=50",
+            Some(&key),
+        )
+        .await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(empty.body["items"], first.body["items"]);
     app.get("/v1/admin/users?cursor=nonsense", Some(&key))
         .await
         .assert_problem(400, "validation_failed");
