@@ -6,6 +6,16 @@ use crate::mfa::enrol;
 use serde_json::{Value, json};
 use sesame_tests::{PASSWORD, TestApp};
 
+/// A cursor sent with filters other than its own: `400`, naming the cursor.
+async fn refused_with_other_filters(app: &TestApp, key: &str, path: &str) {
+    let other = app.get(path, Some(key)).await;
+    other.assert_problem(400, "validation_failed");
+    assert_eq!(
+        other.field_errors(),
+        [("cursor".to_owned(), "filters_changed".to_owned())]
+    );
+}
+
 #[tokio::test]
 async fn a_suspended_user_is_inactive_everywhere_until_reactivated() {
     let app = TestApp::spawn().await;
@@ -107,17 +117,12 @@ async fn users_are_walked_in_keyset_pages_that_insertions_do_not_shift() {
     // A cursor continues only the walk it came from.
     let first = app.get("/v1/admin/users?limit=50", Some(&key)).await;
     let next = first.body["next_cursor"].as_str().unwrap();
-    let other = app
-        .get(
-            &format!("/v1/admin/users?limit=50&status=active&cursor={next}"),
-            Some(&key),
-        )
-        .await;
-    other.assert_problem(400, "validation_failed");
-    assert_eq!(
-        other.field_errors(),
-        [("cursor".to_owned(), "filters_changed".to_owned())]
-    );
+    refused_with_other_filters(
+        &app,
+        &key,
+        &format!("/v1/admin/users?limit=50&status=active&cursor={next}"),
+    )
+    .await;
     // Empty parameters are absent: the first page, unfiltered.
     let empty = app
         .get(
@@ -265,17 +270,12 @@ async fn the_audit_log_is_read_newest_first_in_pages_bound_to_their_filters() {
         .await;
     assert_eq!(only.body["items"].as_array().unwrap().len(), 5);
     let next = first.body["next_cursor"].as_str().unwrap();
-    let other = app
-        .get(
-            &format!("/v1/admin/audit?event=user.signed_in&cursor={next}"),
-            Some(&key),
-        )
-        .await;
-    other.assert_problem(400, "validation_failed");
-    assert_eq!(
-        other.field_errors(),
-        [("cursor".to_owned(), "filters_changed".to_owned())]
-    );
+    refused_with_other_filters(
+        &app,
+        &key,
+        &format!("/v1/admin/audit?event=user.signed_in&cursor={next}"),
+    )
+    .await;
     let bad = app
         .get(
             "/v1/admin/audit?principal_id=nope&from=yesterday",

@@ -221,7 +221,6 @@ impl App {
 
     /// `PUT /v1/admin/users/{id}/roles/{role}`: idempotent; the event only
     /// when the principal did not hold the role.
-    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %principal))]
     pub async fn assign_role(
         &self,
         caller: &Caller,
@@ -229,37 +228,10 @@ impl App {
         role: &str,
         meta: &ClientMeta,
     ) -> Result<(), Error> {
-        self.require(caller, "roles:assign", Access::Write).await?;
-        self.existing_principal(principal).await?;
-        let now = self.0.clock.now();
-        let mut tx = self.begin().await?;
-        let new = self
-            .0
-            .stores
-            .access
-            .assign_role(tx.as_mut(), principal, role, caller.principal(), now)
-            .await
-            .map_err(no_such_role)?;
-        if new {
-            let data = json!({ "role": role });
-            self.announce_as(
-                tx.as_mut(),
-                principal,
-                caller.actor(),
-                topics::ROLE_ASSIGNED,
-                meta,
-                data,
-                now,
-            )
-            .await?;
-        }
-        self.commit(tx).await?;
-        self.0.caches.roles.invalidate(&principal);
-        Ok(())
+        self.change_role(caller, principal, role, true, meta).await
     }
 
     /// `DELETE /v1/admin/users/{id}/roles/{role}`: idempotent.
-    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %principal))]
     pub async fn revoke_role(
         &self,
         caller: &Caller,
@@ -267,23 +239,43 @@ impl App {
         role: &str,
         meta: &ClientMeta,
     ) -> Result<(), Error> {
+        self.change_role(caller, principal, role, false, meta).await
+    }
+
+    /// Gives (`assign`) or takes away a role; the event and audit row only
+    /// when that changed something.
+    #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = %principal))]
+    async fn change_role(
+        &self,
+        caller: &Caller,
+        principal: PrincipalId,
+        role: &str,
+        assign: bool,
+        meta: &ClientMeta,
+    ) -> Result<(), Error> {
         self.require(caller, "roles:assign", Access::Write).await?;
         self.existing_principal(principal).await?;
         let now = self.0.clock.now();
+        let access = &self.0.stores.access;
         let mut tx = self.begin().await?;
-        if self
-            .0
-            .stores
-            .access
-            .revoke_role(tx.as_mut(), principal, role)
-            .await?
-        {
+        let (changed, topic) = if assign {
+            let by = caller.principal();
+            let new = access
+                .assign_role(tx.as_mut(), principal, role, by, now)
+                .await
+                .map_err(no_such_role)?;
+            (new, topics::ROLE_ASSIGNED)
+        } else {
+            let gone = access.revoke_role(tx.as_mut(), principal, role).await?;
+            (gone, topics::ROLE_REVOKED)
+        };
+        if changed {
             let data = json!({ "role": role });
             self.announce_as(
                 tx.as_mut(),
                 principal,
                 caller.actor(),
-                topics::ROLE_REVOKED,
+                topic,
                 meta,
                 data,
                 now,
