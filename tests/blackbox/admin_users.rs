@@ -44,6 +44,17 @@ async fn a_suspended_user_is_inactive_everywhere_until_reactivated() {
         .assert_problem(403, "account_suspended");
     let shown = app.get(&format!("/v1/admin/users/{id}"), Some(&key)).await;
     assert_eq!(shown.body["status"], "suspended", "{}", shown.body);
+    // Reads by admins are audited too, about the account read.
+    let read = app
+        .db
+        .text(&format!(
+            "SELECT CAST(data AS TEXT) FROM audit_log WHERE event = 'admin.read' AND principal_id = {}",
+            app.db.uuid_literal(id.parse().unwrap())
+        ))
+        .await;
+    let read: Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(read["what"], "user");
+    assert_eq!(read["actor"]["type"], "service");
     assert_eq!(
         app.count("SELECT COUNT(*) FROM outbox WHERE topic = 'identity.user.suspended'")
             .await,

@@ -3,7 +3,7 @@
 
 use super::cursor;
 use crate::App;
-use crate::access::{Access, Caller};
+use crate::access::Caller;
 use serde::{Deserialize, Serialize};
 use sesame_core::{Error, FieldError, PrincipalId};
 use sesame_credentials::{AuditEntry, AuditFilter};
@@ -75,7 +75,7 @@ pub struct AuditPage {
 impl App {
     /// `GET /v1/admin/audit` (`audit:read`).
     pub async fn list_audit(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, Error> {
-        self.require(caller, "audit:read", Access::Read).await?;
+        self.admit_read(caller, "audit:read", "audit", None).await?;
         let query = AuditQuery {
             event: cursor::given(query.event),
             cursor: cursor::given(query.cursor),

@@ -111,7 +111,7 @@ impl App {
 
     /// `GET /v1/admin/api-keys`.
     pub async fn list_api_keys(&self, caller: &Caller) -> Result<Vec<ApiKeyView>, Error> {
-        self.require(caller, "api_keys:manage", Access::Read)
+        self.admit_read(caller, "api_keys:manage", "api_keys", None)
             .await?;
         let keys = self.0.stores.access.list_api_keys().await?;
         Ok(keys.into_iter().map(ApiKeyView::from).collect())
@@ -148,7 +148,8 @@ impl App {
 
     /// `GET /v1/admin/roles`.
     pub async fn list_roles(&self, caller: &Caller) -> Result<Vec<Role>, Error> {
-        self.require(caller, "roles:manage", Access::Read).await?;
+        self.admit_read(caller, "roles:manage", "roles", None)
+            .await?;
         Ok(self.0.stores.access.list_roles().await?)
     }
 
@@ -322,6 +323,30 @@ pub async fn issue_api_key(
 }
 
 impl App {
+    /// Checks the permission of an admin read and audits the read (event
+    /// `admin.read`, about the principal read when there is one): who looked
+    /// at an account is itself worth keeping.
+    pub(crate) async fn admit_read(
+        &self,
+        caller: &Caller,
+        permission: &str,
+        what: &str,
+        about: Option<PrincipalId>,
+    ) -> Result<(), Error> {
+        self.require(caller, permission, Access::Read).await?;
+        let now = self.0.clock.now();
+        let data = json!({ "what": what });
+        let mut entry = admin_audit(caller, "admin.read", data, &ClientMeta::default(), now);
+        entry.principal_id = about.or(entry.principal_id);
+        let mut tx = self.begin().await?;
+        self.0
+            .stores
+            .audit
+            .append_audit(tx.as_mut(), &entry)
+            .await?;
+        self.commit(tx).await
+    }
+
     /// Appends the audit row of an admin change to keys or roles.
     async fn audit_admin(
         &self,

@@ -115,7 +115,8 @@ impl App {
         caller: &Caller,
         id: PrincipalId,
     ) -> Result<AdminUserView, Error> {
-        self.require(caller, "users:read", Access::Read).await?;
+        self.admit_read(caller, "users:read", "user", Some(id))
+            .await?;
         let principal = self.existing_principal(id).await?;
         let roles = self.0.stores.access.roles_of(id).await?;
         Ok(AdminUserView {
@@ -129,7 +130,7 @@ impl App {
     /// exactly. A cursor only continues the walk it came from: with other
     /// filters it is refused.
     pub async fn list_users(&self, caller: &Caller, query: UserQuery) -> Result<UserPage, Error> {
-        self.require(caller, "users:read", Access::Read).await?;
+        self.admit_read(caller, "users:read", "users", None).await?;
         let query = UserQuery {
             q: cursor::given(query.q),
             kind: cursor::given(query.kind),
@@ -341,7 +342,8 @@ impl App {
         caller: &Caller,
         principal: PrincipalId,
     ) -> Result<Vec<SessionView>, Error> {
-        self.require(caller, "sessions:read", Access::Read).await?;
+        self.admit_read(caller, "sessions:read", "sessions", Some(principal))
+            .await?;
         self.existing_principal(principal).await?;
         let sessions = self
             .0
@@ -486,7 +488,8 @@ impl App {
         caller: &Caller,
         principal: PrincipalId,
     ) -> Result<Vec<crate::LoginView>, Error> {
-        self.require(caller, "users:read", Access::Read).await?;
+        self.admit_read(caller, "users:read", "logins", Some(principal))
+            .await?;
         self.existing_principal(principal).await?;
         let methods = self.0.stores.logins.list_login_methods(principal).await?;
         Ok(methods.into_iter().map(crate::LoginView::from).collect())
