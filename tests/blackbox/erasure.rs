@@ -46,14 +46,32 @@ async fn traces(app: &TestApp, id: &str, email: &str) -> Vec<(String, i64)> {
 async fn an_erased_user_leaves_a_tombstone_and_its_identifier_free() {
     let app = TestApp::spawn().await;
     let (key, _) = key_with(&app, &["users:delete", "users:read", "introspect"]).await;
-    let user = app.register("ada@example.com").await;
+    let body = json!({
+        "login": {"type": "email", "identifier": "ada@example.com"},
+        "password": PASSWORD,
+        "profile": {"display_name": "Ada Lovelace"},
+    });
+    let user = app.post("/v1/registrations", &body).await.body;
     let id = id_of(&user);
+    let hash = app
+        .db
+        .text(&format!(
+            "SELECT hash FROM passwords WHERE principal_id = {}",
+            app.db.uuid_literal(id.parse().unwrap())
+        ))
+        .await;
+    let secrets = ["ada@example.com", "Ada Lovelace", hash.as_str()];
     // A code flow and a wrong password leave rows that name the address.
     app.send_code("email", "ada@example.com", "sign_in", None)
         .await;
     app.app.flush_deliveries().await;
     app.sign_in("ada@example.com", "not her password").await;
     assert!(!traces(&app, &id, "ada@example.com").await.is_empty());
+    let dump = app.db.dump_all().await;
+    assert!(
+        secrets.iter().all(|s| dump.contains(s)),
+        "the dump misses what it should find"
+    );
 
     let erased = app
         .send(
@@ -64,6 +82,13 @@ async fn an_erased_user_leaves_a_tombstone_and_its_identifier_free() {
         .await;
     assert_eq!(erased.status, 204, "{}", erased.body);
     assert_eq!(traces(&app, &id, "ada@example.com").await, []);
+    let dump = app.db.dump_all().await;
+    for secret in secrets {
+        assert!(
+            !dump.contains(secret),
+            "{secret} is still in the database:\n{dump}"
+        );
+    }
     let (inactive, raw) = introspect(&app, &key, access(&user)).await;
     assert_eq!(inactive.status, 200);
     assert_eq!(raw, r#"{"active":false}"#);

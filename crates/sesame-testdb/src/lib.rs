@@ -284,6 +284,32 @@ impl TestDb {
         }
     }
 
+    /// Every table of the database (both schemas on PostgreSQL), dumped as
+    /// [`dump`](Self::dump) does: what a database dump would hold.
+    pub async fn dump_all(&self) -> String {
+        let sql = match self {
+            Self::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            }
+            Self::Postgres { .. } => {
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables
+                 WHERE table_schema IN ('identity', 'credentials') AND table_type = 'BASE TABLE' ORDER BY 1"
+            }
+        };
+        let tables: Vec<String> = match self {
+            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Self::Postgres { check, .. } => sqlx::query_scalar(sql).fetch_all(check).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!(tables.len() > 10, "{tables:?}");
+        let mut out = String::new();
+        for table in tables {
+            out.push_str(&format!("== {table}\n"));
+            out.push_str(&self.dump(&table).await);
+        }
+        out
+    }
+
     /// Every way registrations can be left half-written, with how many rows
     /// show it; empty when the database is consistent: each principal has a
     /// profile, a login method and its `identity.user.signed_up` event, and no
