@@ -475,3 +475,30 @@ async fn a_key_made_on_the_command_line_works_on_the_running_server() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn introspections_raced_past_a_keys_limit_are_refused_beyond_it() {
+    let app = TestApp::builder()
+        .config(|c| c.rate_limits.per_api_key = sesame_core::Rate::new(5, 60))
+        .spawn()
+        .await;
+    let (key, _) = key_with(&app, &["introspect"]).await;
+    let (other, _) = key_with(&app, &["introspect"]).await;
+    let user = app.register("ada@example.com").await;
+    let requests: Vec<_> = (0..12)
+        .map(|_| {
+            sesame_tests::Raw::post("/v1/introspect", json!({"token": access(&user)})).bearer(&key)
+        })
+        .collect();
+    let answers = app.race(&requests).await;
+    let answered = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(answered, 5, "{answers:?}");
+    for refused in answers.iter().filter(|r| r.status != 200) {
+        refused.assert_problem(429, "rate_limited");
+        assert!(refused.headers.contains_key("retry-after"));
+    }
+    // Each key has its own budget.
+    let (fresh, _) = introspect(&app, &other, access(&user)).await;
+    assert_eq!(fresh.body["active"], true);
+    app.stop().await;
+}
