@@ -24,6 +24,7 @@ mod registration;
 mod retention;
 mod sessions;
 mod smtp;
+mod step_up;
 mod takeover;
 mod timing;
 mod tokens;
