@@ -188,17 +188,12 @@ impl App {
             }
         }
         seeds.extend(self.0.settings.roles.iter().cloned());
-        let existing = self.0.stores.access.list_roles().await?;
         let mut tx = self.begin().await?;
         for seed in seeds {
-            let created_at = existing
-                .iter()
-                .find(|r| r.name == seed.name)
-                .map_or(now, |r| r.created_at);
             let role = Role {
                 name: seed.name,
                 permissions: seed.permissions,
-                created_at,
+                created_at: now,
                 updated_at: now,
             };
             self.0.stores.access.put_role(tx.as_mut(), &role).await?;

@@ -12,8 +12,9 @@ use uuid::Uuid;
 /// Roles, their assignments and service API keys.
 #[async_trait]
 pub trait AccessStore: Send + Sync {
-    /// Creates a role or replaces its permissions.
-    async fn put_role(&self, tx: &mut dyn Tx, role: &Role) -> Result<(), StoreError>;
+    /// Creates a role or replaces its permissions (an existing role keeps its
+    /// creation time); the role as stored.
+    async fn put_role(&self, tx: &mut dyn Tx, role: &Role) -> Result<Role, StoreError>;
     /// Deletes a role and every assignment of it; false when there was none.
     async fn delete_role(&self, tx: &mut dyn Tx, name: &str) -> Result<bool, StoreError>;
     /// Every role, by name.

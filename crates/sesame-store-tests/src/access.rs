@@ -46,16 +46,20 @@ pub async fn roles_are_assigned_once_and_go_with_their_role<S: Backend>(h: &Harn
             .unwrap();
     })
     .await;
-    committed(s, async |tx| {
+    let replaced = committed(s, async |tx| {
         s.put_role(tx, &role("support", &["users:read", "sessions:revoke"], 10))
             .await
-            .unwrap();
+            .unwrap()
     })
     .await;
     let support = Role {
         created_at: T0,
         ..role("support", &["users:read", "sessions:revoke"], 10)
     };
+    assert_eq!(
+        replaced, support,
+        "the stored role, with its first creation time"
+    );
     assert_eq!(
         s.list_roles().await.unwrap(),
         vec![role("auditor", &["audit:read"], 0), support.clone()]

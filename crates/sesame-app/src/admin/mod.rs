@@ -172,23 +172,14 @@ impl App {
             return Err(Error::validation(errors));
         }
         let now = self.0.clock.now();
-        let created_at = self
-            .0
-            .stores
-            .access
-            .list_roles()
-            .await?
-            .into_iter()
-            .find(|r| r.name == name)
-            .map_or(now, |r| r.created_at);
         let role = Role {
             name: name.to_owned(),
             permissions: req.permissions,
-            created_at,
+            created_at: now,
             updated_at: now,
         };
         let mut tx = self.begin().await?;
-        self.0.stores.access.put_role(tx.as_mut(), &role).await?;
+        let role = self.0.stores.access.put_role(tx.as_mut(), &role).await?;
         let data = json!({ "role": role.name, "permissions": role.permissions });
         self.audit_admin(tx.as_mut(), caller, "role.changed", data, meta, now)
             .await?;

@@ -16,19 +16,20 @@ macro_rules! __access_store {
             #[async_trait]
             impl AccessStore for $store {
                 #[::tracing::instrument(level = "debug", skip_all)]
-                async fn put_role(&self, tx: &mut dyn Tx, role: &Role) -> Result<(), StoreError> {
-                    ::sqlx::query(
+                async fn put_role(&self, tx: &mut dyn Tx, role: &Role) -> Result<Role, StoreError> {
+                    let row = ::sqlx::query(
                         "INSERT INTO roles (name, permissions, created_at, updated_at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (name) DO UPDATE SET permissions = excluded.permissions, updated_at = excluded.updated_at",
+                         ON CONFLICT (name) DO UPDATE SET permissions = excluded.permissions, updated_at = excluded.updated_at
+                         RETURNING *",
                     )
                     .bind(&role.name)
                     .bind(::sqlx::types::Json(&role.permissions))
                     .bind(role.created_at)
                     .bind(role.updated_at)
-                    .execute(Self::conn(tx)?)
+                    .fetch_one(Self::conn(tx)?)
                     .await
                     .map_err(Self::store_err)?;
-                    Ok(())
+                    $crate::role(&row).map_err(Self::store_err)
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
