@@ -232,7 +232,7 @@ impl App {
     }
 
     /// The principals holding a login whose identifier is `q` under any
-    /// login type's normalisation, in id order.
+    /// login type's normalisation.
     async fn principals_named(&self, q: &str) -> Result<Vec<sesame_credentials::Principal>, Error> {
         use sesame_credentials::LoginType;
         let mut found = Vec::new();
@@ -257,7 +257,6 @@ impl App {
                 found.push(self.existing_principal(method.principal_id).await?);
             }
         }
-        found.sort_by_key(|p| p.id.0);
         Ok(found)
     }
 
