@@ -2,6 +2,7 @@
 //! server on the embedded store.
 
 use crate::common::*;
+use std::path::{Path, PathBuf};
 
 #[tokio::test]
 async fn a_rotated_key_is_published_first_and_the_old_one_verifies_until_its_tokens_expire() {
@@ -75,21 +76,7 @@ async fn a_rotated_key_is_published_first_and_the_old_one_verifies_until_its_tok
     drop(server);
 
     // Master-key rotation: every key is re-sealed and usable under the new key.
-    let new_key = dir.path().join("new.key");
-    write_key(
-        &new_key,
-        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-    );
-    let (ok, text) = run(
-        &[
-            "keys",
-            "rotate-master",
-            "--new-key-file",
-            &new_key.display().to_string(),
-        ],
-        &env,
-    );
-    assert!(ok, "{text}");
+    let (new_key, text) = rotate_master(dir.path(), &env);
     assert!(text.contains("re-sealed 2 signing key(s)"), "{text}");
     let mut with_new = env.clone();
     with_new[1].1 = new_key.display().to_string();
@@ -239,21 +226,7 @@ async fn a_totp_seed_is_sealed_at_rest_and_signs_in_after_a_master_key_rotation(
     );
     assert!(!contains(&stored, backup.replace('-', "").as_bytes()));
 
-    let new_key = dir.path().join("new.key");
-    write_key(
-        &new_key,
-        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-    );
-    let (ok, text) = run(
-        &[
-            "keys",
-            "rotate-master",
-            "--new-key-file",
-            &new_key.display().to_string(),
-        ],
-        &env,
-    );
-    assert!(ok, "{text}");
+    let (new_key, text) = rotate_master(dir.path(), &env);
     assert!(
         text.contains("1 server secret(s) and 1 TOTP seed(s)"),
         "{text}"
@@ -290,4 +263,25 @@ async fn a_totp_seed_is_sealed_at_rest_and_signs_in_after_a_master_key_rotation(
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Runs `sesame keys rotate-master` to a new key file in `dir`; the file and
+/// what the command printed.
+fn rotate_master(dir: &Path, env: &[(&str, String)]) -> (PathBuf, String) {
+    let new_key = dir.join("new.key");
+    write_key(
+        &new_key,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    );
+    let (ok, text) = run(
+        &[
+            "keys",
+            "rotate-master",
+            "--new-key-file",
+            &new_key.display().to_string(),
+        ],
+        env,
+    );
+    assert!(ok, "{text}");
+    (new_key, text)
 }
