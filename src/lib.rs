@@ -6,6 +6,8 @@
 //! `SESAME_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! The same tests thus run against both backends.
 
+pub mod webhooks;
+
 pub use sesame_testdb::{Postgres, TestBackend, TestDb, in_ci};
 
 use reqwest::header::HeaderMap;

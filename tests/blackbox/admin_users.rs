@@ -226,7 +226,7 @@ async fn an_admin_manages_a_users_logins_and_second_factors() {
         .text("SELECT CAST(payload AS TEXT) FROM outbox WHERE topic = 'identity.mfa.removed'")
         .await;
     let removed: Value = serde_json::from_str(&removed).unwrap();
-    assert_eq!(removed["actor"]["type"], "service");
+    assert_eq!(removed["actorkind"], "service");
     app.stop().await;
 }
 

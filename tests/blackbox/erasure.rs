@@ -102,7 +102,7 @@ async fn an_erased_user_leaves_a_tombstone_and_its_identifier_free() {
         .await;
     let deleted: Value = serde_json::from_str(&deleted).unwrap();
     assert_eq!(deleted["subject"], json!(id));
-    assert_eq!(deleted["actor"]["type"], "service");
+    assert_eq!(deleted["actorkind"], "service");
     assert_eq!(deleted["data"], json!({"principal_id": id}));
     assert_eq!(
         app.count("SELECT COUNT(*) FROM outbox WHERE topic = 'identity.user.deleted'")
@@ -161,7 +161,8 @@ async fn a_user_erases_itself_with_a_recent_proof() {
         .text("SELECT CAST(payload AS TEXT) FROM outbox WHERE topic = 'identity.user.deleted'")
         .await;
     let deleted: Value = serde_json::from_str(&deleted).unwrap();
-    assert_eq!(deleted["actor"]["type"], "principal");
+    assert_eq!(deleted["actorkind"], "principal");
+    assert_eq!(deleted["actorid"], json!(id_of(&user)));
     assert_eq!(traces(&app, &id_of(&user), "ada@example.com").await, []);
     app.stop().await;
 }

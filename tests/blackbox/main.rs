@@ -28,3 +28,4 @@ mod step_up;
 mod takeover;
 mod timing;
 mod tokens;
+mod webhooks;

@@ -10,7 +10,7 @@ use crate::{App, AuthContext, ClientMeta};
 use async_trait::async_trait;
 use serde_json::json;
 use sesame_core::{Error, ErrorCode, PrincipalId};
-use sesame_events::{Actor, Sink, topics};
+use sesame_events::{Actor, Delivery, Outcome, Sink, topics};
 use sesame_identity::ProfileStore;
 use std::sync::Arc;
 
@@ -64,7 +64,7 @@ impl App {
 }
 
 /// A sink that removes the profile of an erased principal before handing
-/// `identity.user.deleted` on: an error leaves the event in the outbox, so the
+/// `identity.user.deleted` on: an error leaves the delivery pending, so the
 /// removal is retried until it holds.
 pub struct ProfileEraser {
     profiles: Arc<dyn ProfileStore>,
@@ -80,18 +80,29 @@ impl ProfileEraser {
 
 #[async_trait]
 impl Sink for ProfileEraser {
-    async fn deliver(&self, envelope: &serde_json::Value) -> Result<(), String> {
-        if envelope["type"] == topics::USER_DELETED {
-            let subject = envelope["subject"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .map(PrincipalId)
-                .ok_or("an identity.user.deleted event without a subject")?;
-            self.profiles
-                .delete_profile(subject)
-                .await
-                .map_err(|e| e.to_string())?;
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn ordered(&self) -> bool {
+        self.inner.ordered()
+    }
+
+    async fn deliver(&self, delivery: &Delivery) -> Outcome {
+        if delivery.topic == topics::USER_DELETED {
+            let Some(subject) = delivery.principal.parse().ok().map(PrincipalId) else {
+                return Outcome::Retry {
+                    error: "an identity.user.deleted event without a subject".into(),
+                    after: None,
+                };
+            };
+            if let Err(e) = self.profiles.delete_profile(subject).await {
+                return Outcome::Retry {
+                    error: e.to_string(),
+                    after: None,
+                };
+            }
         }
-        self.inner.deliver(envelope).await
+        self.inner.deliver(delivery).await
     }
 }

@@ -9,6 +9,7 @@ mod brute_force;
 mod cache;
 mod codes;
 pub mod erasure;
+pub mod events;
 pub mod import;
 pub mod keys;
 mod logins;
@@ -42,7 +43,7 @@ use sesame_credentials::{
     ServerSecretStore, SessionStore, SigningKeyStore, VerificationCodeStore, mfa::BackupCodeHasher,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
-use sesame_events::OutboxStore;
+use sesame_events::{OutboxStore, WebhookStore};
 use sesame_identity::ProfileStore;
 use std::sync::{Arc, RwLock};
 use time::Duration;
@@ -95,6 +96,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     /// Outbox.
     pub outbox: Arc<dyn OutboxStore>,
+    /// Webhook endpoints.
+    pub webhooks: Arc<dyn WebhookStore>,
     /// Verification codes.
     pub codes: Arc<dyn VerificationCodeStore>,
     /// Sign-in attempts.
@@ -129,6 +132,7 @@ impl Stores {
             + PasskeyStore
             + AuditStore
             + OutboxStore
+            + WebhookStore
             + VerificationCodeStore
             + LoginAttemptStore
             + ImportStore
@@ -151,6 +155,7 @@ impl Stores {
             passkeys: backend.clone(),
             audit: backend.clone(),
             outbox: backend.clone(),
+            webhooks: backend.clone(),
             codes: backend.clone(),
             attempts: backend.clone(),
             import: backend.clone(),
@@ -210,6 +215,8 @@ pub struct Settings {
     pub roles: Vec<access::RoleSeed>,
     /// The kinds of principal, and whether each keeps a profile here.
     pub kinds: Vec<access::KindSeed>,
+    /// How events are delivered.
+    pub events: events::EventSettings,
 }
 
 impl Default for Settings {
@@ -236,6 +243,7 @@ impl Default for Settings {
             webauthn: None,
             roles: Vec::new(),
             kinds: access::KindSeed::defaults(),
+            events: events::EventSettings::default(),
         }
     }
 }
@@ -296,6 +304,8 @@ struct Inner {
     webauthn: Option<webauthn_rs::prelude::Webauthn>,
     hashing_slots: Arc<brute_force::HashingSlots>,
     outgoing: outgoing::Outgoing,
+    /// Wakes the outbox relay after each commit.
+    relay_wake: Arc<tokio::sync::Notify>,
 }
 
 /// What the in-process caches hold.
@@ -357,6 +367,7 @@ impl App {
             webauthn,
             outgoing,
             hashing_slots: Arc::default(),
+            relay_wake: Arc::default(),
             stores,
             hasher,
             keys: RwLock::new(Arc::new(ring)),
@@ -366,6 +377,7 @@ impl App {
             failpoints,
         }));
         app.seed_roles().await?;
+        app.seed_webhooks().await?;
         Ok(app)
     }
 

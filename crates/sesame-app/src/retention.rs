@@ -23,6 +23,8 @@ pub struct RetentionPolicy {
     pub ended_sessions_secs: u64,
     /// Sign-in attempts are deleted this long after they were made.
     pub login_attempts_secs: u64,
+    /// Events are deleted this long after every sink had them.
+    pub delivered_events_secs: u64,
 }
 
 impl Default for RetentionPolicy {
@@ -33,6 +35,7 @@ impl Default for RetentionPolicy {
             used_refresh_tokens_secs: 7 * 86_400,
             ended_sessions_secs: 30 * 86_400,
             login_attempts_secs: 90 * 86_400,
+            delivered_events_secs: 7 * 86_400,
         }
     }
 }
@@ -57,6 +60,12 @@ impl App {
             .await?;
         let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
         swept.counters = self.0.stores.counters.sweep_counters(now_ms).await?;
+        swept.events = self
+            .0
+            .stores
+            .outbox
+            .prune_delivered(ago(policy.delivered_events_secs))
+            .await?;
         if swept != Swept::default() {
             tracing::info!(?swept, "swept ended state");
         }

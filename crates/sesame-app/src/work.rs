@@ -45,6 +45,7 @@ impl App {
     /// unit of work instead rolls it back and leaves the caches alone.
     pub(crate) async fn commit(&self, work: Work) -> Result<(), Error> {
         self.0.stores.db.commit(work.tx).await?;
+        self.0.relay_wake.notify_one();
         for principal in &work.principals {
             self.0.caches.me.invalidate(principal);
         }

@@ -367,6 +367,8 @@ pub struct Swept {
     pub counters: u64,
     /// Second-factor challenges and WebAuthn ceremonies.
     pub mfa_challenges: u64,
+    /// Events every sink has had (and their deliveries).
+    pub events: u64,
 }
 
 /// Deletes what has outlived its use. Each statement stands alone, so that

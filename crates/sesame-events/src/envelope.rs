@@ -28,7 +28,9 @@ impl Actor {
     }
 }
 
-/// A CloudEvents 1.0 event with Sesame's `actor` extension.
+/// A CloudEvents 1.0 event with Sesame's extension attributes (scalar, lower
+/// case, as the specification requires): `actorkind` and `actorid` name who
+/// caused it, `aggseq` its place among its principal's events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Always `1.0`.
@@ -49,8 +51,14 @@ pub struct Envelope {
     pub datacontenttype: String,
     /// Schema of `data`.
     pub dataschema: String,
-    /// Who caused it.
-    pub actor: Actor,
+    /// Who caused it: `principal`, `admin`, `service` or `system`.
+    pub actorkind: String,
+    /// The acting principal's id or the service key's name.
+    pub actorid: String,
+    /// The event's place among its principal's events, from 1 without gaps;
+    /// given when the relay first takes the event, so absent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggseq: Option<i64>,
     /// Event-specific payload; never a secret.
     pub data: serde_json::Value,
 }
@@ -74,7 +82,9 @@ impl Envelope {
             subject: subject.to_string(),
             datacontenttype: "application/json".into(),
             dataschema: format!("urn:sesame:event:{topic}:{DATA_SCHEMA_VERSION}"),
-            actor,
+            actorkind: actor.kind,
+            actorid: actor.id,
+            aggseq: None,
             data,
         }
     }
@@ -100,7 +110,33 @@ mod tests {
         assert_eq!(v["type"], "identity.user.signed_up");
         assert_eq!(v["subject"], pid.to_string());
         assert_eq!(v["time"], "1970-01-01T00:00:00Z");
-        assert_eq!(v["actor"]["type"], "principal");
+        assert_eq!(v["actorkind"], "principal");
+        assert_eq!(v["actorid"], pid.to_string());
+        assert!(v.get("aggseq").is_none());
+        // Extension attributes are scalars named in lower-case a-z0-9, at most 20 characters.
+        let standard = [
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "time",
+            "subject",
+            "datacontenttype",
+            "dataschema",
+            "data",
+        ];
+        for (name, value) in v.as_object().unwrap() {
+            if !standard.contains(&name.as_str()) {
+                assert!(
+                    name.len() <= 20
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                    "{name}"
+                );
+                assert!(!value.is_object() && !value.is_array(), "{name}");
+            }
+        }
         assert_eq!(env.id.get_version_num(), 7);
         let back: Envelope = serde_json::from_value(v).unwrap();
         assert_eq!(back, env);

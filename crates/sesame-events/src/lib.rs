@@ -4,10 +4,13 @@
 pub mod envelope;
 pub mod relay;
 pub mod store;
+pub mod webhook;
 
 pub use envelope::{Actor, Envelope};
-pub use relay::{LogSink, Relay, Sink};
-pub use store::{OutboxMessage, OutboxStore};
+pub use relay::{LogSink, Outcome, Relay, RelayOptions, Round, Schedule, Sink, Sinks};
+pub use store::{
+    Delivery, DeliveryRow, DeliveryStatus, Failure, OutboxStore, StoredEndpoint, WebhookStore,
+};
 
 /// Topics Sesame publishes.
 pub mod topics {

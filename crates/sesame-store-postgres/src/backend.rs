@@ -7,22 +7,17 @@
 use crate::{PgStore, map_err, pg_tx};
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
-use sesame_events::OutboxMessage;
 use sesame_identity::Profile;
 use sesame_store_sql::SqlBackend;
-use sqlx::{PgConnection, PgPool, Postgres, Row};
+use sqlx::{PgConnection, PgPool, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 sesame_store_sql::stamp_stores!(PgStore);
 
-/// How long a relay owns the outbox rows it claimed: an instance that dies
-/// mid-delivery loses them after this, and they are delivered again (at least
-/// once).
-const LEASE: &str = "30 seconds";
-
 impl SqlBackend for PgStore {
     type Db = Postgres;
+    const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
 
     fn reader(&self) -> &PgPool {
         &self.credentials
@@ -97,61 +92,6 @@ impl SqlBackend for PgStore {
         .await
         .map_err(map_err)?;
         Ok(row.is_some())
-    }
-
-    async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
-        let sql = format!(
-            "UPDATE outbox SET claimed_until = now() + interval '{LEASE}'
-             WHERE id IN (
-                 SELECT id FROM outbox
-                 WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-             )
-             RETURNING id, topic, payload, attempts"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
-            .fetch_all(&self.credentials)
-            .await
-            .map_err(map_err)?;
-        let mut messages = rows
-            .iter()
-            .map(|row| {
-                Ok(OutboxMessage {
-                    id: row.try_get("id")?,
-                    topic: row.try_get("topic")?,
-                    payload: row.try_get("payload")?,
-                    attempts: row.try_get("attempts")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(map_err)?;
-        messages.sort_by_key(|m| m.id);
-        Ok(messages)
-    }
-
-    async fn publish_events(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET published_at = $1, attempts = attempts + 1, claimed_until = NULL
-             WHERE id = ANY($2)",
-        )
-        .bind(at)
-        .bind(ids)
-        .execute(&self.credentials)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn fail_event(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&self.credentials)
-        .await
-        .map_err(map_err)?;
-        Ok(())
     }
 
     async fn scrub_events(

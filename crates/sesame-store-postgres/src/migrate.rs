@@ -66,6 +66,11 @@ impl Domain {
                     "erasure",
                     include_str!("../migrations/credentials/0006_erasure.sql"),
                 ),
+                (
+                    7,
+                    "deliveries",
+                    include_str!("../migrations/credentials/0007_deliveries.sql"),
+                ),
             ],
         }
     }

@@ -1,12 +1,11 @@
 //! What a backend supplies to the stores written once in [`crate::stores`]:
 //! where reads and writes go, how a driver error reads, and the few paths
 //! where the two databases really differ (row locks, refresh-token rotation,
-//! the outbox lease, bulk profile inserts). Everything else is one `$n`
+//! the outbox claims' lock clause, bulk profile inserts). Everything else is one `$n`
 //! statement with unqualified table names, run by both.
 
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
-use sesame_events::OutboxMessage;
 use sesame_identity::Profile;
 use std::future::Future;
 use time::OffsetDateTime;
@@ -19,6 +18,10 @@ pub type Conn<B> = <<B as SqlBackend>::Db as sqlx::Database>::Connection;
 pub trait SqlBackend: Send + Sync + Sized {
     /// The sqlx driver.
     type Db: sqlx::Database;
+
+    /// The lock clause of a claim's `SELECT` where several relays share the
+    /// database (`FOR UPDATE SKIP LOCKED`); empty where one process owns it.
+    const SKIP_LOCKED: &'static str;
 
     /// The pool for reads of the credentials domain.
     fn reader(&self) -> &sqlx::Pool<Self::Db>;
@@ -56,22 +59,6 @@ pub trait SqlBackend: Send + Sync + Sized {
         next: &RefreshToken,
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// The oldest undelivered events, leased to this caller where the backend
-    /// serves several relays.
-    fn pending_events(
-        &self,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<OutboxMessage>, StoreError>> + Send;
-    /// Marks events delivered and ends their lease.
-    fn publish_events(
-        &self,
-        ids: &[Uuid],
-        at: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Counts a failed delivery and ends its lease.
-    fn fail_event(&self, id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Empties the data of every event about `principal` (their envelopes
     /// are JSON of each database's own kind).

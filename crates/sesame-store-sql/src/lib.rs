@@ -15,6 +15,7 @@ use sesame_credentials::{
     PasskeyRecord, Principal, RefreshToken, Role, Sealed, SecurityKeyRecord, Session,
     SigningKeyRecord, TotpFactor, VerificationCode,
 };
+use sesame_events::{Delivery, DeliveryRow, DeliveryStatus, StoredEndpoint};
 use sesame_identity::Profile;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -377,4 +378,49 @@ pub fn login_owner(row: &impl Columns) -> Result<Option<(LoginType, String, Prin
         row.text("identifier")?,
         PrincipalId(row.uuid("principal_id")?),
     )))
+}
+
+/// A delivery leased to a relay (`deliveries` joined with its `outbox` row).
+pub fn delivery(row: &impl Columns) -> Result<Delivery> {
+    Ok(Delivery {
+        event_id: row.uuid("event_id")?,
+        sink: row.text("sink")?,
+        topic: row.text("topic")?,
+        payload: row.json("payload")?,
+        principal: row.text("principal_id")?,
+        aggseq: row.int("aggseq")?,
+        attempts: row.int("attempts")?,
+    })
+}
+
+/// A delivery as listed (`deliveries` joined with its event's topic).
+pub fn delivery_row(row: &impl Columns) -> Result<DeliveryRow> {
+    let status = row.text("status")?;
+    Ok(DeliveryRow {
+        event_id: row.uuid("event_id")?,
+        sink: row.text("sink")?,
+        topic: row.text("topic")?,
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| decode_error("delivery status", &status))?,
+        attempts: row.int("attempts")?,
+        next_attempt_at: row.time("next_attempt_at")?,
+        last_error: row.opt_text("last_error")?,
+    })
+}
+
+/// A row of `webhook_endpoints`.
+pub fn webhook_endpoint(row: &impl Columns) -> Result<StoredEndpoint> {
+    Ok(StoredEndpoint {
+        name: row.text("name")?,
+        url: row.text("url")?,
+        topics: serde_json::from_value(row.json("topics")?)
+            .map_err(|e| sqlx::Error::Decode(e.into()))?,
+        secret_sealed: row.bytes("secret_sealed")?,
+        secret_key_id: row.text("secret_key_id")?,
+        from_config: row.flag("from_config")?,
+        disabled_at: row.opt_time("disabled_at")?,
+        disabled_reason: row.opt_text("disabled_reason")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
 }

@@ -8,10 +8,9 @@
 use crate::{SqliteStore, SqliteTx, map_err};
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
-use sesame_events::OutboxMessage;
 use sesame_identity::Profile;
 use sesame_store_sql::SqlBackend;
-use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::any::Any;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -20,6 +19,7 @@ sesame_store_sql::stamp_stores!(SqliteStore);
 
 impl SqlBackend for SqliteStore {
     type Db = Sqlite;
+    const SKIP_LOCKED: &'static str = "";
 
     fn reader(&self) -> &SqlitePool {
         &self.pool
@@ -66,57 +66,6 @@ impl SqlBackend for SqliteStore {
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         self.rotator.rotate(used, next, at).await
-    }
-
-    async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, topic, payload, attempts FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                let payload: String = row.try_get("payload")?;
-                Ok(OutboxMessage {
-                    id: row.try_get("id")?,
-                    topic: row.try_get("topic")?,
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| sqlx::Error::Decode(e.into()))?,
-                    attempts: row.try_get("attempts")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(map_err)
-    }
-
-    async fn publish_events(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
-        for id in ids {
-            sqlx::query(
-                "UPDATE outbox SET published_at = $1, attempts = attempts + 1 WHERE id = $2",
-            )
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
-    }
-
-    async fn fail_event(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(())
     }
 
     async fn scrub_events(

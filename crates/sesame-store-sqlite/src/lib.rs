@@ -17,8 +17,7 @@ use std::time::Duration;
 
 /// The migrations, in order. They build the tables and columns the PostgreSQL
 /// backend's migrations build in its two schemas (the storage contract's
-/// `both_backends_migrate_to_the_same_schema` checks it, and lists the one
-/// column only PostgreSQL has).
+/// `both_backends_migrate_to_the_same_schema` checks it).
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -57,6 +56,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "erasure",
         include_str!("../migrations/0010_erasure.sql"),
+    ),
+    (
+        11,
+        "deliveries",
+        include_str!("../migrations/0011_deliveries.sql"),
     ),
 ];
 

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod import;
 pub mod keys;
 pub mod mfa;
+pub mod outbox;
 pub mod passkeys;
 pub mod schema;
 pub mod sessions;
@@ -27,7 +28,7 @@ use sesame_credentials::{
     RefreshToken, RetentionStore, ServerSecretStore, Session, SessionStore, SigningKeyStore,
     VerificationCodeStore,
 };
-use sesame_events::OutboxStore;
+use sesame_events::{OutboxStore, WebhookStore};
 use sesame_identity::ProfileStore;
 use sesame_store_postgres::{PgSettings, PgStore, PgTarget};
 use sesame_store_sqlite::SqliteStore;
@@ -59,6 +60,7 @@ pub trait Backend:
     + ProfileStore
     + CounterStore
     + OutboxStore
+    + WebhookStore
     + 'static
 {
 }
@@ -83,6 +85,7 @@ impl<T> Backend for T where
         + ProfileStore
         + CounterStore
         + OutboxStore
+        + WebhookStore
         + 'static
 {
 }

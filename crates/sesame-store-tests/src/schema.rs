@@ -8,11 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type Tables = BTreeMap<String, BTreeSet<String>>;
 
 /// Columns only one backend has, and why.
-pub const BACKEND_ONLY: &[(&str, &str, &str)] = &[(
-    "outbox",
-    "claimed_until",
-    "PostgreSQL leases outbox rows to one of many relaying instances; a SQLite file has one relay",
-)];
+pub const BACKEND_ONLY: &[(&str, &str, &str)] = &[];
 
 fn is_bookkeeping(table: &str) -> bool {
     table.starts_with("_sqlx") || table.starts_with("sqlite_")

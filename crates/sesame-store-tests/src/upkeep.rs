@@ -1,10 +1,9 @@
-//! `CounterStore`, `RetentionStore` and `OutboxStore`.
+//! `CounterStore` and `RetentionStore`.
 
 use crate::codes::code;
 use crate::{Backend, Harness, T0, at, committed, principal, session_of, token};
-use sesame_core::{PrincipalId, StoreError};
+use sesame_core::StoreError;
 use sesame_credentials::{LoginAttempt, LoginType, SweepBefore, Swept};
-use sesame_events::{Actor, Envelope};
 use uuid::Uuid;
 
 /// A cooldown runs until its end and starts again only after it; a counter
@@ -117,6 +116,7 @@ pub async fn a_sweep_removes_only_what_ended<S: Backend>(h: &Harness<S>) {
             login_attempts: 1,
             counters: 0,
             mfa_challenges: 0,
+            events: 0,
         }
     );
     assert_eq!(s.get_session(live.id).await.unwrap(), live);
@@ -147,88 +147,6 @@ pub async fn a_sweep_removes_only_what_ended<S: Backend>(h: &Harness<S>) {
         ),
         (0, 0, 0, 0)
     );
-}
-
-fn event(topic: &str, subject: PrincipalId) -> Envelope {
-    Envelope::new(
-        "sesame://test",
-        topic,
-        subject,
-        Actor::principal(subject),
-        serde_json::json!({"n": 1}),
-        T0,
-    )
-}
-
-/// Events appear on commit, oldest first; a failed delivery counts an
-/// attempt and leaves the event pending; a published one leaves.
-pub async fn outbox_rows_appear_on_commit_and_leave_when_published<S: Backend>(h: &Harness<S>) {
-    let s = &*h.store;
-    let principal = PrincipalId::new();
-    let mut tx = s.begin().await.unwrap();
-    let mut ids = Vec::new();
-    for topic in ["identity.user.signed_up", "identity.user.signed_in"] {
-        let env = event(topic, principal);
-        ids.push(env.id);
-        s.enqueue(tx.as_mut(), &env).await.unwrap();
-    }
-    assert!(s.pending(10).await.unwrap().is_empty());
-    s.commit(tx).await.unwrap();
-    let pending = s.pending(10).await.unwrap();
-    assert_eq!(pending.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
-    assert_eq!(pending[0].payload["type"], "identity.user.signed_up");
-    assert_eq!(pending[0].payload["subject"], principal.to_string());
-    assert_eq!(pending[0].topic, "identity.user.signed_up");
-    s.mark_failed(ids[1]).await.unwrap();
-    s.mark_published(&ids[..1], at(1)).await.unwrap();
-    let left = s.pending(10).await.unwrap();
-    assert_eq!(left.len(), 1);
-    assert_eq!((left[0].id, left[0].attempts), (ids[1], 1));
-    // A rolled-back event never appears.
-    let mut tx = s.begin().await.unwrap();
-    s.enqueue(tx.as_mut(), &event("identity.user.signed_in", principal))
-        .await
-        .unwrap();
-    drop(tx);
-    s.mark_failed(ids[1]).await.unwrap();
-    assert_eq!(s.pending(10).await.unwrap().len(), 1);
-    s.mark_published(&[], at(2)).await.unwrap();
-}
-
-/// `pending` returns at most `limit` events, the oldest; on PostgreSQL,
-/// where every instance relays, what one call claimed is leased and no other
-/// call gets it until it is published or failed.
-pub async fn pending_events_are_claimed_oldest_first<S: Backend>(h: &Harness<S>) {
-    let s = &*h.store;
-    let principal = PrincipalId::new();
-    let events: Vec<_> = (0..5)
-        .map(|_| event("identity.user.signed_in", principal))
-        .collect();
-    committed(s, async |tx| {
-        for e in &events {
-            s.enqueue(tx, e).await.unwrap();
-        }
-    })
-    .await;
-    let first = s.pending(2).await.unwrap();
-    assert_eq!(
-        first.iter().map(|m| m.id).collect::<Vec<_>>(),
-        [events[0].id, events[1].id]
-    );
-    if h.is_postgres() {
-        let second = s.pending(10).await.unwrap();
-        assert_eq!(
-            second.iter().map(|m| m.id).collect::<Vec<_>>(),
-            events[2..].iter().map(|e| e.id).collect::<Vec<_>>()
-        );
-        assert!(s.pending(10).await.unwrap().is_empty());
-        s.mark_failed(events[1].id).await.unwrap();
-        let retried = s.pending(10).await.unwrap();
-        assert_eq!((retried.len(), retried[0].id), (1, events[1].id));
-    }
-    let all: Vec<_> = events.iter().map(|e| e.id).collect();
-    s.mark_published(&all, at(1)).await.unwrap();
-    assert!(s.pending(10).await.unwrap().is_empty());
 }
 
 /// A store answers `ping` while its database does, and reports itself

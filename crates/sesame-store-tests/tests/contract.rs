@@ -6,7 +6,7 @@
 
 use sesame_store_tests::schema::{differences, postgres_tables, sqlite_tables};
 use sesame_store_tests::{
-    access, codes, credentials, erasure, identity, import, keys, mfa, passkeys, postgres,
+    access, codes, credentials, erasure, identity, import, keys, mfa, outbox, passkeys, postgres,
     postgres_split, sessions, sqlite, upkeep,
 };
 
@@ -97,8 +97,12 @@ on_every_backend!(
     upkeep::cooldowns_and_counters_end_when_they_say,
     upkeep::racing_counts_are_all_counted,
     upkeep::a_sweep_removes_only_what_ended,
-    upkeep::outbox_rows_appear_on_commit_and_leave_when_published,
-    upkeep::pending_events_are_claimed_oldest_first,
+    outbox::events_fan_out_once_on_commit_with_a_gapless_sequence,
+    outbox::claims_lease_deliveries_and_failures_come_back_when_due,
+    outbox::an_ordered_sink_gets_each_principals_earliest_only,
+    outbox::racing_claims_never_share_a_delivery,
+    outbox::delivered_events_are_pruned_and_failed_ones_retried,
+    outbox::webhook_endpoints_are_stored_disabled_and_resealed,
     upkeep::ping_tells_whether_the_database_answers,
 );
 

@@ -7,12 +7,15 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
 use sesame_app::access::{KindSeed, RoleSeed};
+use sesame_app::events::{EventSettings, WebhookSeed};
 use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy, Settings, WebauthnSettings};
 use sesame_credentials::{Argon2Config, HashingConfig, NormaliseConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
+use sesame_events::Schedule;
 use sesame_store_postgres::{PgSettings, PgTarget};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -39,6 +42,56 @@ pub struct WebauthnConfig {
     pub rp_name: Option<String>,
     /// Origins that may run ceremonies, each `rp_id` or a subdomain of it.
     pub origins: Vec<String>,
+}
+
+/// Event delivery (`[events]`): webhook endpoints, retries and NATS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Standard Webhooks endpoints (`[[events.webhooks]]` with `name`, `url`,
+    /// `secret` and optional `topics`).
+    pub webhooks: Vec<WebhookSeed>,
+    /// Milliseconds to wait before each attempt, the first normally 0; its
+    /// length is the number of attempts. Default: the Standard Webhooks
+    /// schedule (0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
+    pub retry_schedule_ms: Option<Vec<u64>>,
+    /// How long one webhook attempt may take.
+    pub attempt_timeout_secs: u64,
+    /// Let webhooks reach private and loopback addresses (off: such targets
+    /// are refused, after DNS resolution too).
+    pub allow_private_targets: bool,
+    /// The longest wait between relay rounds; commits here wake it sooner.
+    pub poll_interval_ms: u64,
+    /// The JetStream stream events are published to (created when missing).
+    pub nats_stream: String,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            retry_schedule_ms: None,
+            attempt_timeout_secs: 15,
+            allow_private_targets: false,
+            poll_interval_ms: 500,
+            nats_stream: "SESAME_IDENTITY".into(),
+        }
+    }
+}
+
+impl EventsConfig {
+    /// The app's view.
+    pub fn settings(&self) -> EventSettings {
+        EventSettings {
+            webhooks: self.webhooks.clone(),
+            schedule: match &self.retry_schedule_ms {
+                Some(ms) => Schedule(ms.iter().map(|m| Duration::from_millis(*m)).collect()),
+                None => Schedule::default(),
+            },
+            attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
+            allow_private_targets: self.allow_private_targets,
+        }
+    }
 }
 
 /// Where the data lives, as configured.
@@ -142,6 +195,11 @@ pub struct Config {
     /// The kinds of principal (`[[kinds]]` with `name` and `profile`):
     /// whether Sesame keeps each kind's profile or another service does.
     pub kinds: Vec<KindSeed>,
+    /// Event delivery: webhooks, retries, the NATS stream.
+    pub events: EventsConfig,
+    /// NATS server with JetStream (`nats://host:4222`): events are published
+    /// there too when set.
+    pub nats_url: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter, in `RUST_LOG` syntax.
@@ -188,6 +246,8 @@ impl Default for Config {
             webauthn: WebauthnConfig::default(),
             roles: Vec::new(),
             kinds: KindSeed::defaults(),
+            events: EventsConfig::default(),
+            nats_url: None,
             log_format: LogFormat::Auto,
             log_level: "info".into(),
         }
@@ -328,6 +388,7 @@ impl Config {
             webauthn: self.webauthn(issuer),
             roles: self.roles.clone(),
             kinds: self.kinds.clone(),
+            events: self.events.settings(),
             ..Settings::default()
         }
     }
@@ -389,6 +450,18 @@ impl Config {
             return Err(format!(
                 "phone_default_region {region:?} is not a region code such as DE or US"
             ));
+        }
+        if self
+            .events
+            .retry_schedule_ms
+            .as_ref()
+            .is_some_and(Vec::is_empty)
+            || self.events.attempt_timeout_secs == 0
+        {
+            return Err(
+                "events.retry_schedule_ms needs one entry or more, events.attempt_timeout_secs must be positive"
+                    .into(),
+            );
         }
         if self.access_token_ttl_secs == 0 || self.session_ttl_secs < self.access_token_ttl_secs {
             return Err(

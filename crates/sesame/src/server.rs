@@ -6,7 +6,7 @@ use sesame_app::{App, Delivery, Stores};
 use sesame_core::{Clock, FailPoints, SystemClock};
 use sesame_credentials::{MasterKey, MasterKeys, PasswordHasher};
 use sesame_delivery::{FileMailer, FileSmsSender, SmtpMailer, Templates};
-use sesame_events::{LogSink, Relay};
+use sesame_events::{LogSink, Relay, RelayOptions, Sink};
 use sesame_redis::RedisLimits;
 use sesame_store_postgres::{PgStore, PgTarget};
 use sesame_store_sqlite::SqliteStore;
@@ -146,14 +146,25 @@ impl Server {
             config.http,
             rx.clone(),
         ));
+        let log: Arc<dyn Sink> = Arc::new(sesame_app::erasure::ProfileEraser::new(
+            stores.profiles.clone(),
+            Arc::new(LogSink),
+        ));
+        let sinks = app
+            .event_sinks(vec![log])
+            .map_err(|e| StartError::Service(e.to_string()))?;
         let relay = Relay::new(
             stores.outbox.clone(),
-            Arc::new(sesame_app::erasure::ProfileEraser::new(
-                stores.profiles.clone(),
-                Arc::new(LogSink),
-            )),
+            sinks,
             hooks.clock,
-            Duration::from_millis(500),
+            RelayOptions {
+                interval: Duration::from_millis(config.events.poll_interval_ms.max(1)),
+                lease: Duration::from_secs(config.events.attempt_timeout_secs.saturating_mul(2))
+                    .max(Duration::from_secs(30)),
+                schedule: app.retry_schedule(),
+                ..RelayOptions::default()
+            },
+            app.relay_wake(),
         );
         // Keys are re-read on every backend: `sesame keys rotate` may add one
         // from another process, and activations and retirements happen in time.

@@ -13,6 +13,7 @@ mod erasure;
 mod identity;
 mod keys;
 mod mfa;
+mod outbox;
 mod passkeys;
 mod sessions;
 mod upkeep;
@@ -30,6 +31,7 @@ macro_rules! stamp_stores {
         $crate::__code_store!($store);
         $crate::__key_and_audit_stores!($store);
         $crate::__mfa_stores!($store);
+        $crate::__outbox_store!($store);
         $crate::__passkey_store!($store);
         $crate::__profile_store!($store);
         $crate::__upkeep_stores!($store);

@@ -1,7 +1,6 @@
-//! `CounterStore`, `RetentionStore` and the shared half of `OutboxStore`:
-//! statements that commit on their own.
+//! `CounterStore` and `RetentionStore`: statements that commit on their own.
 
-/// Stamps the counter, retention and outbox stores for a backend.
+/// Stamps the counter and retention stores for a backend.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __upkeep_stores {
@@ -10,7 +9,6 @@ macro_rules! __upkeep_stores {
             use ::async_trait::async_trait;
             use ::sesame_core::{CounterStore, StoreError, Tx};
             use ::sesame_credentials::{RetentionStore, SweepBefore, Swept};
-            use ::sesame_events::{Envelope, OutboxMessage, OutboxStore};
             use ::time::OffsetDateTime;
             use ::uuid::Uuid;
             use $crate::SqlBackend as _;
@@ -129,6 +127,7 @@ macro_rules! __upkeep_stores {
                         )
                         .await?,
                         counters: 0,
+                        events: 0,
                         mfa_challenges: run(
                             "DELETE FROM mfa_challenges WHERE expires_at < $1",
                             before.expired_codes,
@@ -140,37 +139,6 @@ macro_rules! __upkeep_stores {
                             )
                             .await?,
                     })
-                }
-            }
-
-            #[async_trait]
-            impl OutboxStore for $store {
-                #[::tracing::instrument(level = "debug", skip_all)]
-                async fn enqueue(&self, tx: &mut dyn Tx, env: &Envelope) -> Result<(), StoreError> {
-                    ::sqlx::query("INSERT INTO outbox (id, topic, payload, created_at) VALUES ($1, $2, $3, $4)")
-                        .bind(env.id)
-                        .bind(&env.topic)
-                        .bind(::sqlx::types::Json(env))
-                        .bind(env.time)
-                        .execute(Self::conn(tx)?)
-                        .await
-                        .map_err(Self::store_err)?;
-                    Ok(())
-                }
-
-                #[::tracing::instrument(level = "debug", skip_all)]
-                async fn pending(&self, limit: i64) -> Result<Vec<OutboxMessage>, StoreError> {
-                    self.pending_events(limit).await
-                }
-
-                #[::tracing::instrument(level = "debug", skip_all)]
-                async fn mark_published(&self, ids: &[Uuid], at: OffsetDateTime) -> Result<(), StoreError> {
-                    self.publish_events(ids, at).await
-                }
-
-                #[::tracing::instrument(level = "debug", skip_all)]
-                async fn mark_failed(&self, id: Uuid) -> Result<(), StoreError> {
-                    self.fail_event(id).await
                 }
             }
         };

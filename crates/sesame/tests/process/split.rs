@@ -123,8 +123,8 @@ async fn split_mode_roles_see_only_their_own_schema() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let delivered: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM credentials.outbox
-             WHERE topic = 'identity.user.deleted' AND published_at IS NOT NULL",
+            "SELECT COUNT(*) FROM credentials.outbox o JOIN credentials.deliveries d ON d.event_id = o.id
+             WHERE o.topic = 'identity.user.deleted' AND d.sink = 'log' AND d.status = 'delivered'",
         )
         .fetch_one(&owner)
         .await

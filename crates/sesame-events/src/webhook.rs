@@ -1,0 +1,367 @@
+//! Standard Webhooks 1.0: `whsec_` secrets, `v1` HMAC-SHA256 signatures, and
+//! the sink that posts envelopes with them.
+//!
+//! The HMAC key is the secret's decoded bytes, not the `whsec_…` string. The
+//! signed content is `{webhook-id}.{webhook-timestamp}.{body}`, over exactly
+//! the bytes sent. Redirects are never followed, and targets on private or
+//! loopback addresses are refused unless allowed (checked on the URL and on
+//! every address its host resolves to, so DNS cannot point a public name
+//! inward).
+
+use crate::relay::{Outcome, Sink};
+use crate::store::Delivery;
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sha2::Sha256;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The prefix of a signing secret.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// Why a secret was refused.
+pub const SECRET_RULE: &str = "a webhook secret is whsec_ followed by the base64 of 24 to 64 bytes";
+
+/// The HMAC key of a `whsec_` secret: its decoded bytes.
+pub fn secret_key(secret: &str) -> Result<Vec<u8>, &'static str> {
+    let encoded = secret.strip_prefix(SECRET_PREFIX).ok_or(SECRET_RULE)?;
+    let key = STANDARD.decode(encoded).map_err(|_| SECRET_RULE)?;
+    if !(24..=64).contains(&key.len()) {
+        return Err(SECRET_RULE);
+    }
+    Ok(key)
+}
+
+/// A new secret: `whsec_` and the base64 of 32 random bytes.
+pub fn new_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{SECRET_PREFIX}{}", STANDARD.encode(bytes)))
+}
+
+/// The `webhook-signature` value: one `v1,<base64>` per key, space-separated
+/// (several while a secret rotates).
+pub fn sign(keys: &[Vec<u8>], id: &str, timestamp: i64, body: &[u8]) -> String {
+    keys.iter()
+        .map(|key| {
+            let mut mac =
+                <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac());
+            mac.update(id.as_bytes());
+            mac.update(b".");
+            mac.update(timestamp.to_string().as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+// HMAC takes keys of any length.
+#[allow(clippy::panic)]
+fn unreachable_hmac() -> Hmac<Sha256> {
+    panic!("HMAC-SHA256 accepts every key length")
+}
+
+/// Whether an address is one a webhook may not reach unless allowed:
+/// loopback, private, link-local, shared, unspecified, multicast or
+/// broadcast (IPv4-mapped IPv6 judged as IPv4).
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Resolves names, dropping the addresses a webhook may not reach.
+#[derive(Debug)]
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found.filter(|a| !is_private(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{} resolves only to private addresses", name.as_str()).into());
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The one HTTP client webhooks go through.
+#[derive(Debug, Clone)]
+pub struct WebhookClient {
+    http: reqwest::Client,
+    allow_private: bool,
+}
+
+impl WebhookClient {
+    /// A client with `timeout` per attempt; private targets only when allowed.
+    pub fn new(timeout: Duration, allow_private: bool) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("sesame-webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        let http = builder.build().map_err(|e| e.to_string())?;
+        Ok(Self {
+            http,
+            allow_private,
+        })
+    }
+
+    /// Checks a target URL: http or https, and not a private address unless allowed.
+    pub fn check_url(&self, url: &str) -> Result<reqwest::Url, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("{url}: only http and https targets"));
+        }
+        let private = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => return Err(format!("{url}: no host")),
+        };
+        if private && !self.allow_private {
+            return Err(format!(
+                "{url}: a private or loopback target (allow_private_targets is off)"
+            ));
+        }
+        Ok(parsed)
+    }
+}
+
+/// Posts envelopes to one endpoint.
+pub struct WebhookSink {
+    id: String,
+    url: String,
+    topics: Vec<String>,
+    keys: Vec<Vec<u8>>,
+    client: WebhookClient,
+    clock: Arc<dyn sesame_core::Clock>,
+}
+
+impl WebhookSink {
+    /// The sink of endpoint `name`, signing with `keys` (the current one first).
+    pub fn new(
+        name: &str,
+        url: String,
+        topics: Vec<String>,
+        keys: Vec<Vec<u8>>,
+        client: WebhookClient,
+        clock: Arc<dyn sesame_core::Clock>,
+    ) -> Self {
+        Self {
+            id: sink_id(name),
+            url,
+            topics,
+            keys,
+            client,
+            clock,
+        }
+    }
+}
+
+/// The sink id of endpoint `name`.
+pub fn sink_id(name: &str) -> String {
+    format!("webhook:{name}")
+}
+
+/// Whether a topic passes an endpoint's filters: none means every topic; a
+/// filter is a topic, or a prefix ending in `*` (`identity.user.*`).
+pub fn topic_matches(filters: &[String], topic: &str) -> bool {
+    filters.is_empty()
+        || filters.iter().any(|f| match f.strip_suffix('*') {
+            Some(prefix) => topic.starts_with(prefix),
+            None => f == topic,
+        })
+}
+
+/// How long a `Retry-After` header asks to wait (seconds form).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    value
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[async_trait]
+impl Sink for WebhookSink {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn wants(&self, topic: &str) -> bool {
+        topic_matches(&self.topics, topic)
+    }
+
+    async fn deliver(&self, delivery: &Delivery) -> Outcome {
+        let url = match self.client.check_url(&self.url) {
+            Ok(url) => url,
+            Err(error) => return Outcome::Retry { error, after: None },
+        };
+        let body = match serde_json::to_vec(&delivery.payload) {
+            Ok(body) => body,
+            Err(e) => {
+                return Outcome::Retry {
+                    error: e.to_string(),
+                    after: None,
+                };
+            }
+        };
+        let id = delivery.event_id.to_string();
+        let timestamp = self.clock.now().unix_timestamp();
+        let signature = sign(&self.keys, &id, timestamp, &body);
+        let sent = self
+            .client
+            .http
+            .post(url)
+            .header("content-type", "application/cloudevents+json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                return Outcome::Retry {
+                    error: format!("{e}"),
+                    after: None,
+                };
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Outcome::Delivered;
+        }
+        let error = format!("the endpoint answered {status}");
+        match status.as_u16() {
+            410 => Outcome::Gone { error },
+            429 | 502 | 503 | 504 => Outcome::Retry {
+                after: retry_after(&response),
+                error,
+            },
+            _ => Outcome::Retry { error, after: None },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the Standard Webhooks specification and its reference
+    /// libraries (`standard-webhooks/libraries`, every language's tests).
+    #[test]
+    fn signs_the_specification_example() {
+        let key = secret_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let signature = sign(&[key], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn secrets_are_decoded_and_their_length_checked() {
+        assert_eq!(secret_key(&new_secret().unwrap()).unwrap().len(), 32);
+        assert!(secret_key("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        assert!(secret_key("whsec_not base64!").is_err());
+        assert!(secret_key(&format!("whsec_{}", STANDARD.encode([1u8; 16]))).is_err());
+        assert!(secret_key(&format!("whsec_{}", STANDARD.encode([1u8; 65]))).is_err());
+    }
+
+    #[test]
+    fn rotation_signs_with_every_key() {
+        let keys = vec![vec![1u8; 32], vec![2u8; 32]];
+        let both = sign(&keys, "id", 1, b"{}");
+        let parts: Vec<&str> = both.split(' ').collect();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0], sign(&keys[..1], "id", 1, b"{}"));
+        assert_eq!(parts[1], sign(&keys[1..], "id", 1, b"{}"));
+    }
+
+    #[test]
+    fn private_targets_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn urls_on_private_addresses_are_refused_unless_allowed() {
+        let strict = WebhookClient::new(Duration::from_secs(1), false).unwrap();
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://[::1]/",
+            "http://localhost/",
+            "http://10.0.0.1/",
+        ] {
+            assert!(strict.check_url(url).is_err(), "{url}");
+        }
+        assert!(strict.check_url("ftp://example.com/").is_err());
+        assert!(strict.check_url("https://example.com/hook").is_ok());
+        let open = WebhookClient::new(Duration::from_secs(1), true).unwrap();
+        assert!(open.check_url("http://127.0.0.1:9/x").is_ok());
+    }
+
+    #[test]
+    fn topic_filters_match_topics_and_prefixes() {
+        let filters = vec![
+            "identity.user.*".to_owned(),
+            "identity.mfa.enrolled".to_owned(),
+        ];
+        assert!(topic_matches(&filters, "identity.user.signed_up"));
+        assert!(topic_matches(&filters, "identity.mfa.enrolled"));
+        assert!(!topic_matches(&filters, "identity.mfa.removed"));
+        assert!(topic_matches(&[], "anything"));
+    }
+}
