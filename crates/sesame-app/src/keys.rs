@@ -4,7 +4,7 @@
 
 use crate::Stores;
 use sesame_core::{Clock, Error, Tx};
-use sesame_credentials::{AuditEntry, KeyRing, MasterKeys, SigningKeyRecord};
+use sesame_credentials::{AuditEntry, KeyRing, MasterKeys, Sealed, SigningKeyRecord};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -130,11 +130,13 @@ pub struct Resealed {
     pub server_secrets: usize,
     /// TOTP seeds.
     pub totp_seeds: usize,
+    /// Webhook signing secrets.
+    pub webhook_secrets: usize,
 }
 
 /// Seals every secret at rest under the current master key (opening each with
 /// whichever configured key sealed it), in one transaction: signing keys,
-/// server secrets and TOTP seeds.
+/// server secrets, TOTP seeds and webhook secrets.
 pub async fn reseal_secrets(
     stores: &Stores,
     master: &MasterKeys,
@@ -143,6 +145,7 @@ pub async fn reseal_secrets(
     let records = stores.signing_keys.list_signing_keys().await?;
     let secrets = stores.secrets.list_server_secrets().await?;
     let seeds = stores.mfa.list_totp_seals().await?;
+    let endpoints = stores.webhooks.list_webhooks().await?;
     let mut tx = stores.db.begin().await?;
     let mut done = Resealed::default();
     for record in &records {
@@ -174,6 +177,27 @@ pub async fn reseal_secrets(
                 .reseal_totp(tx.as_mut(), *principal, &sealed.key_id, &resealed)
                 .await?;
             done.totp_seeds += 1;
+        }
+    }
+    for endpoint in &endpoints {
+        let sealed = Sealed {
+            key_id: endpoint.secret_key_id.clone(),
+            blob: endpoint.secret_sealed.clone(),
+        };
+        let context = crate::events::webhook_context(&endpoint.name);
+        if let Some(resealed) = master.reseal(&sealed, &context)? {
+            stores
+                .webhooks
+                .reseal_webhook(
+                    tx.as_mut(),
+                    &endpoint.name,
+                    &resealed.blob,
+                    &resealed.key_id,
+                )
+                .await?;
+            let data = serde_json::json!({ "name": endpoint.name });
+            audit(tx.as_mut(), stores, "webhook_secret.resealed", data, now).await?;
+            done.webhook_secrets += 1;
         }
     }
     if done.totp_seeds > 0 {

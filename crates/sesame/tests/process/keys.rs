@@ -177,9 +177,18 @@ async fn a_totp_seed_is_sealed_at_rest_and_signs_in_after_a_master_key_rotation(
     let data = dir.path().join("data");
     let old_key = dir.path().join("old.key");
     write_key(&old_key, &format!("{MASTER_KEY}\n"));
+    // A webhook endpoint: its secret is sealed at rest like the seeds.
+    let webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let env = vec![
         ("SESAME_DATA_DIR", data.display().to_string()),
         ("SESAME_MASTER_KEY_FILE", old_key.display().to_string()),
+        (
+            "SESAME_EVENTS__WEBHOOKS",
+            format!(
+                r#"[{{name="audit",url="http://127.0.0.1:9/hooks",secret="{webhook_secret}"}}]"#
+            ),
+        ),
+        ("SESAME_EVENTS__ALLOW_PRIVATE_TARGETS", "true".into()),
     ];
     let server = start(&data, &env).await;
     let client = reqwest::Client::new();
@@ -225,10 +234,15 @@ async fn a_totp_seed_is_sealed_at_rest_and_signs_in_after_a_master_key_rotation(
         "a backup code is on disk"
     );
     assert!(!contains(&stored, backup.replace('-', "").as_bytes()));
+    assert!(
+        !contains(&stored, webhook_secret.as_bytes()),
+        "a webhook secret is on disk"
+    );
+    assert!(!contains(&stored, b"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
 
     let (new_key, text) = rotate_master(dir.path(), &env);
     assert!(
-        text.contains("1 server secret(s) and 1 TOTP seed(s)"),
+        text.contains("1 server secret(s), 1 TOTP seed(s) and 1 webhook secret(s)"),
         "{text}"
     );
     let mut with_new = env.clone();
