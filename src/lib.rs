@@ -6,6 +6,7 @@
 //! `SESAME_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! The same tests thus run against both backends.
 
+pub mod nats;
 pub mod webhooks;
 
 pub use sesame_testdb::{Postgres, TestBackend, TestDb, in_ci};

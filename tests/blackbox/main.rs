@@ -16,6 +16,7 @@ mod lockout;
 mod logins;
 mod me;
 mod mfa;
+mod nats;
 mod overload;
 mod passkeys;
 mod password;

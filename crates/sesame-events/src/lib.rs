@@ -2,11 +2,13 @@
 //! the change they announce, and the relay that delivers them at least once.
 
 pub mod envelope;
+pub mod nats;
 pub mod relay;
 pub mod store;
 pub mod webhook;
 
 pub use envelope::{Actor, Envelope};
+pub use nats::{NatsSink, NatsStream};
 pub use relay::{LogSink, Outcome, Relay, RelayOptions, Round, Schedule, Sink, Sinks};
 pub use store::{
     Delivery, DeliveryRow, DeliveryStatus, Failure, OutboxStore, StoredEndpoint, WebhookStore,

@@ -11,7 +11,7 @@ use sesame_app::events::{EventSettings, WebhookSeed};
 use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy, Settings, WebauthnSettings};
 use sesame_credentials::{Argon2Config, HashingConfig, NormaliseConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
-use sesame_events::Schedule;
+use sesame_events::{NatsStream, Schedule};
 use sesame_store_postgres::{PgSettings, PgTarget};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,8 @@ pub struct EventsConfig {
     pub poll_interval_ms: u64,
     /// The JetStream stream events are published to (created when missing).
     pub nats_stream: String,
+    /// Put before each topic to make the NATS subject (e.g. `staging.`).
+    pub nats_subject_prefix: String,
 }
 
 impl Default for EventsConfig {
@@ -75,11 +77,21 @@ impl Default for EventsConfig {
             allow_private_targets: false,
             poll_interval_ms: 500,
             nats_stream: "SESAME_IDENTITY".into(),
+            nats_subject_prefix: String::new(),
         }
     }
 }
 
 impl EventsConfig {
+    /// The JetStream stream.
+    pub fn nats_stream(&self) -> NatsStream {
+        NatsStream {
+            name: self.nats_stream.clone(),
+            subject_prefix: self.nats_subject_prefix.clone(),
+            ..NatsStream::default()
+        }
+    }
+
     /// The app's view.
     pub fn settings(&self) -> EventSettings {
         EventSettings {

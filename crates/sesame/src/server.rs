@@ -6,7 +6,7 @@ use sesame_app::{App, Delivery, Stores};
 use sesame_core::{Clock, FailPoints, SystemClock};
 use sesame_credentials::{MasterKey, MasterKeys, PasswordHasher};
 use sesame_delivery::{FileMailer, FileSmsSender, SmtpMailer, Templates};
-use sesame_events::{LogSink, Relay, RelayOptions, Sink};
+use sesame_events::{LogSink, NatsSink, Relay, RelayOptions, Sink};
 use sesame_redis::RedisLimits;
 use sesame_store_postgres::{PgStore, PgTarget};
 use sesame_store_sqlite::SqliteStore;
@@ -150,8 +150,15 @@ impl Server {
             stores.profiles.clone(),
             Arc::new(LogSink),
         ));
+        let mut fixed = vec![log];
+        if let Some(url) = &config.nats_url {
+            let nats = NatsSink::connect(url, config.events.nats_stream())
+                .await
+                .map_err(StartError::Service)?;
+            fixed.push(Arc::new(nats));
+        }
         let sinks = app
-            .event_sinks(vec![log])
+            .event_sinks(fixed)
             .map_err(|e| StartError::Service(e.to_string()))?;
         let relay = Relay::new(
             stores.outbox.clone(),

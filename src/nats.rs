@@ -1,0 +1,114 @@
+//! NATS for tests: the shared JetStream server (`SESAME_TEST_NATS_URL`,
+//! default `nats://127.0.0.1:4222`), a stream and subject prefix of each
+//! test's own, and a pull consumer reading what the server published.
+
+use crate::in_ci;
+use async_nats::jetstream::{self, consumer::pull};
+use futures_util::StreamExt;
+use std::time::Duration;
+
+/// The server's URL.
+pub fn nats_url() -> String {
+    std::env::var("SESAME_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// One message as a consumer read it.
+#[derive(Debug, Clone)]
+pub struct Read {
+    /// The subject.
+    pub subject: String,
+    /// The `Nats-Msg-Id` header.
+    pub msg_id: String,
+    /// The body as JSON.
+    pub body: serde_json::Value,
+}
+
+/// A stream and subject prefix no other test uses, deleted on [`Self::finish`].
+pub struct TestStream {
+    /// The stream's name.
+    pub name: String,
+    /// The prefix of its subjects (`t<uuid>.`).
+    pub prefix: String,
+    jetstream: jetstream::Context,
+}
+
+impl TestStream {
+    /// Names a fresh stream on the shared server; `None` (after a message)
+    /// when no server answers outside CI.
+    pub async fn new() -> Option<Self> {
+        let url = nats_url();
+        let connected =
+            tokio::time::timeout(Duration::from_secs(5), async_nats::connect(&url)).await;
+        let client = match connected {
+            Ok(Ok(client)) => client,
+            _ => {
+                let msg = format!("no NATS server at {url}");
+                assert!(!in_ci(), "{msg}");
+                eprintln!("skipping: {msg}");
+                return None;
+            }
+        };
+        let tag = uuid::Uuid::now_v7().simple().to_string();
+        Some(Self {
+            name: format!("T_{tag}"),
+            prefix: format!("t{tag}."),
+            jetstream: jetstream::new(client),
+        })
+    }
+
+    /// Every message on `topic` so far, oldest first, read by a new consumer.
+    pub async fn read(&self, topic: &str) -> Vec<Read> {
+        let stream = self
+            .jetstream
+            .get_stream(&self.name)
+            .await
+            .expect("the stream exists");
+        let consumer = stream
+            .create_consumer(pull::Config {
+                filter_subject: format!("{}{topic}", self.prefix),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ..pull::Config::default()
+            })
+            .await
+            .expect("a consumer");
+        let mut out = Vec::new();
+        let mut batch = consumer
+            .fetch()
+            .max_messages(10_000)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .expect("a fetch");
+        while let Some(message) = batch.next().await {
+            let message = message.expect("a message");
+            let msg_id = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            out.push(Read {
+                subject: message.subject.to_string(),
+                msg_id,
+                body: serde_json::from_slice(&message.payload).expect("a JSON body"),
+            });
+            message.ack().await.expect("an ack");
+        }
+        out
+    }
+
+    /// How many messages the stream holds.
+    pub async fn stored(&self) -> u64 {
+        let mut stream = self
+            .jetstream
+            .get_stream(&self.name)
+            .await
+            .expect("the stream exists");
+        stream.info().await.expect("stream info").state.messages
+    }
+
+    /// Deletes the stream.
+    pub async fn finish(self) {
+        let _ = self.jetstream.delete_stream(&self.name).await;
+    }
+}

@@ -1,0 +1,148 @@
+//! NATS JetStream delivery against the shared server: one message per event
+//! with `Nats-Msg-Id` = the event id, a principal's events in `aggseq` order,
+//! and a publish whose mark was lost acknowledged as a duplicate, not stored
+//! twice.
+
+use crate::admin::id_of;
+use sesame::Config;
+use sesame_tests::nats::{TestStream, nats_url};
+use sesame_tests::{PASSWORD, TestApp};
+use std::time::Duration;
+
+async fn publishing_to(stream: &TestStream) -> TestApp {
+    let (name, prefix) = (stream.name.clone(), stream.prefix.clone());
+    TestApp::builder()
+        .config(move |c: &mut Config| {
+            c.nats_url = Some(nats_url());
+            c.events.nats_stream = name;
+            c.events.nats_subject_prefix = prefix;
+            c.events.poll_interval_ms = 20;
+        })
+        .spawn()
+        .await
+}
+
+/// Waits until every NATS delivery is marked delivered, and returns how many there are.
+async fn all_published(app: &TestApp) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let undelivered = app
+            .count("SELECT COUNT(*) FROM deliveries WHERE sink = 'nats' AND status <> 'delivered'")
+            .await;
+        let unfanned = app
+            .count("SELECT COUNT(*) FROM outbox WHERE fanned_out_at IS NULL")
+            .await;
+        if undelivered == 0 && unfanned == 0 {
+            return app
+                .count("SELECT COUNT(*) FROM deliveries WHERE sink = 'nats'")
+                .await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{undelivered} NATS deliveries left"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sign_up_is_published_once_as_a_cloudevent_with_its_id() {
+    let Some(stream) = TestStream::new().await else {
+        return;
+    };
+    let app = publishing_to(&stream).await;
+    let user = app.register("nats@example.com").await;
+    let id = id_of(&user);
+    assert!(all_published(&app).await >= 1);
+    let read = stream.read("identity.user.signed_up").await;
+    assert_eq!(read.len(), 1, "{read:?}");
+    let message = &read[0];
+    assert_eq!(
+        message.subject,
+        format!("{}identity.user.signed_up", stream.prefix)
+    );
+    let body = &message.body;
+    assert_eq!(message.msg_id, body["id"].as_str().unwrap());
+    // The CloudEvents 1.0 envelope: required attributes and their forms.
+    assert_eq!(body["specversion"], "1.0");
+    assert_eq!(body["type"], "identity.user.signed_up");
+    assert!(body["source"].as_str().unwrap().starts_with("sesame://"));
+    assert_eq!(
+        uuid::Uuid::parse_str(body["id"].as_str().unwrap())
+            .unwrap()
+            .get_version_num(),
+        7
+    );
+    time::OffsetDateTime::parse(
+        body["time"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(body["datacontenttype"], "application/json");
+    assert_eq!(body["subject"], id.as_str());
+    assert_eq!(
+        (body["actorkind"].as_str(), body["actorid"].as_str()),
+        (Some("principal"), Some(id.as_str()))
+    );
+    assert_eq!(body["aggseq"], 1);
+    assert_eq!(body["data"]["login_type"], "email");
+    app.stop().await;
+    stream.finish().await;
+}
+
+#[tokio::test]
+async fn a_principals_events_arrive_in_sequence() {
+    let Some(stream) = TestStream::new().await else {
+        return;
+    };
+    let app = publishing_to(&stream).await;
+    let user = app.register("order@example.com").await;
+    for _ in 0..5 {
+        let resp = app.sign_in("order@example.com", PASSWORD).await;
+        assert_eq!(resp.status, 200, "{}", resp.body);
+    }
+    let published = all_published(&app).await;
+    let read = stream.read("identity.>").await;
+    assert_eq!(read.len() as i64, published);
+    let mine: Vec<i64> = read
+        .iter()
+        .filter(|m| m.body["subject"] == user["principal"]["id"])
+        .map(|m| m.body["aggseq"].as_i64().unwrap())
+        .collect();
+    assert!(mine.len() >= 6, "{mine:?}");
+    assert_eq!(mine, (1..=mine.len() as i64).collect::<Vec<_>>());
+    app.stop().await;
+    stream.finish().await;
+}
+
+#[tokio::test]
+async fn a_publish_whose_mark_was_lost_is_acknowledged_as_a_duplicate() {
+    let Some(stream) = TestStream::new().await else {
+        return;
+    };
+    let app = publishing_to(&stream).await;
+    app.register("twice@example.com").await;
+    let published = all_published(&app).await;
+    assert_eq!(stream.stored().await as i64, published);
+    // As if the relay died after the acks and before marking them.
+    app.db
+        .execute("UPDATE deliveries SET status = 'pending', attempts = 0 WHERE sink = 'nats'")
+        .await;
+    assert_eq!(all_published(&app).await, published);
+    let again = "SELECT COUNT(*) FROM deliveries WHERE sink = 'nats' AND attempts = 1";
+    assert_eq!(
+        app.count(again).await,
+        published,
+        "each was published again"
+    );
+    assert_eq!(
+        stream.stored().await as i64,
+        published,
+        "the stream dropped the duplicates"
+    );
+    let read = stream.read("identity.>").await;
+    let ids: std::collections::HashSet<_> = read.iter().map(|m| m.msg_id.clone()).collect();
+    assert_eq!(ids.len() as i64, published);
+    app.stop().await;
+    stream.finish().await;
+}
