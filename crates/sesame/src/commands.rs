@@ -312,3 +312,72 @@ pub async fn import(
     }
     Ok(summary)
 }
+
+/// `sesame events …`.
+#[derive(Debug, Clone)]
+pub enum EventsCommand {
+    /// Deliveries, newest event first.
+    List {
+        /// Only the failed ones (given up on, or their endpoint disabled).
+        failed: bool,
+        /// At most this many.
+        limit: i64,
+    },
+    /// Makes failed deliveries pending again, due now, with the same event id.
+    Retry {
+        /// Those of this event; every failed one when `None`.
+        event: Option<uuid::Uuid>,
+    },
+}
+
+/// Runs a `sesame events` command against the configured database; returns
+/// the lines to print (a listing is tab-separated, with a header).
+pub async fn events(config: &Config, command: EventsCommand) -> Result<Vec<String>, StartError> {
+    let service = |e: sesame_core::StoreError| StartError::Service(e.to_string());
+    let stores = open_backend(config, false).await?.stores();
+    let now = sesame_core::Clock::now(&sesame_core::SystemClock);
+    match command {
+        EventsCommand::List { failed, limit } => {
+            let rows = stores
+                .outbox
+                .list_deliveries(failed, limit.max(1))
+                .await
+                .map_err(service)?;
+            let mut lines = vec![
+                "event_id\tsink\ttopic\tstatus\tattempts\tnext_attempt_at\tlast_error".to_owned(),
+            ];
+            lines.extend(rows.iter().map(|r| {
+                let next = r
+                    .next_attempt_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                format!(
+                    "{}\t{}\t{}\t{}\t{}\t{next}\t{}",
+                    r.event_id,
+                    r.sink,
+                    r.topic,
+                    r.status.as_str(),
+                    r.attempts,
+                    r.last_error
+                        .as_deref()
+                        .unwrap_or("")
+                        .replace(['\t', '\n'], " "),
+                )
+            }));
+            Ok(lines)
+        }
+        EventsCommand::Retry { event } => {
+            let n = stores
+                .outbox
+                .retry_failed(event, now)
+                .await
+                .map_err(service)?;
+            if n == 0 && event.is_some() {
+                return Err(StartError::Config(
+                    "that event has no failed delivery".into(),
+                ));
+            }
+            Ok(vec![format!("{n} failed delivery(ies) pending again")])
+        }
+    }
+}

@@ -8,7 +8,9 @@ pub mod http_server;
 pub mod import;
 pub mod server;
 
-pub use commands::{AdminCommand, KeysCommand, admin, import, keys, migrate};
+pub use commands::{
+    AdminCommand, EventsCommand, KeysCommand, admin, events, import, keys, migrate,
+};
 pub use config::{Config, WebauthnConfig};
 pub use server::{Backend, Hooks, Server, StartError};
 pub use sesame_store_postgres::RoleNames;

@@ -84,6 +84,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCmd,
     },
+    /// Event deliveries: list them, retry the failed ones.
+    Events {
+        #[command(subcommand)]
+        command: EventsCmd,
+    },
     /// Measure one password hash and the machine's hashing limit with the configured Argon2 cost.
     Calibrate {
         /// Seconds of the every-core run.
@@ -139,6 +144,29 @@ struct ImportArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum EventsCmd {
+    /// Deliveries (one per event and sink), newest event first, tab-separated.
+    List {
+        /// Only the failed ones: given up on after the last attempt, or their
+        /// endpoint disabled.
+        #[arg(long)]
+        failed: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Make failed deliveries pending again, due now; they keep their event id.
+    Retry {
+        /// The event whose failed deliveries to retry.
+        #[arg(required_unless_present = "all_failed")]
+        id: Option<uuid::Uuid>,
+        /// Every failed delivery.
+        #[arg(long, conflicts_with = "id")]
+        all_failed: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -316,6 +344,7 @@ async fn main() -> ExitCode {
         Command::Import(args) => import(config, args).await,
         Command::Keys { command } => keys(config, command).await,
         Command::Admin { command } => admin(config, command).await,
+        Command::Events { command } => events(config, command).await,
         Command::Calibrate { seconds, samples } => calibrate(config, seconds, samples).await,
     }
 }
@@ -456,6 +485,16 @@ async fn keys(config: Config, command: KeysCmd) -> ExitCode {
         }
     };
     print_lines(sesame::keys(&config, command).await)
+}
+
+/// `sesame events`.
+async fn events(config: Config, command: EventsCmd) -> ExitCode {
+    init_logging_to(&config, true);
+    let command = match command {
+        EventsCmd::List { failed, limit } => sesame::EventsCommand::List { failed, limit },
+        EventsCmd::Retry { id, .. } => sesame::EventsCommand::Retry { event: id },
+    };
+    print_lines(sesame::events(&config, command).await)
 }
 
 /// `sesame admin`.

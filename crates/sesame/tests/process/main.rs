@@ -7,6 +7,7 @@
 mod common;
 
 mod cli;
+mod events;
 mod files;
 mod import;
 mod instances;
