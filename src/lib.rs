@@ -43,6 +43,7 @@ pub struct TestAppBuilder {
     config: Config,
     failpoints: FailPoints,
     manual_clock: bool,
+    shared_database: Option<String>,
 }
 
 impl TestAppBuilder {
@@ -64,12 +65,30 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs on `other`'s PostgreSQL database with its master key, as a
+    /// second instance of the same deployment (PostgreSQL only: an embedded
+    /// file has one server).
+    pub fn database_of(mut self, other: &TestApp) -> Self {
+        let url = other.database.as_ref().map(Postgres::url);
+        assert!(
+            url.is_some(),
+            "a shared database needs the PostgreSQL backend"
+        );
+        self.shared_database = url;
+        self.config.master_key_file = Some(other.data_dir.join("master.key"));
+        self
+    }
+
     /// Boots the server.
     pub async fn spawn(mut self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         self.config.data_dir = dir.path().join("data");
         let database = match TestBackend::from_env() {
             TestBackend::Sqlite => None,
+            TestBackend::Postgres if self.shared_database.is_some() => {
+                self.config.database_url = self.shared_database.take();
+                None
+            }
             TestBackend::Postgres => {
                 let db = Postgres::create().await;
                 self.config.database_url = Some(db.url());
@@ -220,6 +239,7 @@ impl TestApp {
             config,
             failpoints: FailPoints::default(),
             manual_clock: false,
+            shared_database: None,
         }
     }
 

@@ -36,9 +36,13 @@ impl TestStream {
     /// Names a fresh stream on the shared server; `None` (after a message)
     /// when no server answers outside CI.
     pub async fn new() -> Option<Self> {
-        let url = nats_url();
+        Self::on(&nats_url()).await
+    }
+
+    /// Names a fresh stream on the server at `url`.
+    pub async fn on(url: &str) -> Option<Self> {
         let connected =
-            tokio::time::timeout(Duration::from_secs(5), async_nats::connect(&url)).await;
+            tokio::time::timeout(Duration::from_secs(5), async_nats::connect(url)).await;
         let client = match connected {
             Ok(Ok(client)) => client,
             _ => {
@@ -72,29 +76,13 @@ impl TestStream {
             .await
             .expect("a consumer");
         let mut out = Vec::new();
-        let mut batch = consumer
-            .fetch()
-            .max_messages(10_000)
-            .expires(Duration::from_millis(300))
-            .messages()
-            .await
-            .expect("a fetch");
-        while let Some(message) = batch.next().await {
-            let message = message.expect("a message");
-            let msg_id = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default();
-            out.push(Read {
-                subject: message.subject.to_string(),
-                msg_id,
-                body: serde_json::from_slice(&message.payload).expect("a JSON body"),
-            });
-            message.ack().await.expect("an ack");
+        loop {
+            let before = out.len();
+            fetch_into(&consumer, &mut out).await;
+            if out.len() == before {
+                return out;
+            }
         }
-        out
     }
 
     /// How many messages the stream holds.
@@ -110,5 +98,114 @@ impl TestStream {
     /// Deletes the stream.
     pub async fn finish(self) {
         let _ = self.jetstream.delete_stream(&self.name).await;
+    }
+}
+
+/// Reads what `consumer` has now (a fetch that does not wait) into `out`.
+async fn fetch_into(consumer: &jetstream::consumer::Consumer<pull::Config>, out: &mut Vec<Read>) {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1000)
+        .messages()
+        .await
+        .expect("a fetch");
+    while let Some(message) = batch.next().await {
+        let message = message.expect("a message");
+        let msg_id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        out.push(Read {
+            subject: message.subject.to_string(),
+            msg_id,
+            body: serde_json::from_slice(&message.payload).expect("a JSON body"),
+        });
+        message.ack().await.expect("an ack");
+    }
+}
+
+/// A NATS server of a test's own (Debian's `nats-server`, JetStream on, its
+/// store in a temporary directory), to stop and start again.
+pub struct PrivateNats {
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+    port: u16,
+    store: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateNats {
+    /// Starts one on a free port; `None` (after a message) when there is no
+    /// `nats-server` outside CI.
+    pub async fn start() -> Option<Self> {
+        let found = std::process::Command::new("nats-server")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            let msg = "nats-server missing: run the suite with scripts/test, which installs it";
+            assert!(!in_ci(), "{msg}");
+            eprintln!("skipping: {msg}");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut nats = Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            store: tempfile::tempdir().expect("a store directory"),
+            child: None,
+        };
+        nats.restart().await;
+        Some(nats)
+    }
+
+    /// Kills it (SIGKILL): no clean shutdown.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store, and waits until it listens.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nats-server did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

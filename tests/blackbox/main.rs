@@ -8,6 +8,7 @@ mod admin_users;
 mod audit;
 mod codes;
 mod crash;
+mod delivery_faults;
 mod erasure;
 mod errors;
 mod kinds;

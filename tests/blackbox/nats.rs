@@ -23,7 +23,7 @@ async fn publishing_to(stream: &TestStream) -> TestApp {
 }
 
 /// Waits until every NATS delivery is marked delivered, and returns how many there are.
-async fn all_published(app: &TestApp) -> i64 {
+pub(crate) async fn all_published(app: &TestApp) -> i64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let undelivered = app
