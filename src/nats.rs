@@ -85,6 +85,42 @@ impl TestStream {
         }
     }
 
+    /// Publishes `body` on `subject` (after the prefix) with `msg_id` as its
+    /// `Nats-Msg-Id` when given, once a stream captures the subject; true
+    /// when the stream acknowledged it as a duplicate.
+    pub async fn publish(&self, subject: &str, msg_id: Option<&str>, body: &[u8]) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut headers = async_nats::HeaderMap::new();
+            if let Some(id) = msg_id {
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
+            }
+            let sent = self
+                .jetstream
+                .publish_with_headers(
+                    format!("{}{subject}", self.prefix),
+                    headers,
+                    body.to_vec().into(),
+                )
+                .await;
+            if let Ok(ack) = sent
+                && let Ok(ack) = ack.await
+            {
+                return ack.duplicate;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no stream took {subject}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The stream Sesame makes for what it consumes, in this test.
+    pub fn inbox(&self) -> String {
+        format!("{}_INBOX", self.name)
+    }
+
     /// How many messages the stream holds.
     pub async fn stored(&self) -> u64 {
         let mut stream = self
@@ -95,9 +131,10 @@ impl TestStream {
         stream.info().await.expect("stream info").state.messages
     }
 
-    /// Deletes the stream.
+    /// Deletes the stream (and the inbox stream, if any).
     pub async fn finish(self) {
         let _ = self.jetstream.delete_stream(&self.name).await;
+        let _ = self.jetstream.delete_stream(self.inbox()).await;
     }
 }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use sesame_core::{Clock, Error, ErrorCode};
 use sesame_credentials::{MasterKeys, Sealed};
+use sesame_events::inbox::{Handled, Handler};
 use sesame_events::relay::Schedule;
 use sesame_events::webhook::{self, WebhookClient, WebhookSink};
 use sesame_events::{OutboxStore, Sink, Sinks, StoredEndpoint, WebhookStore};
@@ -238,5 +239,105 @@ impl Sinks for EventSinks {
         if let Err(e) = self.outbox.fail_sink(sink, &why).await {
             tracing::warn!(endpoint = name, error = %e, "failing a disabled endpoint's deliveries failed");
         }
+    }
+}
+
+/// `accounts.user.role_required` as Sesame reads it: a CloudEvent (or any
+/// JSON object) naming the principal in `data.principal_id` (else in
+/// `subject`) and the role in `data.role`.
+#[derive(Debug, Deserialize)]
+struct RoleRequired {
+    #[serde(default)]
+    subject: Option<String>,
+    data: RoleRequiredData,
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleRequiredData {
+    #[serde(default)]
+    principal_id: Option<String>,
+    role: String,
+}
+
+/// Grants the roles other services ask for, once per message.
+pub struct RoleRequests {
+    app: App,
+    counts: Arc<dyn Fn(&'static str) + Send + Sync>,
+}
+
+impl RoleRequests {
+    /// Handles requests with `app`; `counts` is told of malformed messages
+    /// and consumer errors.
+    pub fn new(app: App, counts: Arc<dyn Fn(&'static str) + Send + Sync>) -> Self {
+        Self { app, counts }
+    }
+}
+
+#[async_trait]
+impl Handler for RoleRequests {
+    async fn handle(&self, msg_id: &str, body: &[u8]) -> Handled {
+        match self.app.grant_required_role(msg_id, body).await {
+            Ok(_) => Handled::Done,
+            Err(e @ (Error::Problem { .. } | Error::Invalid { .. })) => {
+                Handled::Malformed(e.to_string())
+            }
+            Err(e) => Handled::Retry(e.to_string()),
+        }
+    }
+
+    fn count(&self, what: &'static str) {
+        (self.counts)(what);
+    }
+}
+
+impl App {
+    /// Grants the role a `role_required` message asks for, recording the
+    /// message id in the same transaction: a redelivered or duplicated
+    /// message grants nothing twice. True when the role was granted now.
+    /// A message that can never be handled is a `Problem`.
+    pub async fn grant_required_role(&self, msg_id: &str, body: &[u8]) -> Result<bool, Error> {
+        let malformed = |why: &str| Error::problem(ErrorCode::ValidationFailed, why.to_owned());
+        let request: RoleRequired = serde_json::from_slice(body)
+            .map_err(|e| malformed(&format!("not a role request: {e}")))?;
+        let principal = request
+            .data
+            .principal_id
+            .or(request.subject)
+            .and_then(|id| id.parse().ok())
+            .map(sesame_core::PrincipalId)
+            .ok_or_else(|| malformed("no principal id in data.principal_id or subject"))?;
+        let role = request.data.role;
+        self.existing_principal(principal).await?;
+        let now = self.0.clock.now();
+        let stores = &self.0.stores;
+        let mut tx = self.begin().await?;
+        if !stores.outbox.note_message(tx.as_mut(), msg_id, now).await? {
+            return Ok(false);
+        }
+        let granted = stores
+            .access
+            .assign_role(tx.as_mut(), principal, &role, None, now)
+            .await
+            .map_err(crate::access::no_such_role)?;
+        if granted {
+            let actor = sesame_events::Actor {
+                kind: "service".into(),
+                id: sesame_events::inbox::ROLE_REQUIRED.into(),
+            };
+            let data = serde_json::json!({ "role": role, "message_id": msg_id });
+            self.announce_as(
+                tx.as_mut(),
+                principal,
+                actor,
+                sesame_events::topics::ROLE_ASSIGNED,
+                &crate::ClientMeta::default(),
+                data,
+                now,
+            )
+            .await?;
+        }
+        self.commit(tx).await?;
+        self.0.caches.roles.invalidate(&principal);
+        Ok(granted)
     }
 }

@@ -2,6 +2,7 @@
 //! the change they announce, and the relay that delivers them at least once.
 
 pub mod envelope;
+pub mod inbox;
 pub mod nats;
 pub mod relay;
 pub mod store;

@@ -64,27 +64,32 @@ pub struct NatsSink {
     ready: AtomicBool,
 }
 
+/// Connects to `url`, reconnecting in the background whenever the server is
+/// away (the first time included).
+pub async fn connect(url: &str) -> Result<jetstream::Context, String> {
+    let client = async_nats::ConnectOptions::new()
+        .name("sesame")
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+        .map_err(|e| format!("NATS at {url}: {e}"))?;
+    Ok(jetstream::new(client))
+}
+
 impl NatsSink {
-    /// Connects to `url` (reconnecting in the background whenever the server
-    /// is away, the first time included) and makes sure of the stream when
-    /// the server answers.
-    pub async fn connect(url: &str, stream: NatsStream) -> Result<Self, String> {
-        let client = async_nats::ConnectOptions::new()
-            .name("sesame")
-            .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect()
-            .connect(url)
-            .await
-            .map_err(|e| format!("NATS at {url}: {e}"))?;
+    /// Publishes through `jetstream`, making sure of the stream when the
+    /// server answers.
+    pub async fn new(jetstream: jetstream::Context, stream: NatsStream) -> Self {
         let sink = Self {
-            jetstream: jetstream::new(client),
+            jetstream,
             stream,
             ready: AtomicBool::new(false),
         };
         if let Err(e) = sink.ensure_stream().await {
             tracing::warn!(error = %e, "the JetStream stream is not ready yet; events wait");
         }
-        Ok(sink)
+        sink
     }
 
     async fn ensure_stream(&self) -> Result<(), String> {
@@ -156,6 +161,7 @@ impl Sink for NatsSink {
                 if ack.duplicate {
                     tracing::info!(event_id = %delivery.event_id, "JetStream had this event already");
                 }
+                tracing::debug!(event_id = %delivery.event_id, stream = ack.stream, seq = ack.sequence, "published");
                 Outcome::Delivered
             }
         }

@@ -170,6 +170,15 @@ pub trait OutboxStore: Send + Sync {
     /// Removes deliveries made before `before`, and the events whose every
     /// delivery is gone. Returns how many events went.
     async fn prune_delivered(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Records a consumed message's id in the caller's transaction; false
+    /// when it was recorded before (a redelivery: change nothing).
+    async fn note_message(
+        &self,
+        tx: &mut dyn Tx,
+        msg_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A Standard Webhooks endpoint as stored: its secret sealed under the

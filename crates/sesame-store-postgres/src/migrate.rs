@@ -71,6 +71,11 @@ impl Domain {
                     "deliveries",
                     include_str!("../migrations/credentials/0007_deliveries.sql"),
                 ),
+                (
+                    8,
+                    "inbox",
+                    include_str!("../migrations/credentials/0008_inbox.sql"),
+                ),
             ],
         }
     }

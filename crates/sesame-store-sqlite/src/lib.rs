@@ -62,6 +62,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deliveries",
         include_str!("../migrations/0011_deliveries.sql"),
     ),
+    (12, "inbox", include_str!("../migrations/0012_inbox.sql")),
 ];
 
 /// The SQLite backend: one pool, every store trait.

@@ -410,3 +410,22 @@ pub async fn webhook_endpoints_are_stored_disabled_and_resealed<S: Backend>(h: &
     assert!(!s.delete_webhook("billing").await.unwrap());
     assert!(s.list_webhooks().await.unwrap().is_empty());
 }
+
+/// A consumed message's id is recorded once, with its transaction: a
+/// rolled-back record leaves the id free, a committed one refuses it again.
+pub async fn consumed_message_ids_are_recorded_once<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let mut tx = s.begin().await.unwrap();
+    assert!(s.note_message(tx.as_mut(), "m1", at(1)).await.unwrap());
+    drop(tx);
+    let first = committed(s, async |tx| s.note_message(tx, "m1", at(2)).await.unwrap()).await;
+    assert!(first, "the rolled-back record left it free");
+    let again = committed(s, async |tx| s.note_message(tx, "m1", at(3)).await.unwrap()).await;
+    assert!(!again);
+    let other = committed(s, async |tx| s.note_message(tx, "m2", at(3)).await.unwrap()).await;
+    assert!(other);
+    assert_eq!(
+        h.db.count("SELECT COUNT(*) FROM processed_messages").await,
+        2
+    );
+}

@@ -103,6 +103,7 @@ on_every_backend!(
     outbox::racing_claims_never_share_a_delivery,
     outbox::delivered_events_are_pruned_and_failed_ones_retried,
     outbox::webhook_endpoints_are_stored_disabled_and_resealed,
+    outbox::consumed_message_ids_are_recorded_once,
     upkeep::ping_tells_whether_the_database_answers,
 );
 

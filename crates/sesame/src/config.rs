@@ -11,6 +11,7 @@ use sesame_app::events::{EventSettings, WebhookSeed};
 use sesame_app::{LockoutPolicy, RateLimits, RetentionPolicy, Settings, WebauthnSettings};
 use sesame_credentials::{Argon2Config, HashingConfig, NormaliseConfig, UsernameCharset};
 use sesame_delivery::SmtpConfig;
+use sesame_events::inbox::InboxSettings;
 use sesame_events::{NatsStream, Schedule};
 use sesame_store_postgres::{PgSettings, PgTarget};
 use std::net::SocketAddr;
@@ -66,6 +67,9 @@ pub struct EventsConfig {
     pub nats_stream: String,
     /// Put before each topic to make the NATS subject (e.g. `staging.`).
     pub nats_subject_prefix: String,
+    /// The stream made for `accounts.user.role_required` when no stream
+    /// captures that subject yet.
+    pub nats_inbox_stream: String,
 }
 
 impl Default for EventsConfig {
@@ -78,6 +82,7 @@ impl Default for EventsConfig {
             poll_interval_ms: 500,
             nats_stream: "SESAME_IDENTITY".into(),
             nats_subject_prefix: String::new(),
+            nats_inbox_stream: "SESAME_INBOX".into(),
         }
     }
 }
@@ -89,6 +94,15 @@ impl EventsConfig {
             name: self.nats_stream.clone(),
             subject_prefix: self.nats_subject_prefix.clone(),
             ..NatsStream::default()
+        }
+    }
+
+    /// Where `accounts.user.role_required` is consumed.
+    pub fn inbox(&self) -> InboxSettings {
+        InboxSettings {
+            subject_prefix: self.nats_subject_prefix.clone(),
+            stream: self.nats_inbox_stream.clone(),
+            ..InboxSettings::default()
         }
     }
 

@@ -151,11 +151,21 @@ impl Server {
             Arc::new(LogSink),
         ));
         let mut fixed = vec![log];
+        let mut consumer = None;
         if let Some(url) = &config.nats_url {
-            let nats = NatsSink::connect(url, config.events.nats_stream())
+            let js = sesame_events::nats::connect(url)
                 .await
                 .map_err(StartError::Service)?;
-            fixed.push(Arc::new(nats));
+            fixed.push(Arc::new(
+                NatsSink::new(js.clone(), config.events.nats_stream()).await,
+            ));
+            let handler = sesame_app::events::RoleRequests::new(app.clone(), Arc::new(|_| {}));
+            consumer = Some(tokio::spawn(sesame_events::inbox::consume(
+                js,
+                config.events.inbox(),
+                Arc::new(handler),
+                rx.clone(),
+            )));
         }
         let sinks = app
             .event_sinks(fixed)
@@ -176,7 +186,7 @@ impl Server {
         // Keys are re-read on every backend: `sesame keys rotate` may add one
         // from another process, and activations and retirements happen in time.
         let every = Duration::from_secs(config.key_refresh_secs.max(1));
-        let tasks = vec![
+        let mut tasks = vec![
             http,
             tokio::spawn(relay.run(rx.clone())),
             tokio::spawn(refresh_keys(app.clone(), every, rx.clone())),
@@ -186,6 +196,7 @@ impl Server {
                 rx,
             )),
         ];
+        tasks.extend(consumer);
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "sesame is listening");
         Ok(Self {
             addr,

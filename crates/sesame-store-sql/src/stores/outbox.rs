@@ -301,6 +301,20 @@ macro_rules! __outbox_store {
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected())
                 }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
+                async fn note_message(&self, tx: &mut dyn Tx, msg_id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+                    let done = ::sqlx::query(
+                        "INSERT INTO processed_messages (msg_id, processed_at) VALUES ($1, $2)
+                         ON CONFLICT (msg_id) DO NOTHING",
+                    )
+                    .bind(msg_id)
+                    .bind(at)
+                    .execute(Self::conn(tx)?)
+                    .await
+                    .map_err(Self::store_err)?;
+                    Ok(done.rows_affected() == 1)
+                }
             }
 
             #[async_trait]
