@@ -16,6 +16,7 @@ mod legacy;
 mod lockout;
 mod logins;
 mod me;
+mod metrics;
 mod mfa;
 mod nats;
 mod overload;

@@ -15,6 +15,7 @@ pub mod keys;
 mod logins;
 mod me;
 mod mfa;
+pub mod observe;
 mod outgoing;
 mod passkeys;
 mod password;

@@ -247,10 +247,11 @@ impl App {
     ) -> Result<SignedIn, Error> {
         let presented = Presented::of(&req)?;
         match (&req.challenge_id, auth) {
-            (Some(id), _) => self
-                .finish_challenge(id, &presented, meta)
-                .await
-                .map(SignedIn::Session),
+            (Some(id), _) => {
+                let result = self.finish_challenge(id, &presented, meta).await;
+                crate::observe::sign_in("second_factor", &result, false);
+                result.map(SignedIn::Session)
+            }
             (None, Some(auth)) => self
                 .raise_session(auth, &presented, meta)
                 .await

@@ -453,6 +453,16 @@ impl App {
         req: PasskeySignInFinish,
         meta: &ClientMeta,
     ) -> Result<SessionGrant, Error> {
+        let result = self.passkey_sign_in(req, meta).await;
+        crate::observe::sign_in("passkey", &result, false);
+        result
+    }
+
+    async fn passkey_sign_in(
+        &self,
+        req: PasskeySignInFinish,
+        meta: &ClientMeta,
+    ) -> Result<SessionGrant, Error> {
         let webauthn = self.webauthn()?;
         self.limit_ip(crate::brute_force::Action::SignIn, meta)
             .await?;

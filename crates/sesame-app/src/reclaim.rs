@@ -51,6 +51,9 @@ impl App {
 
     /// Drops revoked sessions from the caches once their revocation committed.
     pub(crate) fn forget_sessions(&self, revoked: &[SessionId]) {
+        if !revoked.is_empty() {
+            metrics::counter!("sesame_sessions_revoked_total").increment(revoked.len() as u64);
+        }
         for id in revoked {
             self.0.caches.sessions.invalidate(id);
         }

@@ -112,6 +112,7 @@ impl App {
         new: NewSession,
         now: OffsetDateTime,
     ) -> Result<SessionGrant, Error> {
+        metrics::counter!("sesame_sessions_opened_total").increment(1);
         self.grant(&new.session, Some(new.secret.token), now).await
     }
 

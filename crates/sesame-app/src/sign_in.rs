@@ -51,6 +51,18 @@ impl App {
     /// one hash verification each.
     #[tracing::instrument(skip_all, err(level = "debug"), fields(principal_id = tracing::field::Empty))]
     pub async fn sign_in(&self, req: SignInRequest, meta: &ClientMeta) -> Result<SignedIn, Error> {
+        let method = if req.password.is_some() {
+            "password"
+        } else {
+            "code"
+        };
+        let result = self.sign_in_once(req, meta).await;
+        let mfa = matches!(result, Ok(SignedIn::Mfa(_)));
+        crate::observe::sign_in(method, &result, mfa);
+        result
+    }
+
+    async fn sign_in_once(&self, req: SignInRequest, meta: &ClientMeta) -> Result<SignedIn, Error> {
         let login = req.login.normalise(&self.0.settings.normalise, "login")?;
         let proof = Proof::of(req.password, req.code)?;
         let stores = &self.0.stores;

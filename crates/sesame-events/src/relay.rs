@@ -198,6 +198,7 @@ impl Relay {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "fanning events out failed");
+                    metrics::counter!("sesame_relay_errors_total").increment(1);
                     break;
                 }
             }
@@ -274,6 +275,7 @@ impl Handle {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(sink = sink.id(), error = %e, "claiming deliveries failed");
+                metrics::counter!("sesame_relay_errors_total").increment(1);
                 return (0, 0);
             }
         };
@@ -292,6 +294,17 @@ impl Handle {
             let Ok((delivery, outcome)) = done else {
                 continue;
             };
+            let counted = match &outcome {
+                Outcome::Delivered => "delivered",
+                Outcome::Retry { .. } => "failed",
+                Outcome::Gone { .. } => "gone",
+            };
+            metrics::counter!(
+                "sesame_event_deliveries_total",
+                "sink" => sink.id().to_owned(),
+                "outcome" => counted
+            )
+            .increment(1);
             match outcome {
                 Outcome::Delivered => delivered.push(delivery.event_id),
                 Outcome::Retry { error, after } => {
@@ -310,6 +323,7 @@ impl Handle {
                 .await
         {
             tracing::warn!(sink = sink.id(), error = %e, "marking deliveries failed");
+            metrics::counter!("sesame_relay_errors_total").increment(1);
         }
         if let Some(error) = gone {
             tracing::warn!(sink = sink.id(), %error, "the sink is gone; it gets nothing more");
@@ -346,6 +360,7 @@ impl Handle {
             .await
         {
             tracing::warn!(sink, error = %e, "rescheduling a delivery failed");
+            metrics::counter!("sesame_relay_errors_total").increment(1);
         }
     }
 }

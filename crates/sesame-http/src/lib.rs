@@ -25,6 +25,14 @@ pub use routes::OPENAPI;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// `GET /metrics` (Prometheus text format), on the API's listener or a
+/// listener of its own.
+pub fn metrics_router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::metrics))
+        .with_state(app)
+}
+
 /// The whole HTTP API; client addresses come from the socket alone.
 pub fn router(app: App) -> Router {
     router_behind(app, TrustedProxies::default())

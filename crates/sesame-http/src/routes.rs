@@ -346,6 +346,15 @@ pub async fn openapi() -> Response {
     response
 }
 
+pub async fn metrics(State(app): State<App>) -> Response {
+    let mut response = app.metrics_text().await.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
 pub async fn live() -> &'static str {
     "ok"
 }

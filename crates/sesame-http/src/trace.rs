@@ -94,15 +94,47 @@ where
             latency_us = tracing::field::Empty,
         );
         let api = request.uri().path().starts_with("/v1/");
+        let labels = Labels {
+            method: request.method().clone(),
+            route: route.map(str::to_owned),
+        };
         let inner = span.in_scope(|| self.inner.call(request));
         EdgeFuture {
             inner,
             span,
             id: Some(id),
             api,
-            // Read only for the closing line, which only `debug` writes.
-            started: tracing::enabled!(tracing::Level::DEBUG).then(Instant::now),
+            labels,
+            started: Instant::now(),
         }
+    }
+}
+
+/// What a request is counted under: its method and route template.
+pub(crate) struct Labels {
+    method: axum::http::Method,
+    route: Option<String>,
+}
+
+impl Labels {
+    /// Counts the request and its latency (the route template, never the
+    /// path: ids in paths would make a series per user).
+    fn record(&mut self, status: u16, seconds: f64) {
+        let method = self.method.as_str().to_owned();
+        let route = self.route.take().unwrap_or_else(|| "unmatched".into());
+        metrics::histogram!(
+            "sesame_http_request_duration_seconds",
+            "method" => method.clone(),
+            "route" => route.clone()
+        )
+        .record(seconds);
+        metrics::counter!(
+            "sesame_http_requests_total",
+            "method" => method,
+            "route" => route,
+            "status" => status.to_string()
+        )
+        .increment(1);
     }
 }
 
@@ -113,7 +145,8 @@ pin_project! {
         span: tracing::Span,
         id: Option<String>,
         api: bool,
-        started: Option<Instant>,
+        labels: Labels,
+        started: Instant,
     }
 }
 
@@ -134,10 +167,12 @@ where
             Err(e) => return Poll::Ready(Err(e)),
         };
         let status = response.status().as_u16();
+        let elapsed = this.started.elapsed();
+        this.labels.record(status, elapsed.as_secs_f64());
         // Recorded on the span only when its closing line is logged: each
         // record re-formats the span's fields, on every request.
-        if let Some(started) = this.started {
-            let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             this.span.record("status", status);
             this.span.record("latency_us", latency_us);
             this.span

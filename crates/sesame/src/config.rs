@@ -223,6 +223,9 @@ pub struct Config {
     pub kinds: Vec<KindSeed>,
     /// Event delivery: webhooks, retries, the NATS stream.
     pub events: EventsConfig,
+    /// Serve `GET /metrics` on this address instead of the API's (to keep
+    /// it off the public port).
+    pub metrics_listen: Option<SocketAddr>,
     /// NATS server with JetStream (`nats://host:4222`): events are published
     /// there too when set.
     pub nats_url: Option<String>,
@@ -273,6 +276,7 @@ impl Default for Config {
             roles: Vec::new(),
             kinds: KindSeed::defaults(),
             events: EventsConfig::default(),
+            metrics_listen: None,
             nats_url: None,
             log_format: LogFormat::Auto,
             log_level: "info".into(),

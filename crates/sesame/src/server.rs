@@ -139,7 +139,26 @@ impl Server {
 
         let proxies = sesame_http::TrustedProxies::parse(&config.trusted_proxies)
             .map_err(StartError::Config)?;
-        let router = sesame_http::router_behind(app.clone(), proxies);
+        sesame_app::observe::handle();
+        let mut router = sesame_http::router_behind(app.clone(), proxies);
+        let mut metrics = None;
+        match config.metrics_listen {
+            None => router = router.merge(sesame_http::metrics_router(app.clone())),
+            Some(at) => {
+                let listener = TcpListener::bind(at)
+                    .await
+                    .map_err(|source| StartError::Io {
+                        path: PathBuf::from(at.to_string()),
+                        source,
+                    })?;
+                metrics = Some(tokio::spawn(crate::http_server::serve(
+                    listener,
+                    sesame_http::metrics_router(app.clone()),
+                    config.http,
+                    rx.clone(),
+                )));
+            }
+        }
         let http = tokio::spawn(crate::http_server::serve(
             listener,
             router,
@@ -159,7 +178,10 @@ impl Server {
             fixed.push(Arc::new(
                 NatsSink::new(js.clone(), config.events.nats_stream()).await,
             ));
-            let handler = sesame_app::events::RoleRequests::new(app.clone(), Arc::new(|_| {}));
+            let counts = Arc::new(|what: &'static str| {
+                metrics::counter!("sesame_consumer_errors_total", "kind" => what).increment(1);
+            });
+            let handler = sesame_app::events::RoleRequests::new(app.clone(), counts);
             consumer = Some(tokio::spawn(sesame_events::inbox::consume(
                 js,
                 config.events.inbox(),
@@ -197,6 +219,7 @@ impl Server {
             )),
         ];
         tasks.extend(consumer);
+        tasks.extend(metrics);
         tracing::info!(%addr, data_dir = %config.data_dir.display(), "sesame is listening");
         Ok(Self {
             addr,

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use sesame_core::{Error, ErrorCode};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use subtle::ConstantTimeEq;
 use tokio::sync::{Semaphore, oneshot};
 
@@ -79,6 +79,23 @@ pub struct PasswordHasher {
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
     retry_after_secs: u64,
+    /// Admission permits in all: workers plus queue.
+    capacity: usize,
+    /// Hashes running on a worker now.
+    running: Arc<AtomicUsize>,
+    /// Hashes refused because the queue was full.
+    rejected: Arc<AtomicU64>,
+}
+
+/// What the hashing pool is doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Hashes running.
+    pub busy: usize,
+    /// Hashes admitted and waiting for a worker.
+    pub queued: usize,
+    /// Hashes refused since start because the queue was full.
+    pub rejected: u64,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -145,6 +162,9 @@ impl PasswordHasher {
             dummy_hash,
             retry_after_secs: 1,
             verifications: Arc::default(),
+            capacity: workers + pool.queue,
+            running: Arc::default(),
+            rejected: Arc::default(),
         })
     }
 
@@ -205,22 +225,38 @@ impl PasswordHasher {
         self.workers
     }
 
+    /// Running, waiting and refused hashes.
+    pub fn stats(&self) -> PoolStats {
+        let admitted = self
+            .capacity
+            .saturating_sub(self.admission.available_permits());
+        let busy = self.running.load(Ordering::Relaxed).min(admitted);
+        PoolStats {
+            busy,
+            queued: admitted - busy,
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut [Block]) -> T + Send + 'static,
     ) -> Result<T, Error> {
-        let admitted = self
-            .admission
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Error::Busy {
+        let admitted = self.admission.clone().try_acquire_owned().map_err(|_| {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            Error::Busy {
                 code: ErrorCode::Overloaded,
                 retry_after_secs: self.retry_after_secs,
-            })?;
+            }
+        })?;
         let (done, answer) = oneshot::channel();
         let span = tracing::Span::current();
+        let running = self.running.clone();
         let job: Job = Box::new(move |memory| {
-            let _ = done.send(span.in_scope(|| job(memory)));
+            running.fetch_add(1, Ordering::Relaxed);
+            let out = span.in_scope(|| job(memory));
+            running.fetch_sub(1, Ordering::Relaxed);
+            let _ = done.send(out);
         });
         self.jobs
             .send(job)
