@@ -447,7 +447,10 @@ impl TestApp {
     }
 
     /// Stops the server gracefully.
+    /// Every event the test caused is checked against the event catalogue
+    /// first.
     pub async fn stop(mut self) {
+        assert_events_match_catalogue(&self).await;
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
@@ -601,4 +604,50 @@ pub fn extract_code(text: &str) -> Option<String> {
         let after = bytes.get(i + 6).is_some_and(|b| b.is_ascii_digit());
         (run.iter().all(u8::is_ascii_digit) && !before && !after).then(|| text[i..i + 6].to_owned())
     })
+}
+
+/// Checks every event in `app`'s outbox against the event catalogue's JSON
+/// Schemas (`events/schemas`), with the jsonschema Python package (skipped,
+/// after a message, when it is missing outside CI). [`TestApp::stop`] does
+/// it for every test.
+pub async fn assert_events_match_catalogue(app: &TestApp) {
+    use std::io::Write;
+    let Some(python) = python_with("jsonschema") else {
+        return;
+    };
+    let payloads = app
+        .db
+        .texts("SELECT CAST(payload AS TEXT) FROM outbox ORDER BY id")
+        .await;
+    if payloads.is_empty() {
+        return;
+    }
+    let events: Vec<Value> = payloads
+        .iter()
+        .map(|p| serde_json::from_str(p).expect("an envelope"))
+        .collect();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/events/schemas");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/validate_events.py"
+    );
+    let mut child = std::process::Command::new(python)
+        .args([script, dir])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    let body = serde_json::to_vec(&events).expect("JSON");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&body)
+        .expect("written");
+    let out = child.wait_with_output().expect("python ends");
+    assert!(
+        out.status.success(),
+        "events outside the catalogue:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

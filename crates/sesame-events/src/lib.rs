@@ -58,4 +58,61 @@ pub mod topics {
     pub const USER_REACTIVATED: &str = "identity.user.reactivated";
     /// A principal was erased: other services erase what they hold of it.
     pub const USER_DELETED: &str = "identity.user.deleted";
+
+    /// Every topic; each has a schema of its `data` in `events/schemas/`.
+    pub const ALL: &[&str] = &[
+        USER_SIGNED_UP,
+        USER_SIGNED_IN,
+        SESSION_REVOKED,
+        LOGIN_METHOD_BOUND,
+        LOGIN_METHOD_UNBOUND,
+        LOGIN_METHOD_VERIFIED,
+        PASSWORD_SET,
+        PASSWORD_CHANGED,
+        PASSWORD_RESET,
+        ACCOUNT_LOCKED,
+        ACCOUNT_RECLAIMED,
+        MFA_ENROLLED,
+        MFA_REMOVED,
+        MFA_BACKUP_CODES_REGENERATED,
+        SESSION_RAISED,
+        ROLE_ASSIGNED,
+        ROLE_REVOKED,
+        USER_SUSPENDED,
+        USER_REACTIVATED,
+        USER_DELETED,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    /// The catalogue and the code name the same topics: one schema per
+    /// topic, and no schema of a topic the code does not publish.
+    #[test]
+    fn every_topic_has_a_schema_in_the_catalogue() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/schemas");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "envelope.json")
+            .collect();
+        files.sort();
+        let mut expected: Vec<String> = super::topics::ALL
+            .iter()
+            .map(|t| format!("{t}.v1.json"))
+            .collect();
+        expected.sort();
+        assert_eq!(files, expected);
+        let catalogue = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events/README.md"
+        ))
+        .unwrap();
+        for topic in super::topics::ALL {
+            assert!(
+                catalogue.contains(&format!("`{topic}`")),
+                "{topic} is not in events/README.md"
+            );
+        }
+    }
 }

@@ -226,6 +226,15 @@ impl TestDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The first column of every row, as text.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        match self {
+            Self::Sqlite(pool) => query(sql).fetch_all(pool).await,
+            Self::Postgres { check, .. } => query(sql).fetch_all(check).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// The first column of every row, as bytes.
     pub async fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
         match self {
