@@ -181,6 +181,15 @@ async fn every_admin_route_needs_the_permission_and_writes_need_aal2() {
             None,
             true,
         ),
+        ("GET", "/v1/admin/webhooks".into(), None, false),
+        (
+            "PUT",
+            "/v1/admin/webhooks/perm".into(),
+            Some(json!({"url": "https://hooks.example.com/sesame"})),
+            true,
+        ),
+        ("POST", "/v1/admin/webhooks/perm/secret".into(), None, true),
+        ("DELETE", "/v1/admin/webhooks/perm".into(), None, true),
         // Last: the erasure of the target.
         ("DELETE", format!("/v1/admin/users/{target}"), None, true),
     ];

@@ -214,10 +214,14 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/admin/users/{id}/logins/{login_id}",
         "/v1/admin/users/{id}/mfa",
         "/v1/admin/audit",
+        "/v1/admin/webhooks",
+        "/v1/admin/webhooks/{name}",
+        "/v1/admin/webhooks/{name}/secret",
         "/.well-known/jwks.json",
         "/openapi.yaml",
         "/health/live",
         "/health/ready",
+        "/metrics",
     ];
     assert_eq!(documented, routes);
     // Every documented path is routed: none answers with the 404 fallback.

@@ -3,7 +3,7 @@
 //! disables the endpoint; the last attempt leaves a delivery failed; private
 //! targets are refused unless allowed.
 
-use crate::admin::id_of;
+use crate::admin::{id_of, key_with};
 use sesame::{Config, Hooks, Server};
 use sesame_app::events::WebhookSeed;
 use sesame_tests::webhooks::{WebhookReceiver, verified_by_standardwebhooks};
@@ -216,4 +216,147 @@ async fn wait_for_count(app: &TestApp, sql: &str, n: i64) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn endpoints_are_managed_through_the_admin_api_and_secrets_rotate() {
+    let receiver = WebhookReceiver::start().await;
+    let app = posting_to(&receiver, &["identity.user.signed_up"], &[0, 10])
+        .spawn()
+        .await;
+    let (key, _) = key_with(&app, &["webhooks:manage"]).await;
+    let put = |name: &str, body: serde_json::Value| {
+        let req = app
+            .client
+            .put(app.url(&format!("/v1/admin/webhooks/{name}")))
+            .bearer_auth(&key)
+            .json(&body);
+        app.send(req)
+    };
+    // Bad input, each with its field.
+    let bad = put("crm", serde_json::json!({"url": "ftp://crm.example/x"})).await;
+    bad.assert_problem(400, "validation_failed");
+    assert_eq!(
+        bad.field_errors(),
+        [("url".to_owned(), "invalid".to_owned())]
+    );
+    let bad = put(
+        "crm",
+        serde_json::json!({"url": receiver.url, "topics": ["identity.nothing"]}),
+    )
+    .await;
+    assert_eq!(
+        bad.field_errors(),
+        [("topics".to_owned(), "unknown_topic".to_owned())]
+    );
+    let bad = put(
+        "crm",
+        serde_json::json!({"url": receiver.url, "secret": "hunter2"}),
+    )
+    .await;
+    assert_eq!(
+        bad.field_errors(),
+        [("secret".to_owned(), "invalid_format".to_owned())]
+    );
+    let bad = put("Not A Name", serde_json::json!({"url": receiver.url})).await;
+    assert_eq!(
+        bad.field_errors(),
+        [("name".to_owned(), "invalid_format".to_owned())]
+    );
+    // The configured endpoint is the configuration's.
+    put("test", serde_json::json!({"url": receiver.url}))
+        .await
+        .assert_problem(403, "forbidden");
+
+    // Made: the secret is shown once, and listed never.
+    let made = put(
+        "crm",
+        serde_json::json!({"url": receiver.url, "topics": ["identity.user.*"]}),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let first = made.body["secret"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("whsec_"));
+    let listed = app
+        .send(
+            app.client
+                .get(app.url("/v1/admin/webhooks"))
+                .bearer_auth(&key),
+        )
+        .await;
+    assert_eq!(listed.status, 200);
+    assert!(!listed.body.to_string().contains(&first));
+    let names: Vec<&str> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["crm", "test"]);
+    // Replaced: the secret stays, nothing is shown.
+    let again = put(
+        "crm",
+        serde_json::json!({"url": receiver.url, "topics": ["identity.user.*"]}),
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert!(again.body.get("secret").is_none());
+
+    app.register("first@example.com").await;
+    // One delivery to each endpoint, each signed with its own secret.
+    let got = receiver.wait_for(2, PATIENCE).await;
+    for secret in [first.as_str(), SECRET] {
+        if let Some(n) = verified_by_standardwebhooks(secret, &got) {
+            assert_eq!(n, 1);
+        }
+    }
+
+    // Rotated: both secrets sign for a while; each verifies alone.
+    let rotated = app
+        .send(
+            app.client
+                .post(app.url("/v1/admin/webhooks/crm/secret"))
+                .bearer_auth(&key),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let second = rotated.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    assert!(rotated.body["previous_secret_until"].is_string());
+    app.register("second@example.com").await;
+    let got = receiver.wait_for(4, PATIENCE).await;
+    let signed_twice: Vec<_> = got
+        .iter()
+        .filter(|r| r.header("webhook-signature").split(' ').count() == 2)
+        .cloned()
+        .collect();
+    assert_eq!(
+        signed_twice.len(),
+        1,
+        "crm's delivery carries two signatures"
+    );
+    for secret in [&first, &second] {
+        if let Some(n) = verified_by_standardwebhooks(secret, &signed_twice) {
+            assert_eq!(n, 1);
+        }
+    }
+
+    // Deleted: gone from the list, and a second delete finds nothing.
+    let gone = app
+        .send(
+            app.client
+                .delete(app.url("/v1/admin/webhooks/crm"))
+                .bearer_auth(&key),
+        )
+        .await;
+    assert_eq!(gone.status, 204);
+    app.send(
+        app.client
+            .delete(app.url("/v1/admin/webhooks/crm"))
+            .bearer_auth(&key),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.stop().await;
 }

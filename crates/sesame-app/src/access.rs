@@ -29,6 +29,7 @@ pub const PERMISSIONS: &[&str] = &[
     "audit:read",
     "api_keys:manage",
     "introspect",
+    "webhooks:manage",
 ];
 
 /// A key's last use is written at most this often.

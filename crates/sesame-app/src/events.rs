@@ -108,6 +108,7 @@ impl App {
                     topics: seed.topics.clone(),
                     secret_sealed: sealed.blob,
                     secret_key_id: sealed.key_id,
+                    previous: None,
                     from_config: true,
                     disabled_at: None,
                     disabled_reason: None,
@@ -141,8 +142,9 @@ impl App {
 /// Webhook sinks built for a set of stored endpoints.
 #[derive(Default)]
 struct Built {
-    /// Name and last change of each endpoint they were built from.
-    from: Vec<(String, OffsetDateTime)>,
+    /// Name, last change and whether a previous secret still signs, of each
+    /// endpoint they were built from.
+    from: Vec<(String, OffsetDateTime, bool)>,
     sinks: Vec<Arc<dyn Sink>>,
 }
 
@@ -159,22 +161,38 @@ pub struct EventSinks {
 }
 
 impl EventSinks {
-    fn webhook_sink(&self, endpoint: &StoredEndpoint) -> Result<Arc<dyn Sink>, String> {
+    /// The HMAC key of a sealed `whsec_` secret.
+    fn open_key(&self, name: &str, blob: &[u8], key_id: &str) -> Result<Vec<u8>, String> {
         let sealed = Sealed {
-            key_id: endpoint.secret_key_id.clone(),
-            blob: endpoint.secret_sealed.clone(),
+            key_id: key_id.to_owned(),
+            blob: blob.to_vec(),
         };
         let secret = self
             .master
-            .open(&sealed, &webhook_context(&endpoint.name))
+            .open(&sealed, &webhook_context(name))
             .map_err(|e| e.to_string())?;
         let secret = String::from_utf8(secret).map_err(|e| e.to_string())?;
-        let key = webhook::secret_key(&secret)?;
+        Ok(webhook::secret_key(&secret)?)
+    }
+
+    /// The endpoint's sink, signing with its secret and, until its time is
+    /// up, the one it replaced.
+    fn webhook_sink(
+        &self,
+        endpoint: &StoredEndpoint,
+        now: OffsetDateTime,
+    ) -> Result<Arc<dyn Sink>, String> {
+        let name = &endpoint.name;
+        let mut keys =
+            vec![self.open_key(name, &endpoint.secret_sealed, &endpoint.secret_key_id)?];
+        if let Some(previous) = endpoint.previous.as_ref().filter(|p| p.until > now) {
+            keys.push(self.open_key(name, &previous.sealed, &previous.key_id)?);
+        }
         Ok(Arc::new(WebhookSink::new(
-            &endpoint.name,
+            name,
             endpoint.url.clone(),
             endpoint.topics.clone(),
-            vec![key],
+            keys,
             self.client.clone(),
             self.clock.clone(),
         )))
@@ -202,15 +220,19 @@ impl Sinks for EventSinks {
             .into_iter()
             .filter(|e| e.disabled_at.is_none())
             .collect();
+        let now = self.clock.now();
         let from: Vec<_> = enabled
             .iter()
-            .map(|e| (e.name.clone(), e.updated_at))
+            .map(|e| {
+                let previous = e.previous.as_ref().is_some_and(|p| p.until > now);
+                (e.name.clone(), e.updated_at, previous)
+            })
             .collect();
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
         if built.from != from {
             let mut webhooks = Vec::with_capacity(enabled.len());
             for endpoint in &enabled {
-                match self.webhook_sink(endpoint) {
+                match self.webhook_sink(endpoint, now) {
                     Ok(sink) => webhooks.push(sink),
                     Err(error) => {
                         tracing::error!(endpoint = %endpoint.name, %error, "a webhook secret cannot be opened");

@@ -185,14 +185,28 @@ pub async fn reseal_secrets(
             blob: endpoint.secret_sealed.clone(),
         };
         let context = crate::events::webhook_context(&endpoint.name);
-        if let Some(resealed) = master.reseal(&sealed, &context)? {
+        let current = master.reseal(&sealed, &context)?;
+        let previous = match &endpoint.previous {
+            Some(p) => {
+                let sealed = Sealed {
+                    key_id: p.key_id.clone(),
+                    blob: p.sealed.clone(),
+                };
+                master.reseal(&sealed, &context)?
+            }
+            None => None,
+        };
+        if current.is_some() || previous.is_some() {
+            let current = current.unwrap_or(sealed);
             stores
                 .webhooks
                 .reseal_webhook(
                     tx.as_mut(),
                     &endpoint.name,
-                    &resealed.blob,
-                    &resealed.key_id,
+                    (&current.blob, &current.key_id),
+                    previous
+                        .as_ref()
+                        .map(|p| (p.blob.as_slice(), p.key_id.as_str())),
                 )
                 .await?;
             let data = serde_json::json!({ "name": endpoint.name });

@@ -12,7 +12,8 @@ pub use envelope::{Actor, Envelope};
 pub use nats::{NatsSink, NatsStream};
 pub use relay::{LogSink, Outcome, Relay, RelayOptions, Round, Schedule, Sink, Sinks};
 pub use store::{
-    Delivery, DeliveryRow, DeliveryStatus, Failure, OutboxStore, StoredEndpoint, WebhookStore,
+    Delivery, DeliveryRow, DeliveryStatus, Failure, OutboxStore, PreviousSecret, StoredEndpoint,
+    WebhookStore,
 };
 
 /// Topics Sesame publishes.

@@ -195,6 +195,8 @@ pub struct StoredEndpoint {
     pub secret_sealed: Vec<u8>,
     /// The master key that sealed it.
     pub secret_key_id: String,
+    /// The secret it replaced, which signs too until its time is up.
+    pub previous: Option<PreviousSecret>,
     /// Defined in the configuration file (re-written at every start).
     pub from_config: bool,
     /// When the endpoint stopped receiving (it answered `410 Gone`).
@@ -207,11 +209,24 @@ pub struct StoredEndpoint {
     pub updated_at: OffsetDateTime,
 }
 
+/// A replaced webhook secret, still signing for a while after a rotation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousSecret {
+    /// Sealed as the current one is.
+    pub sealed: Vec<u8>,
+    /// The master key that sealed it.
+    pub key_id: String,
+    /// When it stops signing.
+    pub until: OffsetDateTime,
+}
+
 /// Stores webhook endpoints.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// Creates or replaces the endpoint named `endpoint.name`; a changed URL
-    /// enables it again. Returns it as stored. Commits on its own.
+    /// Creates or replaces the endpoint named `endpoint.name` (its previous
+    /// secret included). An endpoint from the API is enabled again by it; one
+    /// from the configuration only when its URL changed. Returns it as
+    /// stored. Commits on its own.
     async fn put_webhook(&self, endpoint: &StoredEndpoint) -> Result<StoredEndpoint, StoreError>;
     /// Every endpoint, by name.
     async fn list_webhooks(&self) -> Result<Vec<StoredEndpoint>, StoreError>;
@@ -224,12 +239,13 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Removes an endpoint; false when there was none.
     async fn delete_webhook(&self, name: &str) -> Result<bool, StoreError>;
-    /// Replaces an endpoint's sealed secret (after a master-key rotation).
+    /// Replaces an endpoint's sealed secrets (after a master-key rotation):
+    /// the current one, and the previous one when given.
     async fn reseal_webhook(
         &self,
         tx: &mut dyn Tx,
         name: &str,
-        sealed: &[u8],
-        key_id: &str,
+        current: (&[u8], &str),
+        previous: Option<(&[u8], &str)>,
     ) -> Result<(), StoreError>;
 }

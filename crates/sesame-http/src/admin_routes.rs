@@ -9,7 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sesame_app::App;
 use sesame_app::access::IntrospectRequest;
-use sesame_app::admin::{ApiKeyRequest, AuditQuery, RoleRequest, SuspendRequest, UserQuery};
+use sesame_app::admin::{
+    ApiKeyRequest, AuditQuery, RoleRequest, SuspendRequest, UserQuery, WebhookRequest,
+};
 use sesame_core::{Error, ErrorCode, PrincipalId};
 use uuid::Uuid;
 
@@ -92,6 +94,48 @@ pub async fn delete_role(
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
     app.delete_role(&caller, &name, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_webhooks(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+) -> Result<Response> {
+    Ok(Json(app.list_webhooks(&caller).await?).into_response())
+}
+
+pub async fn put_webhook(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<WebhookRequest>,
+) -> Result<Response> {
+    let (created, saved) = app.put_webhook(&caller, &name, req, &meta).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(saved)).into_response())
+}
+
+pub async fn rotate_webhook_secret(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    Ok(Json(app.rotate_webhook_secret(&caller, &name, &meta).await?).into_response())
+}
+
+pub async fn delete_webhook(
+    State(app): State<App>,
+    CallerAuth(caller): CallerAuth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    app.delete_webhook(&caller, &name, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

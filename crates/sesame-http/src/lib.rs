@@ -127,6 +127,15 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
             "/v1/admin/roles/{name}",
             put(admin_routes::put_role).delete(admin_routes::delete_role),
         )
+        .route("/v1/admin/webhooks", get(admin_routes::list_webhooks))
+        .route(
+            "/v1/admin/webhooks/{name}",
+            put(admin_routes::put_webhook).delete(admin_routes::delete_webhook),
+        )
+        .route(
+            "/v1/admin/webhooks/{name}/secret",
+            post(admin_routes::rotate_webhook_secret),
+        )
         .route("/v1/admin/users", get(admin_routes::list_users))
         .route(
             "/v1/admin/users/{id}",

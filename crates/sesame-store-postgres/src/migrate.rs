@@ -76,6 +76,11 @@ impl Domain {
                     "inbox",
                     include_str!("../migrations/credentials/0008_inbox.sql"),
                 ),
+                (
+                    9,
+                    "webhook_rotation",
+                    include_str!("../migrations/credentials/0009_webhook_rotation.sql"),
+                ),
             ],
         }
     }

@@ -15,7 +15,7 @@ use sesame_credentials::{
     PasskeyRecord, Principal, RefreshToken, Role, Sealed, SecurityKeyRecord, Session,
     SigningKeyRecord, TotpFactor, VerificationCode,
 };
-use sesame_events::{Delivery, DeliveryRow, DeliveryStatus, StoredEndpoint};
+use sesame_events::{Delivery, DeliveryRow, DeliveryStatus, PreviousSecret, StoredEndpoint};
 use sesame_identity::Profile;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -417,6 +417,18 @@ pub fn webhook_endpoint(row: &impl Columns) -> Result<StoredEndpoint> {
             .map_err(|e| sqlx::Error::Decode(e.into()))?,
         secret_sealed: row.bytes("secret_sealed")?,
         secret_key_id: row.text("secret_key_id")?,
+        previous: match (
+            row.opt_bytes("previous_secret_sealed")?,
+            row.opt_text("previous_secret_key_id")?,
+            row.opt_time("previous_until")?,
+        ) {
+            (Some(sealed), Some(key_id), Some(until)) => Some(PreviousSecret {
+                sealed,
+                key_id,
+                until,
+            }),
+            _ => None,
+        },
         from_config: row.flag("from_config")?,
         disabled_at: row.opt_time("disabled_at")?,
         disabled_reason: row.opt_text("disabled_reason")?,

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0011_deliveries.sql"),
     ),
     (12, "inbox", include_str!("../migrations/0012_inbox.sql")),
+    (
+        13,
+        "webhook_rotation",
+        include_str!("../migrations/0013_webhook_rotation.sql"),
+    ),
 ];
 
 /// The SQLite backend: one pool, every store trait.

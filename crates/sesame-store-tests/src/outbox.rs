@@ -2,7 +2,9 @@
 
 use crate::{Backend, Harness, T0, at, committed};
 use sesame_core::PrincipalId;
-use sesame_events::{Actor, Delivery, DeliveryStatus, Envelope, Failure, StoredEndpoint};
+use sesame_events::{
+    Actor, Delivery, DeliveryStatus, Envelope, Failure, PreviousSecret, StoredEndpoint,
+};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -357,6 +359,7 @@ pub async fn webhook_endpoints_are_stored_disabled_and_resealed<S: Backend>(h: &
         topics: vec!["identity.user.*".into()],
         secret_sealed: vec![1, 2, 3],
         secret_key_id: "k1".into(),
+        previous: None,
         from_config: true,
         disabled_at: None,
         disabled_reason: None,
@@ -392,8 +395,23 @@ pub async fn webhook_endpoints_are_stored_disabled_and_resealed<S: Backend>(h: &
     let stored = s.put_webhook(&moved).await.unwrap();
     assert_eq!((stored.disabled_at, stored.created_at), (None, at(1)));
 
+    // A rotation keeps the previous secret for a while; a reseal covers both.
+    let rotated = StoredEndpoint {
+        secret_sealed: vec![4, 5, 6],
+        previous: Some(PreviousSecret {
+            sealed: vec![1, 2, 3],
+            key_id: "k1".into(),
+            until: at(100),
+        }),
+        updated_at: at(5),
+        ..stored.clone()
+    };
+    assert_eq!(
+        s.put_webhook(&rotated).await.unwrap().previous,
+        rotated.previous
+    );
     committed(s, async |tx| {
-        s.reseal_webhook(tx, "billing", &[9, 9], "k2")
+        s.reseal_webhook(tx, "billing", (&[9, 9], "k2"), Some((&[8, 8], "k2")))
             .await
             .unwrap()
     })
@@ -406,6 +424,24 @@ pub async fn webhook_endpoints_are_stored_disabled_and_resealed<S: Backend>(h: &
         ),
         (&[9u8, 9][..], "k2")
     );
+    let previous = resealed.previous.as_ref().unwrap();
+    assert_eq!(
+        (
+            previous.sealed.as_slice(),
+            previous.key_id.as_str(),
+            previous.until
+        ),
+        (&[8u8, 8][..], "k2", at(100))
+    );
+
+    // An endpoint of the API is enabled again by a put, whatever its URL.
+    let api = StoredEndpoint {
+        from_config: false,
+        ..resealed.clone()
+    };
+    s.put_webhook(&api).await.unwrap();
+    s.disable_webhook("billing", "410", at(6)).await.unwrap();
+    assert_eq!(s.put_webhook(&api).await.unwrap().disabled_at, None);
     assert!(s.delete_webhook("billing").await.unwrap());
     assert!(!s.delete_webhook("billing").await.unwrap());
     assert!(s.list_webhooks().await.unwrap().is_empty());

@@ -6,6 +6,9 @@
 mod audit;
 mod cursor;
 mod users;
+mod webhooks;
+
+pub use webhooks::{WebhookRequest, WebhookSaved, WebhookView};
 
 pub use audit::{AuditPage, AuditQuery};
 pub use users::{

@@ -324,15 +324,19 @@ macro_rules! __outbox_store {
                     let row = ::sqlx::query(
                         "INSERT INTO webhook_endpoints
                              (name, url, topics, secret_sealed, secret_key_id, from_config,
-                              disabled_at, disabled_reason, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $7)
+                              disabled_at, disabled_reason, created_at, updated_at,
+                              previous_secret_sealed, previous_secret_key_id, previous_until)
+                         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7, $7, $8, $9, $10)
                          ON CONFLICT (name) DO UPDATE SET
                              url = excluded.url, topics = excluded.topics,
                              secret_sealed = excluded.secret_sealed, secret_key_id = excluded.secret_key_id,
+                             previous_secret_sealed = excluded.previous_secret_sealed,
+                             previous_secret_key_id = excluded.previous_secret_key_id,
+                             previous_until = excluded.previous_until,
                              from_config = excluded.from_config, updated_at = excluded.updated_at,
-                             disabled_at = CASE WHEN webhook_endpoints.url = excluded.url
+                             disabled_at = CASE WHEN excluded.from_config AND webhook_endpoints.url = excluded.url
                                                 THEN webhook_endpoints.disabled_at END,
-                             disabled_reason = CASE WHEN webhook_endpoints.url = excluded.url
+                             disabled_reason = CASE WHEN excluded.from_config AND webhook_endpoints.url = excluded.url
                                                     THEN webhook_endpoints.disabled_reason END
                          RETURNING *",
                     )
@@ -343,6 +347,9 @@ macro_rules! __outbox_store {
                     .bind(&e.secret_key_id)
                     .bind(e.from_config)
                     .bind(e.updated_at)
+                    .bind(e.previous.as_ref().map(|p| p.sealed.clone()))
+                    .bind(e.previous.as_ref().map(|p| p.key_id.clone()))
+                    .bind(e.previous.as_ref().map(|p| p.until))
                     .fetch_one(self.writer())
                     .await
                     .map_err(Self::store_err)?;
@@ -391,16 +398,23 @@ macro_rules! __outbox_store {
                     &self,
                     tx: &mut dyn Tx,
                     name: &str,
-                    sealed: &[u8],
-                    key_id: &str,
+                    current: (&[u8], &str),
+                    previous: Option<(&[u8], &str)>,
                 ) -> Result<(), StoreError> {
-                    ::sqlx::query("UPDATE webhook_endpoints SET secret_sealed = $1, secret_key_id = $2 WHERE name = $3")
-                        .bind(sealed)
-                        .bind(key_id)
-                        .bind(name)
-                        .execute(Self::conn(tx)?)
-                        .await
-                        .map_err(Self::store_err)?;
+                    ::sqlx::query(
+                        "UPDATE webhook_endpoints SET secret_sealed = $1, secret_key_id = $2,
+                             previous_secret_sealed = COALESCE($3, previous_secret_sealed),
+                             previous_secret_key_id = COALESCE($4, previous_secret_key_id)
+                         WHERE name = $5",
+                    )
+                    .bind(current.0)
+                    .bind(current.1)
+                    .bind(previous.map(|p| p.0))
+                    .bind(previous.map(|p| p.1))
+                    .bind(name)
+                    .execute(Self::conn(tx)?)
+                    .await
+                    .map_err(Self::store_err)?;
                     Ok(())
                 }
             }
