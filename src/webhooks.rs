@@ -22,6 +22,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The status it was answered with.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -42,6 +44,10 @@ struct State {
     /// Statuses for the next requests, in order; then `otherwise`.
     script: VecDeque<u16>,
     otherwise: u16,
+    /// Headers every answer carries.
+    headers: Vec<(String, String)>,
+    /// How long each answer waits.
+    delay: Duration,
 }
 
 /// The receiver; it stops when dropped.
@@ -102,6 +108,17 @@ impl WebhookReceiver {
         let mut state = self.state.lock().expect("state");
         state.script = statuses.iter().copied().collect();
         state.otherwise = then;
+    }
+
+    /// Adds `name: value` to every answer (`Location`, `Retry-After`).
+    pub fn answer_header(&self, name: &str, value: &str) {
+        let mut state = self.state.lock().expect("state");
+        state.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Answers each request only after `delay`.
+    pub fn answer_after(&self, delay: Duration) {
+        self.state.lock().expect("state").delay = delay;
     }
 
     /// Everything received so far.
@@ -168,18 +185,25 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>, arrived: Ar
         }
         let body = buf[body_start..body_start + length].to_vec();
         buf.drain(..body_start + length);
-        let status = {
+        let (status, extra, delay) = {
             let mut state = state.lock().expect("state");
             let status = state.script.pop_front().unwrap_or(state.otherwise);
             state.received.push(Received {
                 headers,
                 body,
                 status,
+                at: std::time::Instant::now(),
             });
-            status
+            let extra: String = state
+                .headers
+                .iter()
+                .map(|(n, v)| format!("{n}: {v}\r\n"))
+                .collect();
+            (status, extra, state.delay)
         };
         arrived.notify_waiters();
-        let response = format!("HTTP/1.1 {status} Status\r\ncontent-length: 0\r\n\r\n");
+        tokio::time::sleep(delay).await;
+        let response = format!("HTTP/1.1 {status} Status\r\n{extra}content-length: 0\r\n\r\n");
         if stream.write_all(response.as_bytes()).await.is_err() {
             return;
         }

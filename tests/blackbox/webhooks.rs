@@ -360,3 +360,68 @@ async fn endpoints_are_managed_through_the_admin_api_and_secrets_rotate() {
     .assert_problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let elsewhere = WebhookReceiver::start().await;
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer(&[], 307);
+    receiver.answer_header("location", &elsewhere.url);
+    let app = posting_to(&receiver, &["identity.user.signed_up"], &[0, 10])
+        .spawn()
+        .await;
+    app.register("moved@example.com").await;
+    wait_until(&app, |rows| rows == [("failed".to_owned(), 2)]).await;
+    assert_eq!(receiver.received().len(), 2);
+    assert!(elsewhere.received().is_empty(), "the redirect was followed");
+    let error = app
+        .db
+        .text("SELECT last_error FROM deliveries WHERE sink = 'webhook:test'")
+        .await;
+    assert!(error.contains("307"), "{error}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_receiver_slower_than_the_timeout_is_tried_again() {
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer_after(Duration::from_secs(3));
+    let app = posting_to(&receiver, &["identity.user.signed_up"], &[0, 10])
+        .config(|c| c.events.attempt_timeout_secs = 1)
+        .spawn()
+        .await;
+    app.register("slow@example.com").await;
+    wait_until(&app, |rows| rows == [("failed".to_owned(), 2)]).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "two attempts, each cut off");
+    let error = app
+        .db
+        .text("SELECT last_error FROM deliveries WHERE sink = 'webhook:test'")
+        .await;
+    assert!(
+        error.contains("timed out") || error.contains("timeout"),
+        "{error}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_for_retry_after() {
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer(&[429], 200);
+    receiver.answer_header("retry-after", "1");
+    let app = posting_to(&receiver, &["identity.user.signed_up"], &[0, 10, 10])
+        .spawn()
+        .await;
+    app.register("throttled@example.com").await;
+    let got = receiver.wait_for(2, PATIENCE).await;
+    assert_eq!((got[0].status, got[1].status), (429, 200));
+    let waited = got[1].at - got[0].at;
+    assert!(
+        waited >= Duration::from_secs(1),
+        "retried after {waited:?}, not after Retry-After"
+    );
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    wait_until(&app, |rows| rows == [("delivered".to_owned(), 2)]).await;
+    app.stop().await;
+}

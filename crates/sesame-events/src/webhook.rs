@@ -259,10 +259,20 @@ impl Sink for WebhookSink {
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
-                return Outcome::Retry {
-                    error: format!("{e}"),
-                    after: None,
+                let error = if e.is_timeout() {
+                    "the endpoint did not answer within the attempt timeout".to_owned()
+                } else {
+                    // The cause (refused, reset, DNS) is in the source chain.
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(cause) = source {
+                        text.push_str(": ");
+                        text.push_str(&cause.to_string());
+                        source = cause.source();
+                    }
+                    text
                 };
+                return Outcome::Retry { error, after: None };
             }
         };
         let status = response.status();

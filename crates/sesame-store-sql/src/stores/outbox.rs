@@ -59,47 +59,94 @@ macro_rules! __outbox_store {
                         let subject = payload["subject"].as_str().unwrap_or_default().to_owned();
                         events.push((subject, row.uuid("id").map_err(err)?, row.text("topic").map_err(err)?, payload));
                     }
+                    if events.is_empty() {
+                        tx.commit().await.map_err(err)?;
+                        return Ok(0);
+                    }
                     // Principals in one order in every relay: their sequence
                     // rows are locked without deadlocks.
                     events.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-                    for (subject, id, topic, mut payload) in events.iter().cloned() {
-                        let seq: i64 = ::sqlx::query_scalar(
-                            "INSERT INTO outbox_seq (principal_id, last_seq) VALUES ($1, 1)
-                             ON CONFLICT (principal_id) DO UPDATE SET last_seq = outbox_seq.last_seq + 1
-                             RETURNING last_seq",
-                        )
-                        .bind(&subject)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(err)?;
+                    let mut counts: Vec<(String, i64)> = Vec::new();
+                    for (subject, ..) in &events {
+                        match counts.last_mut() {
+                            Some((last, n)) if last == subject => *n += 1,
+                            _ => counts.push((subject.clone(), 1)),
+                        }
+                    }
+                    // One statement per batch for each step: the sequences,
+                    // the events, their deliveries.
+                    let rows: Vec<String> = (0..counts.len())
+                        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO outbox_seq (principal_id, last_seq) VALUES {}
+                         ON CONFLICT (principal_id) DO UPDATE SET last_seq = outbox_seq.last_seq + excluded.last_seq
+                         RETURNING principal_id, last_seq",
+                        rows.join(", ")
+                    );
+                    let mut query = ::sqlx::query(::sqlx::AssertSqlSafe(sql));
+                    for (subject, n) in &counts {
+                        query = query.bind(subject).bind(*n);
+                    }
+                    let mut last = ::std::collections::HashMap::new();
+                    for row in query.fetch_all(&mut *tx).await.map_err(err)? {
+                        let subject: String = row.try_get("principal_id").map_err(err)?;
+                        let seq: i64 = row.try_get("last_seq").map_err(err)?;
+                        last.insert(subject, seq);
+                    }
+                    // A principal's first event here gets last - n + 1.
+                    let mut next: ::std::collections::HashMap<&str, i64> = counts
+                        .iter()
+                        .map(|(s, n)| (s.as_str(), last.get(s).copied().unwrap_or(*n) - n + 1))
+                        .collect();
+                    let mut numbered = Vec::with_capacity(events.len());
+                    for (subject, id, topic, payload) in &events {
+                        let slot = next.entry(subject.as_str()).or_insert(1);
+                        let seq = *slot;
+                        *slot += 1;
+                        let mut payload = payload.clone();
                         if let Some(fields) = payload.as_object_mut() {
                             fields.insert("aggseq".into(), seq.into());
                         }
-                        ::sqlx::query(
-                            "UPDATE outbox SET aggseq = $1, payload = $2, fanned_out_at = $3 WHERE id = $4",
-                        )
-                        .bind(seq)
-                        .bind(::sqlx::types::Json(&payload))
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(err)?;
-                        for sink in sinks(&topic) {
-                            ::sqlx::query(
-                                "INSERT INTO deliveries
-                                     (event_id, sink, principal_id, aggseq, status, attempts, next_attempt_at)
-                                 VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
-                            )
-                            .bind(id)
-                            .bind(&sink)
-                            .bind(&subject)
-                            .bind(seq)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(err)?;
+                        numbered.push((subject.clone(), *id, topic.clone(), payload, seq));
+                    }
+                    let rows: Vec<String> = (0..numbered.len())
+                        .map(|i| format!("(${}, ${}, ${})", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+                        .collect();
+                    let sql = format!(
+                        "UPDATE outbox SET aggseq = v.column2, payload = v.column3, fanned_out_at = $1
+                         FROM (VALUES {}) AS v WHERE outbox.id = v.column1",
+                        rows.join(", ")
+                    );
+                    let mut query = ::sqlx::query(::sqlx::AssertSqlSafe(sql)).bind(now);
+                    for (_, id, _, payload, seq) in &numbered {
+                        query = query.bind(*id).bind(*seq).bind(::sqlx::types::Json(payload));
+                    }
+                    query.execute(&mut *tx).await.map_err(err)?;
+                    let mut deliveries = Vec::new();
+                    for (subject, id, topic, _, seq) in &numbered {
+                        for sink in sinks(topic) {
+                            deliveries.push((*id, sink, subject, *seq));
                         }
+                    }
+                    for chunk in deliveries.chunks(1000) {
+                        let rows: Vec<String> = (0..chunk.len())
+                            .map(|i| {
+                                let b = 4 * i + 2;
+                                format!("(${b}, ${}, ${}, ${}, 'pending', 0, $1)", b + 1, b + 2, b + 3)
+                            })
+                            .collect();
+                        let sql = format!(
+                            "INSERT INTO deliveries
+                                 (event_id, sink, principal_id, aggseq, status, attempts, next_attempt_at)
+                             VALUES {}",
+                            rows.join(", ")
+                        );
+                        let mut query = ::sqlx::query(::sqlx::AssertSqlSafe(sql)).bind(now);
+                        for (id, sink, subject, seq) in chunk {
+                            query = query.bind(*id).bind(sink.as_str()).bind(subject.as_str()).bind(*seq);
+                        }
+                        query.execute(&mut *tx).await.map_err(err)?;
                     }
                     tx.commit().await.map_err(err)?;
                     Ok(events.len())
@@ -170,22 +217,22 @@ macro_rules! __outbox_store {
                     events: &[Uuid],
                     at: OffsetDateTime,
                 ) -> Result<(), StoreError> {
-                    let mut tx = self.writer().begin().await.map_err(Self::store_err)?;
-                    for event in events {
-                        ::sqlx::query(
-                            "UPDATE deliveries SET status = 'delivered', delivered_at = $1,
-                                 attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, last_error = NULL
-                             WHERE sink = $2 AND event_id = $3 AND lease_owner = $4",
-                        )
-                        .bind(at)
-                        .bind(sink)
-                        .bind(event)
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(Self::store_err)?;
+                    if events.is_empty() {
+                        return Ok(());
                     }
-                    tx.commit().await.map_err(Self::store_err)
+                    let list: Vec<String> = (0..events.len()).map(|i| format!("${}", i + 4)).collect();
+                    let sql = format!(
+                        "UPDATE deliveries SET status = 'delivered', delivered_at = $1,
+                             attempts = attempts + 1, lease_owner = NULL, lease_until = NULL, last_error = NULL
+                         WHERE sink = $2 AND lease_owner = $3 AND event_id IN ({})",
+                        list.join(", ")
+                    );
+                    let mut query = ::sqlx::query(::sqlx::AssertSqlSafe(sql)).bind(at).bind(sink).bind(owner);
+                    for event in events {
+                        query = query.bind(*event);
+                    }
+                    query.execute(self.writer()).await.map_err(Self::store_err)?;
+                    Ok(())
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
