@@ -93,6 +93,8 @@ async fn a_sign_up_is_published_once_as_a_cloudevent_with_its_id() {
     );
     assert_eq!(body["aggseq"], 1);
     assert_eq!(body["data"]["login_type"], "email");
+    // And against the envelope's and the topic's JSON Schemas.
+    sesame_tests::assert_valid_events(std::slice::from_ref(body));
     app.stop().await;
     stream.finish().await;
 }

@@ -75,6 +75,8 @@ async fn every_delivery_verifies_with_an_independent_library() {
         let now = sesame_core::Clock::now(&sesame_core::SystemClock).unix_timestamp();
         assert!((ts - now).abs() < 60, "{ts} is this attempt's time");
     }
+    let bodies: Vec<_> = got.iter().map(|r| r.json()).collect();
+    sesame_tests::assert_valid_events(&bodies);
     if let Some(verified) = verified_by_standardwebhooks(SECRET, &got) {
         assert_eq!(verified, 3);
         // A changed byte does not verify.
