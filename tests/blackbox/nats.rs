@@ -7,8 +7,11 @@ use crate::admin::id_of;
 use serde_json::json;
 use sesame::Config;
 use sesame_app::access::RoleSeed;
+use sesame_core::FailPoints;
 use sesame_tests::nats::{TestStream, nats_url};
 use sesame_tests::{PASSWORD, TestApp};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 async fn publishing_to(stream: &TestStream) -> TestApp {
@@ -243,6 +246,55 @@ async fn role_requests_grant_once_and_a_malformed_one_does_not_block_the_next() 
         .get("/v1/me", signed_in.body["access_token"].as_str())
         .await;
     assert_eq!(me.status, 200, "{}", me.body);
+    app.stop().await;
+    stream.finish().await;
+}
+
+#[tokio::test]
+async fn a_relay_stopped_between_the_ack_and_the_mark_publishes_again_as_a_duplicate() {
+    let Some(stream) = TestStream::new().await else {
+        return;
+    };
+    let fired = Arc::new(AtomicBool::new(false));
+    let once = fired.clone();
+    let failpoints = FailPoints::new(move |name| {
+        name == "relay.before_mark:nats" && !once.swap(true, Ordering::SeqCst)
+    });
+    let (name, prefix, inbox) = (stream.name.clone(), stream.prefix.clone(), stream.inbox());
+    let app = TestApp::builder()
+        .failpoints(failpoints)
+        .config(move |c: &mut Config| {
+            c.nats_url = Some(nats_url());
+            c.events.nats_stream = name;
+            c.events.nats_subject_prefix = prefix;
+            c.events.nats_inbox_stream = inbox;
+            c.events.poll_interval_ms = 20;
+            // Leases of 3 s: the unmarked delivery comes back soon.
+            c.events.attempt_timeout_secs = 1;
+        })
+        .spawn()
+        .await;
+    app.register("crashed@example.com").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !fired.load(Ordering::SeqCst) || stream.stored().await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing was published"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Published, acked, not marked: still pending, under its lease.
+    let pending = "SELECT COUNT(*) FROM deliveries WHERE sink = 'nats' AND status = 'pending'";
+    assert_eq!(app.count(pending).await, 1);
+    // Once the lease ends it is published again; the stream keeps one copy.
+    assert_eq!(all_published(&app).await, 1);
+    assert_eq!(
+        stream.stored().await,
+        1,
+        "the second publish was a duplicate"
+    );
+    let read = stream.read("identity.>").await;
+    assert_eq!(read.len(), 1);
     app.stop().await;
     stream.finish().await;
 }

@@ -128,3 +128,52 @@ async fn a_new_session_beyond_the_cap_revokes_the_oldest() {
         json!(listed.body)
     );
 }
+
+#[tokio::test]
+async fn events_every_sink_had_go_after_the_retention_period_and_the_others_stay() {
+    let receiver = sesame_tests::webhooks::WebhookReceiver::start().await;
+    let url = receiver.url.clone();
+    let app = TestApp::builder()
+        .manual_clock()
+        .config(move |c| {
+            c.retention = RetentionPolicy {
+                delivered_events_secs: 3600,
+                ..RetentionPolicy::default()
+            };
+            c.events.webhooks = vec![sesame_app::events::WebhookSeed {
+                name: "down".into(),
+                url,
+                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                topics: vec!["identity.user.signed_in".into()],
+            }];
+            c.events.allow_private_targets = true;
+            c.events.retry_schedule_ms = Some(vec![0, 7_200_000]);
+            c.events.poll_interval_ms = 20;
+        })
+        .spawn()
+        .await;
+    // The endpoint answers 503: the sign-in's event waits for it.
+    receiver.answer(&[], 503);
+    app.register("kept@example.com").await;
+    app.sign_in("kept@example.com", PASSWORD).await;
+    let delivered = "SELECT COUNT(*) FROM deliveries WHERE sink = 'log' AND status = 'delivered'";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.count(delivered).await < 2 || receiver.received().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay did not run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.app.sweep().await.unwrap().events, 0, "too recent");
+    app.clock.advance(Duration::seconds(3601));
+    let swept = app.app.sweep().await.unwrap();
+    assert_eq!(swept.events, 1, "{swept:?}");
+    let left = app.db.texts("SELECT topic FROM outbox").await;
+    assert_eq!(
+        left,
+        ["identity.user.signed_in"],
+        "the webhook has not had it"
+    );
+    app.stop().await;
+}

@@ -2,8 +2,9 @@
 //! event, both in the flow's transaction, so that neither exists without the
 //! change nor the change without them.
 
+use crate::work::Work;
 use crate::{App, ClientMeta};
-use sesame_core::{Error, PrincipalId, Tx};
+use sesame_core::{Error, PrincipalId};
 use sesame_credentials::AuditEntry;
 use sesame_events::{Actor, Envelope};
 use time::OffsetDateTime;
@@ -13,7 +14,7 @@ impl App {
     /// Writes the audit row and the outbox event of a security change.
     pub(crate) async fn announce(
         &self,
-        tx: &mut dyn Tx,
+        tx: &mut Work,
         principal: PrincipalId,
         topic: &str,
         meta: &ClientMeta,
@@ -37,7 +38,7 @@ impl App {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn announce_as(
         &self,
-        tx: &mut dyn Tx,
+        tx: &mut Work,
         principal: PrincipalId,
         actor: Actor,
         topic: &str,
@@ -60,7 +61,11 @@ impl App {
             data: audited,
             at: now,
         };
-        self.0.stores.audit.append_audit(tx, &audit).await?;
+        self.0
+            .stores
+            .audit
+            .append_audit(tx.as_mut(), &audit)
+            .await?;
         self.0.failpoints.check("announce.audit")?;
         let envelope = Envelope::new(
             &self.0.settings.event_source,
@@ -70,7 +75,8 @@ impl App {
             data,
             now,
         );
-        self.0.stores.outbox.enqueue(tx, &envelope).await?;
+        self.0.stores.outbox.enqueue(tx.as_mut(), &envelope).await?;
+        tx.announces();
         Ok(())
     }
 }

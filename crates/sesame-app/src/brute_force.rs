@@ -464,7 +464,7 @@ impl App {
         };
         stores.audit.append_audit(tx.as_mut(), &audit).await?;
         if let (Some(id), Some(lock)) = (principal, lock) {
-            self.announce_lock(tx.as_mut(), id, lock, meta, now).await?;
+            self.announce_lock(&mut tx, id, lock, meta, now).await?;
         }
         self.commit(tx).await?;
         Ok(())
@@ -474,7 +474,7 @@ impl App {
     /// failure count and the end of the lock.
     pub(crate) async fn announce_lock(
         &self,
-        tx: &mut dyn sesame_core::Tx,
+        tx: &mut crate::work::Work,
         principal: PrincipalId,
         (failures, until): (i64, OffsetDateTime),
         meta: &ClientMeta,

@@ -326,7 +326,7 @@ impl App {
         let mut tx = self.begin().await?;
         self.consume_code(tx.as_mut(), &record, now).await?;
         let revoked = self
-            .reclaim_on_first_proof(tx.as_mut(), &method, auth, None, meta, now)
+            .reclaim_on_first_proof(&mut tx, &method, auth, None, meta, now)
             .await?;
         stores
             .logins
@@ -334,7 +334,7 @@ impl App {
             .await?;
         let data = json!({ "login_id": method.id, "login_type": login.login_type.as_str() });
         self.announce(
-            tx.as_mut(),
+            &mut tx,
             method.principal_id,
             topics::LOGIN_METHOD_VERIFIED,
             meta,

@@ -46,7 +46,7 @@ impl App {
             .ok_or_else(|| Error::problem(ErrorCode::NotFound, "No such user"))?;
         // No address or agent: the audit row outlives the account it is about.
         self.announce_as(
-            tx.as_mut(),
+            &mut tx,
             principal,
             actor,
             topics::USER_DELETED,

@@ -348,7 +348,7 @@ impl App {
             };
             let data = serde_json::json!({ "role": role, "message_id": msg_id });
             self.announce_as(
-                tx.as_mut(),
+                &mut tx,
                 principal,
                 actor,
                 sesame_events::topics::ROLE_ASSIGNED,

@@ -78,7 +78,7 @@ impl App {
             .map_err(identifier_taken)?;
         let data = json!({ "login_id": method.id, "login_type": login.login_type.as_str() });
         self.announce(
-            tx.as_mut(),
+            &mut tx,
             auth.principal_id,
             topics::LOGIN_METHOD_BOUND,
             meta,
@@ -141,7 +141,7 @@ impl App {
             .await?;
         let data = json!({ "login_id": id, "login_type": target.login_type.as_str() });
         self.announce_as(
-            tx.as_mut(),
+            &mut tx,
             principal,
             actor,
             topics::LOGIN_METHOD_UNBOUND,

@@ -341,7 +341,7 @@ impl App {
             "second_factor": factor.name(),
         });
         self.announce(
-            tx.as_mut(),
+            &mut tx,
             principal.id,
             topics::USER_SIGNED_IN,
             meta,
@@ -414,7 +414,7 @@ impl App {
             "second_factor": factor.name(),
         });
         self.announce(
-            tx.as_mut(),
+            &mut tx,
             principal.id,
             topics::SESSION_RAISED,
             meta,

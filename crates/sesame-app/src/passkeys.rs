@@ -239,7 +239,7 @@ impl App {
             "backup_eligible": record.backup_eligible,
         });
         self.announce(
-            tx.as_mut(),
+            &mut tx,
             auth.principal_id,
             topics::LOGIN_METHOD_BOUND,
             meta,
@@ -354,7 +354,7 @@ impl App {
         stores.passkeys.insert_passkey(tx.as_mut(), &record).await?;
         self.insert_session(tx.as_mut(), &session).await?;
         let data = json!({ "login_type": LoginType::Passkey.as_str(), "has_password": false });
-        self.announce(tx.as_mut(), id, topics::USER_SIGNED_UP, meta, data, now)
+        self.announce(&mut tx, id, topics::USER_SIGNED_UP, meta, data, now)
             .await?;
         self.commit(tx).await?;
         let user = self.me_of(id, &principal.kind).await?;
@@ -567,7 +567,7 @@ impl App {
             "method": "passkey",
         });
         self.announce(
-            tx.as_mut(),
+            &mut tx,
             principal.id,
             topics::USER_SIGNED_IN,
             meta,

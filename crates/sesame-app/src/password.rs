@@ -126,7 +126,7 @@ impl App {
         };
         stores.audit.append_audit(tx.as_mut(), &audit).await?;
         if let Some(lock) = claim.earned_lock() {
-            self.announce_lock(tx.as_mut(), auth.principal_id, lock, meta, now)
+            self.announce_lock(&mut tx, auth.principal_id, lock, meta, now)
                 .await?;
         }
         self.commit(tx).await?;
@@ -237,7 +237,7 @@ impl App {
             .revoke_sessions_of(tx.as_mut(), principal, keep, &reason, now)
             .await?;
         let data = json!({ "sessions_revoked": revoked.len() });
-        self.announce(tx.as_mut(), principal, topic, meta, data, now)
+        self.announce(&mut tx, principal, topic, meta, data, now)
             .await?;
         tx.touches(principal);
         tx.ends(&revoked);

@@ -6,7 +6,7 @@
 
 use crate::{App, AuthContext, ClientMeta};
 use serde_json::json;
-use sesame_core::{Error, SessionId, Tx};
+use sesame_core::{Error, SessionId};
 use sesame_credentials::LoginMethod;
 use sesame_events::topics;
 use time::OffsetDateTime;
@@ -17,7 +17,7 @@ impl App {
     /// the proof itself. Returns the sessions revoked, to drop from caches.
     pub(crate) async fn reclaim_on_first_proof(
         &self,
-        tx: &mut dyn Tx,
+        tx: &mut crate::work::Work,
         method: &LoginMethod,
         auth: Option<&AuthContext>,
         keep: Option<SessionId>,
@@ -32,9 +32,12 @@ impl App {
         let principal = method.principal_id;
         let revoked = stores
             .sessions
-            .revoke_sessions_of(tx, principal, keep, "login_proven", now)
+            .revoke_sessions_of(tx.as_mut(), principal, keep, "login_proven", now)
             .await?;
-        let password_removed = stores.passwords.remove_password(tx, principal, now).await?;
+        let password_removed = stores
+            .passwords
+            .remove_password(tx.as_mut(), principal, now)
+            .await?;
         if revoked.is_empty() && !password_removed {
             return Ok(revoked);
         }

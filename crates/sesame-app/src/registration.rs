@@ -163,7 +163,7 @@ impl App {
         fail.check("register.session")?;
         let data =
             json!({ "login_type": login.login_type.as_str(), "has_password": hash.is_some() });
-        self.announce(tx.as_mut(), id, topics::USER_SIGNED_UP, meta, data, now)
+        self.announce(&mut tx, id, topics::USER_SIGNED_UP, meta, data, now)
             .await?;
         fail.check("register.outbox")?;
         self.commit(tx).await?;

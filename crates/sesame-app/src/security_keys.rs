@@ -195,15 +195,8 @@ impl App {
                 .await?;
         }
         let data = json!({ "factor": "webauthn", "security_key_id": record.id, "credential_id": b64(key.cred_id().as_ref()) });
-        self.announce(
-            tx.as_mut(),
-            principal,
-            topics::MFA_ENROLLED,
-            meta,
-            data,
-            now,
-        )
-        .await?;
+        self.announce(&mut tx, principal, topics::MFA_ENROLLED, meta, data, now)
+            .await?;
         tx.touches(principal);
         self.commit(tx).await?;
         Ok(SecurityKeyEnrolled {
@@ -255,7 +248,7 @@ impl App {
                 .await?;
         }
         let data = json!({ "factor": "webauthn", "security_key_id": id });
-        self.announce(tx.as_mut(), principal, topics::MFA_REMOVED, meta, data, now)
+        self.announce(&mut tx, principal, topics::MFA_REMOVED, meta, data, now)
             .await?;
         tx.touches(principal);
         self.commit(tx).await

@@ -298,15 +298,8 @@ impl App {
             .await?
         {
             let data = json!({ "session_id": id, "reason": reason });
-            self.announce(
-                tx.as_mut(),
-                principal,
-                topics::SESSION_REVOKED,
-                meta,
-                data,
-                now,
-            )
-            .await?;
+            self.announce(&mut tx, principal, topics::SESSION_REVOKED, meta, data, now)
+                .await?;
         }
         tx.ends(&[id]);
         self.commit(tx).await?;

@@ -338,7 +338,7 @@ impl App {
             self.consume_code(tx.as_mut(), code, now).await?;
             revoked = self
                 .reclaim_on_first_proof(
-                    tx.as_mut(),
+                    &mut tx,
                     &method,
                     None,
                     session.as_ref().map(|s| s.session.id),
@@ -385,7 +385,7 @@ impl App {
             "method": amr,
         });
         self.announce(
-            tx.as_mut(),
+            &mut tx,
             principal.id,
             topics::USER_SIGNED_IN,
             meta,

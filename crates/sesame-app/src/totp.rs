@@ -134,15 +134,8 @@ impl App {
             .replace_backup_codes(tx.as_mut(), principal, &hashes, now)
             .await?;
         let data = json!({ "factor": "totp", "backup_codes": codes.len() });
-        self.announce(
-            tx.as_mut(),
-            principal,
-            topics::MFA_ENROLLED,
-            meta,
-            data,
-            now,
-        )
-        .await?;
+        self.announce(&mut tx, principal, topics::MFA_ENROLLED, meta, data, now)
+            .await?;
         tx.touches(principal);
         self.commit(tx).await?;
         Ok(BackupCodes {
@@ -188,7 +181,7 @@ impl App {
                 .await?;
         }
         let data = json!({ "factor": "totp" });
-        self.announce(tx.as_mut(), principal, topics::MFA_REMOVED, meta, data, now)
+        self.announce(&mut tx, principal, topics::MFA_REMOVED, meta, data, now)
             .await?;
         tx.touches(principal);
         self.commit(tx).await
@@ -219,7 +212,7 @@ impl App {
             .await?;
         let data = json!({ "backup_codes": codes.len() });
         let topic = topics::MFA_BACKUP_CODES_REGENERATED;
-        self.announce(tx.as_mut(), principal, topic, meta, data, now)
+        self.announce(&mut tx, principal, topic, meta, data, now)
             .await?;
         tx.touches(principal);
         self.commit(tx).await?;

@@ -12,6 +12,8 @@ pub(crate) struct Work {
     tx: Box<dyn Tx>,
     principals: Vec<PrincipalId>,
     sessions: Vec<SessionId>,
+    /// Whether it writes events: its commit wakes the relay.
+    events: bool,
 }
 
 impl Work {
@@ -23,6 +25,11 @@ impl Work {
     /// Notes that the commit changes what `principal`'s account view shows.
     pub(crate) fn touches(&mut self, principal: PrincipalId) {
         self.principals.push(principal);
+    }
+
+    /// Notes that the commit makes events for the relay.
+    pub(crate) fn announces(&mut self) {
+        self.events = true;
     }
 
     /// Notes that the commit ends `sessions`.
@@ -38,6 +45,7 @@ impl App {
             tx: self.0.stores.db.begin().await?,
             principals: Vec::new(),
             sessions: Vec::new(),
+            events: false,
         })
     }
 
@@ -45,7 +53,9 @@ impl App {
     /// unit of work instead rolls it back and leaves the caches alone.
     pub(crate) async fn commit(&self, work: Work) -> Result<(), Error> {
         self.0.stores.db.commit(work.tx).await?;
-        self.0.relay_wake.notify_one();
+        if work.events {
+            self.0.relay_wake.notify_one();
+        }
         for principal in &work.principals {
             self.0.caches.me.invalidate(principal);
         }

@@ -25,6 +25,8 @@ pub struct NatsStream {
     /// How long the server remembers message ids to drop duplicates: longer
     /// than a lease plus the retries inside it.
     pub duplicate_window: Duration,
+    /// How long a publish (or the stream's creation) waits for the server.
+    pub ack_timeout: Duration,
 }
 
 impl Default for NatsStream {
@@ -34,6 +36,7 @@ impl Default for NatsStream {
             subject_prefix: String::new(),
             max_age: Duration::from_secs(7 * 86_400),
             duplicate_window: Duration::from_secs(300),
+            ack_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -53,9 +56,6 @@ impl NatsStream {
         }
     }
 }
-
-/// How long a publish waits for the stream's ack.
-const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publishes events to JetStream.
 pub struct NatsSink {
@@ -97,7 +97,7 @@ impl NatsSink {
             return Ok(());
         }
         let made = tokio::time::timeout(
-            ACK_TIMEOUT,
+            self.stream.ack_timeout,
             self.jetstream.get_or_create_stream(self.stream.config()),
         )
         .await
@@ -150,7 +150,7 @@ impl Sink for NatsSink {
             Err(e) => return retry(format!("publishing: {e}")),
         };
         // The ack future's own timeout is not applied while awaiting it.
-        match tokio::time::timeout(ACK_TIMEOUT, ack.into_future()).await {
+        match tokio::time::timeout(self.stream.ack_timeout, ack.into_future()).await {
             Err(_) => retry("no ack from the stream in time".into()),
             Ok(Err(e)) => {
                 // A stream deleted under us is made again on the next attempt.

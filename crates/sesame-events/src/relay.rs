@@ -12,7 +12,7 @@
 
 use crate::store::{Delivery, Failure, OutboxStore};
 use async_trait::async_trait;
-use sesame_core::Clock;
+use sesame_core::{Clock, FailPoints};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -119,6 +119,9 @@ pub struct RelayOptions {
     pub lease: Duration,
     /// Back-off between attempts.
     pub schedule: Schedule,
+    /// `relay.before_mark:<sink>` stops a round after the sink took its
+    /// deliveries and before they are marked, as a crash there would.
+    pub failpoints: FailPoints,
 }
 
 impl Default for RelayOptions {
@@ -128,6 +131,7 @@ impl Default for RelayOptions {
             batch: 100,
             lease: Duration::from_secs(60),
             schedule: Schedule::default(),
+            failpoints: FailPoints::default(),
         }
     }
 }
@@ -315,6 +319,12 @@ impl Handle {
                     gone = Some(error);
                 }
             }
+        }
+        let crash = format!("relay.before_mark:{}", sink.id());
+        if !delivered.is_empty() && self.options.failpoints.check(&crash).is_err() {
+            // As if the process died here: the deliveries stay leased, and
+            // are attempted again once the lease has run out.
+            return (attempted, 0);
         }
         if !delivered.is_empty()
             && let Err(e) = self

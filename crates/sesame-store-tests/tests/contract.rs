@@ -104,6 +104,7 @@ on_every_backend!(
     outbox::delivered_events_are_pruned_and_failed_ones_retried,
     outbox::webhook_endpoints_are_stored_disabled_and_resealed,
     outbox::consumed_message_ids_are_recorded_once,
+    outbox::a_late_committer_is_not_skipped,
     upkeep::ping_tells_whether_the_database_answers,
 );
 

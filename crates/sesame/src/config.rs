@@ -93,6 +93,7 @@ impl EventsConfig {
         NatsStream {
             name: self.nats_stream.clone(),
             subject_prefix: self.nats_subject_prefix.clone(),
+            ack_timeout: Duration::from_secs(self.attempt_timeout_secs.max(1)),
             ..NatsStream::default()
         }
     }

@@ -131,7 +131,7 @@ impl Server {
             master,
             config.settings(&issuer, shared_database),
             hooks.clock.clone(),
-            hooks.failpoints,
+            hooks.failpoints.clone(),
         )
         .await?;
 
@@ -192,15 +192,19 @@ impl Server {
         let sinks = app
             .event_sinks(fixed)
             .map_err(|e| StartError::Service(e.to_string()))?;
+        let relay_failpoints = hooks.failpoints;
         let relay = Relay::new(
             stores.outbox.clone(),
             sinks,
             hooks.clock,
             RelayOptions {
                 interval: Duration::from_millis(config.events.poll_interval_ms.max(1)),
-                lease: Duration::from_secs(config.events.attempt_timeout_secs.saturating_mul(2))
-                    .max(Duration::from_secs(30)),
+                // Longer than any attempt (a webhook's timeout, a NATS ack).
+                lease: Duration::from_secs(config.events.attempt_timeout_secs.max(1))
+                    .saturating_mul(2)
+                    .saturating_add(Duration::from_secs(1)),
                 schedule: app.retry_schedule(),
+                failpoints: relay_failpoints,
                 ..RelayOptions::default()
             },
             app.relay_wake(),

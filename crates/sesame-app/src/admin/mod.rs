@@ -266,16 +266,8 @@ impl App {
         };
         if changed {
             let data = json!({ "role": role });
-            self.announce_as(
-                tx.as_mut(),
-                principal,
-                caller.actor(),
-                topic,
-                meta,
-                data,
-                now,
-            )
-            .await?;
+            self.announce_as(&mut tx, principal, caller.actor(), topic, meta, data, now)
+                .await?;
         }
         self.commit(tx).await?;
         self.0.caches.roles.invalidate(&principal);

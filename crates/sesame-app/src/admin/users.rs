@@ -288,7 +288,7 @@ impl App {
             tx.touches(principal);
             let data = json!({ "reason": req.reason, "sessions_revoked": ended.len() });
             self.announce_as(
-                tx.as_mut(),
+                &mut tx,
                 principal,
                 caller.actor(),
                 topics::USER_SUSPENDED,
@@ -322,7 +322,7 @@ impl App {
         {
             tx.touches(principal);
             self.announce_as(
-                tx.as_mut(),
+                &mut tx,
                 principal,
                 caller.actor(),
                 topics::USER_REACTIVATED,
@@ -378,7 +378,7 @@ impl App {
         for id in &ended {
             let data = json!({ "session_id": id, "reason": "revoked_by_admin" });
             self.announce_as(
-                tx.as_mut(),
+                &mut tx,
                 principal,
                 caller.actor(),
                 topics::SESSION_REVOKED,
@@ -468,7 +468,7 @@ impl App {
             "roles": req.roles,
         });
         self.announce_as(
-            tx.as_mut(),
+            &mut tx,
             id,
             caller.actor(),
             topics::USER_SIGNED_UP,
@@ -541,7 +541,7 @@ impl App {
         if totp || !keys.is_empty() {
             let data = json!({ "factor": "all", "totp": totp, "security_keys": keys.len() });
             self.announce_as(
-                tx.as_mut(),
+                &mut tx,
                 principal,
                 caller.actor(),
                 topics::MFA_REMOVED,
