@@ -78,18 +78,15 @@ pub async fn connect(url: &str) -> Result<jetstream::Context, String> {
 }
 
 impl NatsSink {
-    /// Publishes through `jetstream`, making sure of the stream when the
-    /// server answers.
-    pub async fn new(jetstream: jetstream::Context, stream: NatsStream) -> Self {
-        let sink = Self {
+    /// Publishes through `jetstream`. The stream is made sure of before the
+    /// first publish (and again after the stream refused one), so a server
+    /// that is away at start delays events, never the start.
+    pub fn new(jetstream: jetstream::Context, stream: NatsStream) -> Self {
+        Self {
             jetstream,
             stream,
             ready: AtomicBool::new(false),
-        };
-        if let Err(e) = sink.ensure_stream().await {
-            tracing::warn!(error = %e, "the JetStream stream is not ready yet; events wait");
         }
-        sink
     }
 
     async fn ensure_stream(&self) -> Result<(), String> {

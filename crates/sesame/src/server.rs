@@ -175,9 +175,10 @@ impl Server {
             let js = sesame_events::nats::connect(url)
                 .await
                 .map_err(StartError::Service)?;
-            fixed.push(Arc::new(
-                NatsSink::new(js.clone(), config.events.nats_stream()).await,
-            ));
+            fixed.push(Arc::new(NatsSink::new(
+                js.clone(),
+                config.events.nats_stream(),
+            )));
             let counts = Arc::new(|what: &'static str| {
                 metrics::counter!("sesame_consumer_errors_total", "kind" => what).increment(1);
             });
