@@ -105,7 +105,7 @@ impl App {
 
     /// `GET /v1/admin/webhooks`.
     pub async fn list_webhooks(&self, caller: &Caller) -> Result<Vec<WebhookView>, Error> {
-        self.require(caller, "webhooks:manage", Access::Read)
+        self.admit_read(caller, "webhooks:manage", "webhooks", None)
             .await?;
         let all = self.0.stores.webhooks.list_webhooks().await?;
         Ok(all.iter().map(WebhookView::of).collect())
