@@ -11,8 +11,9 @@ use sesame_core::{Clock, Error, ErrorCode};
 use sesame_credentials::{MasterKeys, Sealed};
 use sesame_events::inbox::{Handled, Handler};
 use sesame_events::relay::Schedule;
-use sesame_events::webhook::{self, WebhookClient, WebhookSink};
+use sesame_events::webhook::{self, WebhookSink};
 use sesame_events::{OutboxStore, Sink, Sinks, StoredEndpoint, WebhookStore};
+use sesame_outbound::OutboundClient;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -77,10 +78,14 @@ impl App {
     }
 
     /// The one client webhooks go through.
-    pub fn webhook_client(&self) -> Result<WebhookClient, Error> {
+    pub fn webhook_client(&self) -> Result<OutboundClient, Error> {
         let events = &self.0.settings.events;
-        WebhookClient::new(events.attempt_timeout, events.allow_private_targets)
-            .map_err(Error::internal)
+        OutboundClient::new(
+            concat!("sesame-webhooks/", env!("CARGO_PKG_VERSION")),
+            events.attempt_timeout,
+            events.allow_private_targets,
+        )
+        .map_err(Error::internal)
     }
 
     /// Writes the configured endpoints to the store (sealing their secrets)
@@ -155,7 +160,7 @@ pub struct EventSinks {
     webhooks: Arc<dyn WebhookStore>,
     outbox: Arc<dyn OutboxStore>,
     master: MasterKeys,
-    client: WebhookClient,
+    client: OutboundClient,
     clock: Arc<dyn Clock>,
     built: Mutex<Built>,
 }

@@ -14,9 +14,8 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sesame_outbound::OutboundClient;
 use sha2::Sha256;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,106 +60,13 @@ pub fn sign(keys: &[Vec<u8>], id: &str, timestamp: i64, body: &[u8]) -> String {
         .join(" ")
 }
 
-/// Whether an address is one a webhook may not reach unless allowed:
-/// loopback, private, link-local, shared, unspecified, multicast or
-/// broadcast (IPv4-mapped IPv6 judged as IPv4).
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
-    }
-}
-
-/// Resolves names, dropping the addresses a webhook may not reach.
-#[derive(Debug)]
-struct PublicOnly;
-
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let public: Vec<SocketAddr> = found.filter(|a| !is_private(a.ip())).collect();
-            if public.is_empty() {
-                return Err(format!("{} resolves only to private addresses", name.as_str()).into());
-            }
-            Ok(Box::new(public.into_iter()) as Addrs)
-        })
-    }
-}
-
-/// The one HTTP client webhooks go through.
-#[derive(Debug, Clone)]
-pub struct WebhookClient {
-    http: reqwest::Client,
-    allow_private: bool,
-}
-
-impl WebhookClient {
-    /// A client with `timeout` per attempt; private targets only when allowed.
-    pub fn new(timeout: Duration, allow_private: bool) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("sesame-webhooks/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
-        }
-        let http = builder.build().map_err(|e| e.to_string())?;
-        Ok(Self {
-            http,
-            allow_private,
-        })
-    }
-
-    /// Checks a target URL: http or https, and not a private address unless allowed.
-    pub fn check_url(&self, url: &str) -> Result<reqwest::Url, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("{url}: only http and https targets"));
-        }
-        let private = match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            None => return Err(format!("{url}: no host")),
-        };
-        if private && !self.allow_private {
-            return Err(format!(
-                "{url}: a private or loopback target (allow_private_targets is off)"
-            ));
-        }
-        Ok(parsed)
-    }
-}
-
 /// Posts envelopes to one endpoint.
 pub struct WebhookSink {
     id: String,
     url: String,
     topics: Vec<String>,
     keys: Vec<Vec<u8>>,
-    client: WebhookClient,
+    client: OutboundClient,
     clock: Arc<dyn sesame_core::Clock>,
 }
 
@@ -171,7 +77,7 @@ impl WebhookSink {
         url: String,
         topics: Vec<String>,
         keys: Vec<Vec<u8>>,
-        client: WebhookClient,
+        client: OutboundClient,
         clock: Arc<dyn sesame_core::Clock>,
     ) -> Self {
         Self {
@@ -241,7 +147,7 @@ impl Sink for WebhookSink {
         let signature = sign(&self.keys, &id, timestamp, &body);
         let sent = self
             .client
-            .http
+            .http()
             .post(url)
             .header("content-type", "application/cloudevents+json")
             .header("webhook-id", &id)
@@ -316,45 +222,6 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], sign(&keys[..1], "id", 1, b"{}"));
         assert_eq!(parts[1], sign(&keys[1..], "id", 1, b"{}"));
-    }
-
-    #[test]
-    fn private_targets_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[test]
-    fn urls_on_private_addresses_are_refused_unless_allowed() {
-        let strict = WebhookClient::new(Duration::from_secs(1), false).unwrap();
-        for url in [
-            "http://127.0.0.1:9/x",
-            "http://[::1]/",
-            "http://localhost/",
-            "http://10.0.0.1/",
-        ] {
-            assert!(strict.check_url(url).is_err(), "{url}");
-        }
-        assert!(strict.check_url("ftp://example.com/").is_err());
-        assert!(strict.check_url("https://example.com/hook").is_ok());
-        let open = WebhookClient::new(Duration::from_secs(1), true).unwrap();
-        assert!(open.check_url("http://127.0.0.1:9/x").is_ok());
     }
 
     #[test]
