@@ -69,7 +69,7 @@ impl CredentialSummary {
     pub fn account_name(&self, principal: PrincipalId) -> String {
         self.logins
             .iter()
-            .find(|m| m.login_type != LoginType::Passkey)
+            .find(|m| m.login_type.is_typed())
             .map(|m| m.identifier.clone())
             .unwrap_or_else(|| principal.to_string())
     }

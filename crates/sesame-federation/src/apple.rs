@@ -91,7 +91,10 @@ mod tests {
         let data = jsonwebtoken::decode::<serde_json::Value>(&jwt, &decoding, &validation).unwrap();
         assert_eq!(data.header.kid.as_deref(), Some("KEY1234567"));
         assert_eq!(data.claims["sub"], "com.example.web");
-        assert_eq!(data.claims["exp"].as_i64().unwrap() - data.claims["iat"].as_i64().unwrap(), 300);
+        assert_eq!(
+            data.claims["exp"].as_i64().unwrap() - data.claims["iat"].as_i64().unwrap(),
+            300
+        );
     }
 
     #[test]

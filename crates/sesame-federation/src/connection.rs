@@ -30,30 +30,18 @@ impl Provider {
     /// name is well formed: a preset's name, `oidc:<slug>` or `oauth:<slug>`
     /// (slug: 1–40 of `a-z`, `0-9`, `-`, `_`, starting with a letter or digit).
     pub fn of_name(name: &str) -> Option<Self> {
-        let slug_ok = |s: &str| {
-            (1..=40).contains(&s.len())
-                && s.bytes().enumerate().all(|(i, b)| {
-                    b.is_ascii_lowercase()
-                        || b.is_ascii_digit()
-                        || (i > 0 && (b == b'-' || b == b'_'))
-                })
-        };
-        match name {
-            "google" => Some(Self::Google),
-            "apple" => Some(Self::Apple),
-            "github" => Some(Self::Github),
-            "discord" => Some(Self::Discord),
-            "wechat" => Some(Self::Wechat),
-            _ => {
-                if let Some(slug) = name.strip_prefix("oidc:") {
-                    slug_ok(slug).then_some(Self::Oidc)
-                } else if let Some(slug) = name.strip_prefix("oauth:") {
-                    slug_ok(slug).then_some(Self::Oauth2)
-                } else {
-                    None
-                }
-            }
+        if !sesame_credentials::login::is_federated_name(name) {
+            return None;
         }
+        Some(match name {
+            "google" => Self::Google,
+            "apple" => Self::Apple,
+            "github" => Self::Github,
+            "discord" => Self::Discord,
+            "wechat" => Self::Wechat,
+            _ if name.starts_with("oidc:") => Self::Oidc,
+            _ => Self::Oauth2,
+        })
     }
 
     /// Whether the provider speaks OpenID Connect (an ID token to verify).

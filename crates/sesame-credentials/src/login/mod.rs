@@ -12,8 +12,7 @@ use sesame_core::Error;
 use std::fmt;
 
 /// A kind of login identifier. Adding one is new code here, never a schema change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LoginType {
     /// An e-mail address.
     Email,
@@ -24,6 +23,50 @@ pub enum LoginType {
     /// A WebAuthn credential (identifier: its credential id in base64url);
     /// never typed, so never normalised from input.
     Passkey,
+    /// Another identity provider's connection (`google`, `oidc:acme`, …;
+    /// identifier: the provider's stable subject); never typed either.
+    Federated(&'static str),
+}
+
+/// Names of the preset identity providers.
+pub const FEDERATED_PRESETS: [&str; 5] = ["google", "apple", "github", "discord", "wechat"];
+
+/// Whether `name` can name a connection to another identity provider: a
+/// preset, `oidc:<slug>` or `oauth:<slug>` (slug: 1–40 of `a-z`, `0-9`, `-`
+/// and `_`, starting with a letter or digit).
+pub fn is_federated_name(name: &str) -> bool {
+    if FEDERATED_PRESETS.contains(&name) {
+        return true;
+    }
+    let Some(slug) = name
+        .strip_prefix("oidc:")
+        .or_else(|| name.strip_prefix("oauth:"))
+    else {
+        return false;
+    };
+    (1..=40).contains(&slug.len())
+        && slug.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && (b == b'-' || b == b'_'))
+        })
+}
+
+/// Connection names live as long as the process: each distinct name is kept
+/// once, so that login types stay `Copy`. Names come from stored rows and
+/// configured connections, never from request input.
+fn intern(name: &str) -> &'static str {
+    use std::collections::BTreeSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<BTreeSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = names.get(name) {
+        return found;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 impl LoginType {
@@ -34,18 +77,38 @@ impl LoginType {
             Self::Phone => "phone",
             Self::Username => "username",
             Self::Passkey => "passkey",
+            Self::Federated(name) => name,
         }
     }
 
-    /// Parses a stored or requested login type.
+    /// Parses a stored login type (or a configured connection's name).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "email" => Some(Self::Email),
             "phone" => Some(Self::Phone),
             "username" => Some(Self::Username),
             "passkey" => Some(Self::Passkey),
+            _ if is_federated_name(s) => Some(Self::Federated(intern(s))),
             _ => None,
         }
+    }
+
+    /// Whether people type identifiers of this type (and codes reach them).
+    pub fn is_typed(self) -> bool {
+        matches!(self, Self::Email | Self::Phone | Self::Username)
+    }
+}
+
+impl Serialize for LoginType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LoginType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::parse(&name).ok_or_else(|| serde::de::Error::custom("unknown login type"))
     }
 }
 
@@ -101,8 +164,7 @@ const MAX_RAW_IDENTIFIER: usize = 512;
 impl LoginInput {
     /// Normalises the identifier; errors name the field under `prefix` (e.g. `login`).
     pub fn normalise(&self, cfg: &NormaliseConfig, prefix: &str) -> Result<Login, Error> {
-        let login_type = LoginType::parse(&self.login_type)
-            .filter(|t| *t != LoginType::Passkey)
+        let login_type = typed(&self.login_type)
             .ok_or_else(|| Error::field(format!("{prefix}.type"), "unsupported_login_type"))?;
         let identifier = normalise(login_type, &self.identifier, cfg)
             .map_err(|code| Error::field(format!("{prefix}.identifier"), code))?;
@@ -110,6 +172,16 @@ impl LoginInput {
             login_type,
             identifier,
         })
+    }
+}
+
+/// A login type people type, from request input (never interns a name).
+fn typed(s: &str) -> Option<LoginType> {
+    match s {
+        "email" => Some(LoginType::Email),
+        "phone" => Some(LoginType::Phone),
+        "username" => Some(LoginType::Username),
+        _ => None,
     }
 }
 
@@ -126,6 +198,43 @@ pub fn normalise(
         LoginType::Email => email::normalise(raw),
         LoginType::Phone => phone::normalise(raw, cfg.phone_default_region),
         LoginType::Username => username::normalise(raw, cfg.username_charset),
-        LoginType::Passkey => Err("not_typed"),
+        LoginType::Passkey | LoginType::Federated(_) => Err("not_typed"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn federated_types_are_parsed_from_storage_only() {
+        let t = LoginType::parse("oidc:acme").unwrap();
+        assert_eq!(t, LoginType::Federated("oidc:acme"));
+        assert_eq!(t.as_str(), "oidc:acme");
+        // The same name is kept once.
+        let again = LoginType::parse("oidc:acme").unwrap();
+        assert!(std::ptr::eq(t.as_str(), again.as_str()));
+        assert_eq!(
+            LoginType::parse("github"),
+            Some(LoginType::Federated("github"))
+        );
+        for bad in ["oidc:", "oidc:Acme", "saml:x", "oauth:-x", "facebook"] {
+            assert_eq!(LoginType::parse(bad), None, "{bad}");
+        }
+        let input = LoginInput {
+            login_type: "github".into(),
+            identifier: "12345".into(),
+        };
+        let err = input
+            .normalise(&NormaliseConfig::default(), "login")
+            .unwrap_err();
+        assert!(
+            format!("{err:?}").contains("unsupported_login_type"),
+            "{err:?}"
+        );
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"oidc:acme\"");
+        assert_eq!(serde_json::from_str::<LoginType>(&json).unwrap(), t);
     }
 }
