@@ -30,6 +30,7 @@ pub const PERMISSIONS: &[&str] = &[
     "api_keys:manage",
     "introspect",
     "webhooks:manage",
+    "connections:manage",
 ];
 
 /// A key's last use is written at most this often.

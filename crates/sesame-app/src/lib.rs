@@ -10,6 +10,7 @@ mod cache;
 mod codes;
 pub mod erasure;
 pub mod events;
+pub mod federation;
 pub mod import;
 pub mod keys;
 mod logins;
@@ -38,10 +39,11 @@ use sesame_core::{
     SharedLimits,
 };
 use sesame_credentials::{
-    AccessClaims, AccessStore, ApiKeyRecord, AuditStore, CodeBook, ErasureStore, ImportStore,
-    KeyRing, LoginAttemptStore, LoginMethodStore, MasterKeys, MfaStore, NormaliseConfig,
-    PasskeyStore, PasswordHasher, PasswordStore, PrincipalStore, RetentionStore, Role,
-    ServerSecretStore, SessionStore, SigningKeyStore, VerificationCodeStore, mfa::BackupCodeHasher,
+    AccessClaims, AccessStore, ApiKeyRecord, AuditStore, CodeBook, ErasureStore, FederationStore,
+    ImportStore, KeyRing, LoginAttemptStore, LoginMethodStore, MasterKeys, MfaStore,
+    NormaliseConfig, PasskeyStore, PasswordHasher, PasswordStore, PrincipalStore, RetentionStore,
+    Role, ServerSecretStore, SessionStore, SigningKeyStore, VerificationCodeStore,
+    mfa::BackupCodeHasher,
 };
 use sesame_delivery::{Mailer, SmsSender, Templates};
 use sesame_events::{OutboxStore, WebhookStore};
@@ -99,6 +101,8 @@ pub struct Stores {
     pub outbox: Arc<dyn OutboxStore>,
     /// Webhook endpoints.
     pub webhooks: Arc<dyn WebhookStore>,
+    /// Federation flows, connections and provider tokens.
+    pub federation: Arc<dyn FederationStore>,
     /// Verification codes.
     pub codes: Arc<dyn VerificationCodeStore>,
     /// Sign-in attempts.
@@ -134,6 +138,7 @@ impl Stores {
             + AuditStore
             + OutboxStore
             + WebhookStore
+            + FederationStore
             + VerificationCodeStore
             + LoginAttemptStore
             + ImportStore
@@ -157,6 +162,7 @@ impl Stores {
             audit: backend.clone(),
             outbox: backend.clone(),
             webhooks: backend.clone(),
+            federation: backend.clone(),
             codes: backend.clone(),
             attempts: backend.clone(),
             import: backend.clone(),
@@ -218,6 +224,8 @@ pub struct Settings {
     pub kinds: Vec<access::KindSeed>,
     /// How events are delivered.
     pub events: events::EventSettings,
+    /// Sign-in through other identity providers.
+    pub federation: federation::FederationSettings,
 }
 
 impl Default for Settings {
@@ -245,6 +253,7 @@ impl Default for Settings {
             roles: Vec::new(),
             kinds: access::KindSeed::defaults(),
             events: events::EventSettings::default(),
+            federation: federation::FederationSettings::default(),
         }
     }
 }
@@ -307,6 +316,8 @@ struct Inner {
     outgoing: outgoing::Outgoing,
     /// Wakes the outbox relay after each commit.
     relay_wake: Arc<tokio::sync::Notify>,
+    /// The relying party of federated sign-ins.
+    federation: Arc<sesame_federation::Federation>,
 }
 
 /// What the in-process caches hold.
@@ -361,6 +372,20 @@ impl App {
             .map(WebauthnSettings::build)
             .transpose()?;
         let outgoing = outgoing::Outgoing::spawn(stores.codes.clone(), delivery);
+        let federation =
+            sesame_federation::Federation::new(settings.federation.timeout, clock.clone())
+                .map_err(|e| Error::internal(format!("the outbound HTTP client: {e}")))?;
+        for seed in &settings.federation.connections {
+            sesame_federation::Connection::new(
+                &seed.name,
+                seed.settings.clone(),
+                seed.secret.clone(),
+                true,
+            )
+            .map_err(|(field, code)| {
+                Error::internal(format!("connection {}: {field} {code}", seed.name))
+            })?;
+        }
         let app = Self(Arc::new(Inner {
             caches,
             codes,
@@ -369,6 +394,7 @@ impl App {
             outgoing,
             hashing_slots: Arc::default(),
             relay_wake: Arc::default(),
+            federation: Arc::new(federation),
             stores,
             hasher,
             keys: RwLock::new(Arc::new(ring)),

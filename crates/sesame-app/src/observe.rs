@@ -78,6 +78,12 @@ fn describe() {
 }
 
 /// Counts a sign-in attempt's outcome.
+/// A provider's answer refused at a federation callback.
+pub(crate) fn federation_refused(code: &'static str, reason: &'static str) {
+    metrics::counter!("sesame_federation_refusals_total", "code" => code, "reason" => reason)
+        .increment(1);
+}
+
 pub(crate) fn sign_in<T>(method: &'static str, result: &Result<T, Error>, mfa_required: bool) {
     let outcome = match result {
         Ok(_) if mfa_required => "mfa_required",

@@ -29,7 +29,7 @@ fn merge_errors(errors: impl IntoIterator<Item = Option<Error>>) -> Error {
 }
 
 /// The answer when a login identifier belongs to someone already.
-fn identifier_in_use() -> Error {
+pub(crate) fn identifier_in_use() -> Error {
     Error::problem(
         ErrorCode::IdentifierTaken,
         "This identifier is already registered",

@@ -5,6 +5,7 @@
 pub mod access_store;
 pub mod api_keys;
 pub mod codes;
+pub mod federation;
 pub mod keys;
 pub mod login;
 pub mod mfa;
@@ -17,6 +18,7 @@ pub mod tokens;
 pub use access_store::{AccessStore, ErasureStore};
 pub use api_keys::{ApiKeyRecord, NewApiKey, PresentedKey, looks_like_api_key, parse_api_key};
 pub use codes::{CodeBook, CodePurpose, VerificationCode};
+pub use federation::{FederationFlow, FederationStore, StoredConnection};
 pub use keys::{KeyRing, SigningKeyRecord};
 pub use login::{Login, LoginInput, LoginType, NormaliseConfig, UsernameCharset};
 pub use model::{

@@ -3,6 +3,7 @@
 mod admin_routes;
 mod error;
 pub mod extract;
+mod federation_routes;
 mod proxies;
 mod routes;
 mod trace;
@@ -113,6 +114,15 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route("/v1/password-resets/confirm", post(routes::confirm_reset))
         .route("/v1/verifications", post(routes::send_code))
         .route("/v1/verifications/confirm", post(routes::confirm_code))
+        .route(
+            "/v1/federation/{connection}/begin",
+            post(federation_routes::begin),
+        )
+        .route(
+            "/v1/federation/{connection}/callback",
+            get(federation_routes::callback_get).post(federation_routes::callback_post),
+        )
+        .route("/v1/federation/exchange", post(federation_routes::exchange))
         .route("/v1/introspect", post(admin_routes::introspect))
         .route(
             "/v1/admin/api-keys",
@@ -135,6 +145,14 @@ pub fn router_behind(app: App, proxies: TrustedProxies) -> Router {
         .route(
             "/v1/admin/webhooks/{name}/secret",
             post(admin_routes::rotate_webhook_secret),
+        )
+        .route(
+            "/v1/admin/connections",
+            get(federation_routes::list_connections),
+        )
+        .route(
+            "/v1/admin/connections/{name}",
+            put(federation_routes::put_connection).delete(federation_routes::delete_connection),
         )
         .route("/v1/admin/users", get(admin_routes::list_users))
         .route(

@@ -11,9 +11,9 @@ pub use backend::{Conn, SqlBackend};
 use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};
 use sesame_credentials::{
-    ApiKeyRecord, AuditEntry, Ceremony, CodePurpose, LoginMethod, LoginType, MfaChallenge,
-    PasskeyRecord, Principal, RefreshToken, Role, Sealed, SecurityKeyRecord, Session,
-    SigningKeyRecord, TotpFactor, VerificationCode,
+    ApiKeyRecord, AuditEntry, Ceremony, CodePurpose, FederationFlow, LoginMethod, LoginType,
+    MfaChallenge, PasskeyRecord, Principal, RefreshToken, Role, Sealed, SecurityKeyRecord, Session,
+    SigningKeyRecord, StoredConnection, TotpFactor, VerificationCode,
 };
 use sesame_events::{Delivery, DeliveryRow, DeliveryStatus, PreviousSecret, StoredEndpoint};
 use sesame_identity::Profile;
@@ -432,6 +432,55 @@ pub fn webhook_endpoint(row: &impl Columns) -> Result<StoredEndpoint> {
         from_config: row.flag("from_config")?,
         disabled_at: row.opt_time("disabled_at")?,
         disabled_reason: row.opt_text("disabled_reason")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+fn sealed(blob: Option<Vec<u8>>, key_id: Option<String>) -> Option<Sealed> {
+    Some(Sealed {
+        blob: blob?,
+        key_id: key_id?,
+    })
+}
+
+/// A row of `federation_flows`.
+pub fn federation_flow(row: &impl Columns) -> Result<FederationFlow> {
+    Ok(FederationFlow {
+        id: row.uuid("id")?,
+        connection: row.text("connection")?,
+        state_hash: row.bytes("state_hash")?,
+        intent: row.text("intent")?,
+        principal_id: row.opt_uuid("principal_id")?.map(PrincipalId),
+        nonce: row.text("nonce")?,
+        pkce_verifier: Sealed {
+            blob: row.bytes("pkce_verifier_sealed")?,
+            key_id: row.text("pkce_key_id")?,
+        },
+        app_challenge: row.text("app_challenge")?,
+        return_to: row.text("return_to")?,
+        login_code_hash: row.opt_bytes("login_code_hash")?,
+        login_code_expires_at: row.opt_time("login_code_expires_at")?,
+        result: sealed(
+            row.opt_bytes("result_sealed")?,
+            row.opt_text("result_key_id")?,
+        ),
+        created_at: row.time("created_at")?,
+        expires_at: row.time("expires_at")?,
+        consumed_at: row.opt_time("consumed_at")?,
+        exchanged_at: row.opt_time("exchanged_at")?,
+    })
+}
+
+/// A row of `federation_connections`.
+pub fn stored_connection(row: &impl Columns) -> Result<StoredConnection> {
+    Ok(StoredConnection {
+        name: row.text("name")?,
+        settings: row.json("settings")?,
+        secret: sealed(
+            row.opt_bytes("secret_sealed")?,
+            row.opt_text("secret_key_id")?,
+        ),
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })

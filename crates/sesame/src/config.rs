@@ -224,6 +224,8 @@ pub struct Config {
     pub kinds: Vec<KindSeed>,
     /// Event delivery: webhooks, retries, the NATS stream.
     pub events: EventsConfig,
+    /// Sign-in through other identity providers.
+    pub federation: crate::federation_config::FederationConfig,
     /// Serve `GET /metrics` on this address instead of the API's (to keep
     /// it off the public port).
     pub metrics_listen: Option<SocketAddr>,
@@ -277,6 +279,7 @@ impl Default for Config {
             roles: Vec::new(),
             kinds: KindSeed::defaults(),
             events: EventsConfig::default(),
+            federation: Default::default(),
             metrics_listen: None,
             nats_url: None,
             log_format: LogFormat::Auto,
@@ -420,6 +423,7 @@ impl Config {
             roles: self.roles.clone(),
             kinds: self.kinds.clone(),
             events: self.events.settings(),
+            federation: self.federation.settings(),
             ..Settings::default()
         }
     }

@@ -4,6 +4,7 @@
 pub mod calibrate;
 pub mod commands;
 pub mod config;
+pub mod federation_config;
 pub mod http_server;
 pub mod import;
 pub mod server;

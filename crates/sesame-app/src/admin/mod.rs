@@ -4,10 +4,12 @@
 //! calls them.
 
 mod audit;
+mod connections;
 mod cursor;
 mod users;
 mod webhooks;
 
+pub use connections::{ConnectionRequest, ConnectionView};
 pub use webhooks::{WebhookRequest, WebhookSaved, WebhookView};
 
 pub use audit::{AuditPage, AuditQuery};

@@ -10,6 +10,7 @@ mod access;
 mod codes;
 mod credentials;
 mod erasure;
+mod federation;
 mod identity;
 mod keys;
 mod mfa;
@@ -27,6 +28,7 @@ macro_rules! stamp_stores {
         $crate::__access_store!($store);
         $crate::__credential_stores!($store);
         $crate::__erasure_store!($store);
+        $crate::__federation_store!($store);
         $crate::__session_store!($store);
         $crate::__code_store!($store);
         $crate::__key_and_audit_stores!($store);
