@@ -6,6 +6,7 @@
 //! `SESAME_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! The same tests thus run against both backends.
 
+pub mod idp;
 pub mod nats;
 pub mod webhooks;
 
@@ -79,8 +80,15 @@ impl TestAppBuilder {
         self
     }
 
-    /// Boots the server.
+    /// Boots the server. With `SESAME_TEST_LOG` set (a `RUST_LOG` filter),
+    /// the server's logs go to the test's output.
     pub async fn spawn(mut self) -> TestApp {
+        if let Ok(filter) = std::env::var("SESAME_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         self.config.data_dir = dir.path().join("data");
         let database = match TestBackend::from_env() {

@@ -11,6 +11,7 @@ mod crash;
 mod delivery_faults;
 mod erasure;
 mod errors;
+mod federation;
 mod kinds;
 mod legacy;
 mod lockout;

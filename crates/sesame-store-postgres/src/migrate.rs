@@ -81,6 +81,11 @@ impl Domain {
                     "webhook_rotation",
                     include_str!("../migrations/credentials/0009_webhook_rotation.sql"),
                 ),
+                (
+                    10,
+                    "federation",
+                    include_str!("../migrations/credentials/0010_federation.sql"),
+                ),
             ],
         }
     }

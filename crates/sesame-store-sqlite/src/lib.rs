@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhook_rotation",
         include_str!("../migrations/0013_webhook_rotation.sql"),
     ),
+    (
+        14,
+        "federation",
+        include_str!("../migrations/0014_federation.sql"),
+    ),
 ];
 
 /// The SQLite backend: one pool, every store trait.
