@@ -91,6 +91,7 @@ struct Inner {
     grants: HashMap<String, Grant>,
     tokens: HashMap<String, Person>,
     jwks_fetches: usize,
+    issued: Vec<String>,
     token_requests: Vec<HashMap<String, String>>,
     token_auth: Vec<Option<String>>,
     /// The Apple-style client secret's verifying key, when checked.
@@ -162,6 +163,7 @@ impl StubIdp {
             grants: HashMap::new(),
             tokens: HashMap::new(),
             jwks_fetches: 0,
+            issued: Vec::new(),
             token_requests: Vec::new(),
             token_auth: Vec::new(),
             apple_key: None,
@@ -214,6 +216,11 @@ impl StubIdp {
     /// How many times the JWKS was fetched.
     pub fn jwks_fetches(&self) -> usize {
         self.with(|i| i.jwks_fetches)
+    }
+
+    /// Every access and refresh token issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.with(|i| i.issued.clone())
     }
 
     /// The form fields of every token request so far.
@@ -411,13 +418,16 @@ async fn token(
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
     let access_token = random();
+    let refresh_token = format!("refresh-{}", random());
     i.tokens.insert(access_token.clone(), grant.person.clone());
+    i.issued
+        .extend([access_token.clone(), refresh_token.clone()]);
     let id_token = id_token(&mut i, &grant, &access_token);
     Json(json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": 3600,
-        "refresh_token": format!("refresh-{}", random()),
+        "refresh_token": refresh_token,
         "id_token": id_token,
     }))
     .into_response()

@@ -94,6 +94,11 @@ async fn root(app: &TestApp) -> Option<(String, String)> {
     Some((aal1, access(&raised.body).to_owned()))
 }
 
+/// A root token raised to `aal2` (`None` without pyotp, outside CI).
+pub(crate) async fn root_token(app: &TestApp) -> Option<String> {
+    root(app).await.map(|(_, aal2)| aal2)
+}
+
 #[tokio::test]
 async fn every_admin_route_needs_the_permission_and_writes_need_aal2() {
     let app = TestApp::spawn().await;
@@ -190,6 +195,24 @@ async fn every_admin_route_needs_the_permission_and_writes_need_aal2() {
         ),
         ("POST", "/v1/admin/webhooks/perm/secret".into(), None, true),
         ("DELETE", "/v1/admin/webhooks/perm".into(), None, true),
+        ("GET", "/v1/admin/connections".into(), None, false),
+        (
+            "PUT",
+            "/v1/admin/connections/oidc:perm".into(),
+            Some(json!({
+                "client_id": "c",
+                "client_secret": "s",
+                "issuer": "https://idp.example.com",
+                "return_to": ["https://app.example.com/back"],
+            })),
+            true,
+        ),
+        (
+            "DELETE",
+            "/v1/admin/connections/oidc:perm".into(),
+            None,
+            true,
+        ),
         // Last: the erasure of the target.
         ("DELETE", format!("/v1/admin/users/{target}"), None, true),
     ];

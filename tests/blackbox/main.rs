@@ -12,6 +12,7 @@ mod delivery_faults;
 mod erasure;
 mod errors;
 mod federation;
+mod federation_linking;
 mod kinds;
 mod legacy;
 mod lockout;
