@@ -8,6 +8,7 @@
 
 pub mod idp;
 pub mod nats;
+pub mod oidc_provider;
 pub mod webhooks;
 
 pub use sesame_testdb::{Postgres, TestBackend, TestDb, in_ci};

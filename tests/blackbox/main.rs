@@ -13,6 +13,7 @@ mod erasure;
 mod errors;
 mod federation;
 mod federation_linking;
+mod federation_oidc;
 mod kinds;
 mod legacy;
 mod lockout;
