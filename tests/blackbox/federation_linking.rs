@@ -238,3 +238,87 @@ async fn a_connection_added_through_the_admin_api_works_at_once() {
         .assert_problem(404, "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_federated_sign_in_never_skips_an_enrolled_second_factor() {
+    let idp = StubIdp::start(Person::new("two-factor", "ada@example.com")).await;
+    let app = TestApp::builder()
+        .config(|c| c.federation.connections = vec![idp::connection("oidc:stub", &idp.issuer)])
+        .spawn()
+        .await;
+    let first = idp::sign_in(&app, "oidc:stub").await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let Some((_, backup)) = crate::mfa::enrol(&app, access(&first.body)).await else {
+        return;
+    };
+    let second = idp::sign_in(&app, "oidc:stub").await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.body["mfa_required"], true, "{}", second.body);
+    assert!(second.body.get("access_token").is_none());
+    let body = json!({"challenge_id": second.body["challenge_id"], "backup_code": backup[0]});
+    let done = app.post("/v1/sessions/mfa", &body).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let claims = crate::mfa::verified_claims(&app, access(&done.body)).await;
+    assert_eq!(claims.aal, "aal2");
+    assert_eq!(claims.amr[0], "fed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rotating_the_master_key_reseals_connection_secrets_and_provider_tokens() {
+    let idp = StubIdp::start(Person::new("sealed", "sealed@example.test")).await;
+    let mut keep = idp::connection("oidc:keep", &idp.issuer);
+    keep.settings.store_tokens = true;
+    let app = TestApp::builder()
+        .config(|c| c.federation.connections = vec![keep])
+        .spawn()
+        .await;
+    assert_eq!(idp::sign_in(&app, "oidc:keep").await.status, 201);
+    let Some(admin) = crate::admin::root_token(&app).await else {
+        return;
+    };
+    let settings = json!({
+        "client_id": idp::CLIENT_ID,
+        "client_secret": "runtime-secret",
+        "issuer": idp.issuer,
+        "return_to": [idp::RETURN_TO],
+        "allow_private_network": true,
+    });
+    let req = app
+        .client
+        .put(app.url("/v1/admin/connections/oidc:corp"))
+        .bearer_auth(&admin)
+        .json(&settings);
+    assert_eq!(app.send(req).await.status, 201);
+
+    let dir = tempfile::tempdir().unwrap();
+    let new_key = dir.path().join("new.key");
+    let text = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    std::fs::write(&new_key, text).unwrap();
+    let new_id = sesame_credentials::MasterKey::parse(text)
+        .unwrap()
+        .id()
+        .to_owned();
+    let lines = sesame::keys(
+        &app.operator_config(),
+        sesame::KeysCommand::RotateMaster {
+            new_key_file: new_key.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        lines[0].contains("1 connection secret(s) and 1 provider token set(s)"),
+        "{lines:?}"
+    );
+    let under_new = |table: &str, column: &str| {
+        format!("SELECT COUNT(*) FROM {table} WHERE {column} = '{new_id}'")
+    };
+    assert_eq!(app.count(&under_new("provider_tokens", "key_id")).await, 1);
+    assert_eq!(
+        app.count(&under_new("federation_connections", "secret_key_id"))
+            .await,
+        1
+    );
+    app.stop().await;
+}

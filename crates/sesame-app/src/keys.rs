@@ -132,11 +132,16 @@ pub struct Resealed {
     pub totp_seeds: usize,
     /// Webhook signing secrets.
     pub webhook_secrets: usize,
+    /// Client secrets of identity-provider connections.
+    pub connection_secrets: usize,
+    /// Provider tokens kept for federated logins.
+    pub provider_tokens: usize,
 }
 
 /// Seals every secret at rest under the current master key (opening each with
 /// whichever configured key sealed it), in one transaction: signing keys,
-/// server secrets, TOTP seeds and webhook secrets.
+/// server secrets, TOTP seeds, webhook secrets, connection secrets and
+/// provider tokens.
 pub async fn reseal_secrets(
     stores: &Stores,
     master: &MasterKeys,
@@ -146,6 +151,8 @@ pub async fn reseal_secrets(
     let secrets = stores.secrets.list_server_secrets().await?;
     let seeds = stores.mfa.list_totp_seals().await?;
     let endpoints = stores.webhooks.list_webhooks().await?;
+    let connections = stores.federation.list_connections().await?;
+    let provider_tokens = stores.federation.list_provider_tokens().await?;
     let mut tx = stores.db.begin().await?;
     let mut done = Resealed::default();
     for record in &records {
@@ -213,6 +220,39 @@ pub async fn reseal_secrets(
             audit(tx.as_mut(), stores, "webhook_secret.resealed", data, now).await?;
             done.webhook_secrets += 1;
         }
+    }
+    for connection in connections {
+        let context = crate::federation::connection_context(&connection.name);
+        let Some(sealed) = &connection.secret else {
+            continue;
+        };
+        if let Some(resealed) = master.reseal(sealed, context.as_bytes())? {
+            let name = connection.name.clone();
+            let updated = sesame_credentials::StoredConnection {
+                secret: Some(resealed),
+                ..connection
+            };
+            stores
+                .federation
+                .put_connection(tx.as_mut(), &updated)
+                .await?;
+            let data = serde_json::json!({ "name": name });
+            audit(tx.as_mut(), stores, "connection_secret.resealed", data, now).await?;
+            done.connection_secrets += 1;
+        }
+    }
+    for (login_id, sealed) in &provider_tokens {
+        if let Some(resealed) = master.reseal(sealed, login_id.as_bytes())? {
+            stores
+                .federation
+                .put_provider_tokens(tx.as_mut(), *login_id, &resealed, now)
+                .await?;
+            done.provider_tokens += 1;
+        }
+    }
+    if done.provider_tokens > 0 {
+        let data = serde_json::json!({ "count": done.provider_tokens });
+        audit(tx.as_mut(), stores, "provider_tokens.resealed", data, now).await?;
     }
     if done.totp_seeds > 0 {
         let data = serde_json::json!({ "count": done.totp_seeds });

@@ -66,6 +66,12 @@ impl App {
             .outbox
             .prune_delivered(ago(policy.delivered_events_secs))
             .await?;
+        swept.federation_flows = self
+            .0
+            .stores
+            .federation
+            .delete_expired_flows(ago(policy.expired_codes_secs))
+            .await?;
         if swept != Swept::default() {
             tracing::info!(?swept, "swept ended state");
         }

@@ -110,6 +110,8 @@ pub trait FederationStore: Send + Sync {
         sealed: &Sealed,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Every login's provider tokens, for re-sealing.
+    async fn list_provider_tokens(&self) -> Result<Vec<(Uuid, Sealed)>, StoreError>;
     /// A login's provider tokens.
     async fn get_provider_tokens(&self, login_id: Uuid) -> Result<Option<Sealed>, StoreError>;
     /// Deletes flows that expired before `before`; how many.

@@ -369,6 +369,8 @@ pub struct Swept {
     pub mfa_challenges: u64,
     /// Events every sink has had (and their deliveries).
     pub events: u64,
+    /// Federation flows past their expiry.
+    pub federation_flows: u64,
 }
 
 /// Deletes what has outlived its use. Each statement stands alone, so that

@@ -117,6 +117,7 @@ pub async fn a_sweep_removes_only_what_ended<S: Backend>(h: &Harness<S>) {
             counters: 0,
             mfa_challenges: 0,
             events: 0,
+            federation_flows: 0,
         }
     );
     assert_eq!(s.get_session(live.id).await.unwrap(), live);

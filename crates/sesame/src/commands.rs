@@ -146,8 +146,13 @@ pub async fn keys(config: &Config, command: KeysCommand) -> Result<Vec<String>, 
                 .map_err(service)?;
             Ok(vec![
                 format!(
-                    "re-sealed {} signing key(s), {} server secret(s), {} TOTP seed(s) and {} webhook secret(s) under master key {new_id}",
-                    done.signing_keys, done.server_secrets, done.totp_seeds, done.webhook_secrets
+                    "re-sealed {} signing key(s), {} server secret(s), {} TOTP seed(s), {} webhook secret(s), {} connection secret(s) and {} provider token set(s) under master key {new_id}",
+                    done.signing_keys,
+                    done.server_secrets,
+                    done.totp_seeds,
+                    done.webhook_secrets,
+                    done.connection_secrets,
+                    done.provider_tokens
                 ),
                 format!(
                     "next: set master_key_file = {} on every instance, and keep the old key in previous_master_key_files until all have restarted",

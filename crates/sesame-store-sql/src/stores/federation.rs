@@ -204,6 +204,20 @@ macro_rules! __federation_store {
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
+                async fn list_provider_tokens(&self) -> Result<Vec<(Uuid, Sealed)>, StoreError> {
+                    let rows: Vec<(Uuid, Vec<u8>, String)> = ::sqlx::query_as(
+                        "SELECT login_id, sealed, key_id FROM provider_tokens ORDER BY login_id",
+                    )
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(Self::store_err)?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(id, blob, key_id)| (id, Sealed { blob, key_id }))
+                        .collect())
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
                 async fn get_provider_tokens(
                     &self,
                     login_id: Uuid,

@@ -128,6 +128,7 @@ macro_rules! __upkeep_stores {
                         .await?,
                         counters: 0,
                         events: 0,
+                        federation_flows: 0,
                         mfa_challenges: run(
                             "DELETE FROM mfa_challenges WHERE expires_at < $1",
                             before.expired_codes,
