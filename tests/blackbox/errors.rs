@@ -199,6 +199,9 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/verifications/confirm",
         "/v1/password-resets",
         "/v1/password-resets/confirm",
+        "/v1/federation/{connection}/begin",
+        "/v1/federation/{connection}/callback",
+        "/v1/federation/exchange",
         "/v1/introspect",
         "/v1/admin/api-keys",
         "/v1/admin/api-keys/{id}",
@@ -217,6 +220,8 @@ async fn the_openapi_document_is_served_and_names_every_route() {
         "/v1/admin/webhooks",
         "/v1/admin/webhooks/{name}",
         "/v1/admin/webhooks/{name}/secret",
+        "/v1/admin/connections",
+        "/v1/admin/connections/{name}",
         "/.well-known/jwks.json",
         "/openapi.yaml",
         "/health/live",
@@ -230,6 +235,7 @@ async fn the_openapi_document_is_served_and_names_every_route() {
             .replace("{id}", "01890000-0000-7000-8000-000000000000")
             .replace("{name}", "support")
             .replace("{role}", "support")
+            .replace("{connection}", "oidc:none")
             .replace("{login_id}", "01890000-0000-7000-8000-000000000000");
         for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
             let req = app.client.request(method.parse().unwrap(), app.url(&path));
