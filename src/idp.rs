@@ -175,6 +175,8 @@ impl StubIdp {
             .route("/jwks", get(jwks))
             .route("/user", get(user))
             .route("/user/emails", get(emails))
+            .route("/connect/qrconnect", get(wechat_authorize))
+            .route("/sns/oauth2/access_token", get(wechat_token))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
@@ -291,6 +293,62 @@ async fn authorize(State(inner): State<Arc<Mutex<Inner>>>, RawQuery(raw): RawQue
         [(header::LOCATION, back.to_string())],
     )
         .into_response()
+}
+
+/// WeChat's authorization page: `appid`, no PKCE; the code comes back with
+/// the state.
+async fn wechat_authorize(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = query(raw);
+    let field = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let code = random();
+    let mut i = inner.lock().expect("state");
+    let grant = Grant {
+        person: i.person.clone(),
+        nonce: None,
+        challenge: String::new(),
+        redirect_uri: field("redirect_uri"),
+        client_id: field("appid"),
+    };
+    i.grants.insert(code.clone(), grant);
+    let mut back = reqwest::Url::parse(&field("redirect_uri")).expect("a redirect URI");
+    back.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &field("state"));
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, back.to_string())],
+    )
+        .into_response()
+}
+
+/// WeChat's token endpoint: a GET with `appid`, `secret` and `code`; errors
+/// are `200` with `errcode`. The person's `openid` is the subject with
+/// `-openid` appended, the `unionid` the subject.
+async fn wechat_token(State(inner): State<Arc<Mutex<Inner>>>, RawQuery(raw): RawQuery) -> Response {
+    let q = query(raw);
+    let mut i = inner.lock().expect("state");
+    i.token_requests.push(q.clone());
+    let grant = q.get("code").and_then(|c| i.grants.remove(c));
+    let Some(grant) = grant.filter(|g| q.get("appid") == Some(&g.client_id)) else {
+        return Json(json!({"errcode": 40029, "errmsg": "invalid code"})).into_response();
+    };
+    if q.get("secret").map(String::as_str) != Some("stub-secret") {
+        return Json(json!({"errcode": 40125, "errmsg": "invalid appsecret"})).into_response();
+    }
+    let access_token = random();
+    i.issued.push(access_token.clone());
+    Json(json!({
+        "access_token": access_token,
+        "expires_in": 7200,
+        "refresh_token": random(),
+        "openid": format!("{}-openid", grant.person.subject),
+        "unionid": grant.person.subject,
+        "scope": "snsapi_login",
+    }))
+    .into_response()
 }
 
 fn sign_es256(key: &SigningKey, kid: &str, claims: &Value) -> String {
@@ -496,6 +554,11 @@ pub const CLIENT_ID: &str = "sesame-client";
 /// A connection `name` to the stub at `issuer` (private addresses allowed).
 pub fn connection(name: &str, issuer: &str) -> sesame::federation_config::ConnectionConfig {
     let endpoint = |path: &str| {
+        let path = match (name, path) {
+            ("wechat", "/authorize") => "/connect/qrconnect",
+            ("wechat", "/token") => "/sns/oauth2/access_token",
+            _ => path,
+        };
         (!name.starts_with("oidc:") && name != "apple" && name != "google")
             .then(|| format!("{issuer}{path}"))
     };

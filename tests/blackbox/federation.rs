@@ -288,3 +288,41 @@ async fn linking_a_subject_someone_else_owns_is_a_conflict() {
         .assert_problem(401, "invalid_token");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn wechat_signs_in_by_openid_or_by_unionid() {
+    let idp = StubIdp::start(Person::new("union-1", "ignored@example.test")).await;
+    let wechat = idp::connection("wechat", &idp.issuer);
+    let app = TestApp::builder()
+        .config(|c| c.federation.connections = vec![wechat])
+        .spawn()
+        .await;
+    let begun = begin(&app, "wechat", None, "sign_in").await;
+    let url = reqwest::Url::parse(&begun.authorization_url).unwrap();
+    assert_eq!(url.fragment(), Some("wechat_redirect"));
+    let query = idp::query_of(&begun.authorization_url);
+    assert_eq!(query["appid"], idp::CLIENT_ID);
+    assert_eq!(query["scope"], "snsapi_login");
+    let back = callback(&authorize_at_stub(&begun.authorization_url).await).await;
+    let created = exchange(&app, &begun.flow_id, &back["login_code"], &begun.verifier).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    // WeChat gives no e-mail: the openid is the only login.
+    let logins = logins_of(&me(&app, &created.body).await);
+    assert_eq!(
+        logins,
+        vec![("wechat".into(), "union-1-openid".into(), true)]
+    );
+    app.stop().await;
+
+    let mut by_union = idp::connection("wechat", &idp.issuer);
+    by_union.settings.wechat_unionid = true;
+    let app = TestApp::builder()
+        .config(|c| c.federation.connections = vec![by_union])
+        .spawn()
+        .await;
+    let created = idp::sign_in(&app, "wechat").await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let logins = logins_of(&me(&app, &created.body).await);
+    assert_eq!(logins, vec![("wechat".into(), "union-1".into(), true)]);
+    app.stop().await;
+}

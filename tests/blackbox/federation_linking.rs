@@ -322,3 +322,48 @@ async fn rotating_the_master_key_reseals_connection_secrets_and_provider_tokens(
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_federated_login_is_unlinked_like_any_other_but_never_the_last() {
+    let idp = StubIdp::start(Person {
+        email: None,
+        ..Person::new("only-way-in", "unused@example.test")
+    })
+    .await;
+    let app = TestApp::builder()
+        .config(|c| c.federation.connections = vec![idp::connection("oidc:stub", &idp.issuer)])
+        .spawn()
+        .await;
+    let created = idp::sign_in(&app, "oidc:stub").await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let token = access(&created.body).to_owned();
+    let me = app.get("/v1/me", Some(&token)).await;
+    let id = me.body["logins"][0]["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/v1/me/logins/{id}"), &token)
+        .await
+        .assert_problem(409, "last_login_method");
+    // With a username and a password beside it, it goes.
+    let bind = json!({"login": {"type": "username", "identifier": "only_way"}});
+    assert_eq!(
+        app.post_as("/v1/me/logins", &token, &bind).await.status,
+        201
+    );
+    let password = json!({"new_password": sesame_tests::PASSWORD});
+    let set = app
+        .send(
+            app.client
+                .put(app.url("/v1/me/password"))
+                .bearer_auth(&token)
+                .json(&password),
+        )
+        .await;
+    assert!(set.status < 300, "{} {}", set.status, set.body);
+    let removed = app.delete(&format!("/v1/me/logins/{id}"), &token).await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM login_methods WHERE login_type = 'oidc:stub'")
+            .await,
+        0
+    );
+    app.stop().await;
+}
