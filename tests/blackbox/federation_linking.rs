@@ -220,6 +220,11 @@ async fn a_connection_added_through_the_admin_api_works_at_once() {
     put("google", settings.clone())
         .await
         .assert_problem(400, "validation_failed");
+    let mut typo = settings.clone();
+    typo["link_by_verfied_email"] = json!(true);
+    put("oidc:typo", typo)
+        .await
+        .assert_problem(400, "validation_failed");
     let listed = app.get("/v1/admin/connections", Some(&admin)).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert_eq!(listed.body[0]["name"], "oidc:corp");

@@ -128,6 +128,21 @@ pub struct ConnectionSettings {
     pub apple_key_id: Option<String>,
 }
 
+impl ConnectionSettings {
+    /// Reads settings that sit in one object beside other keys (a name, a
+    /// secret): takes `beside` out, then reads the rest strictly, so that a
+    /// misspelt setting is an error rather than ignored (which `flatten`
+    /// would do).
+    pub fn read_beside(
+        mut object: serde_json::Map<String, serde_json::Value>,
+        beside: &[&str],
+    ) -> Result<(Vec<Option<serde_json::Value>>, Self), serde_json::Error> {
+        let taken = beside.iter().map(|k| object.remove(*k)).collect();
+        let settings = serde_json::from_value(serde_json::Value::Object(object))?;
+        Ok((taken, settings))
+    }
+}
+
 /// A connection ready to use.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -317,6 +332,22 @@ mod tests {
             return_to: vec!["https://app.example/done".into()],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn settings_beside_other_keys_are_read_strictly() {
+        let object = serde_json::json!({
+            "name": "github", "client_id": "c", "return_to": ["https://a.example/"],
+        });
+        let serde_json::Value::Object(map) = object else {
+            unreachable!()
+        };
+        let (taken, settings) = ConnectionSettings::read_beside(map.clone(), &["name"]).unwrap();
+        assert_eq!(taken, vec![Some(serde_json::json!("github"))]);
+        assert_eq!(settings.client_id, "c");
+        let mut typo = map;
+        typo.insert("link_by_verfied_email".into(), true.into());
+        assert!(ConnectionSettings::read_beside(typo, &["name"]).is_err());
     }
 
     #[test]

@@ -14,15 +14,32 @@ use sesame_credentials::StoredConnection;
 use sesame_federation::{Connection, ConnectionSettings, Provider};
 use time::OffsetDateTime;
 
-/// `PUT /v1/admin/connections/{name}`.
-#[derive(Debug, Clone, Deserialize)]
+/// `PUT /v1/admin/connections/{name}`: the settings and, beside them, the
+/// client secret; a key it does not know is refused.
+#[derive(Debug, Clone)]
 pub struct ConnectionRequest {
     /// The client secret; an existing connection keeps its own when absent.
-    #[serde(default)]
     pub client_secret: Option<String>,
     /// Everything else.
-    #[serde(flatten)]
     pub settings: ConnectionSettings,
+}
+
+impl<'de> Deserialize<'de> for ConnectionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let object = serde_json::Map::deserialize(d)?;
+        let (taken, settings) = ConnectionSettings::read_beside(object, &["client_secret"])
+            .map_err(D::Error::custom)?;
+        let client_secret = match taken.into_iter().next().flatten() {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(_) => return Err(D::Error::custom("client_secret: a string")),
+        };
+        Ok(Self {
+            client_secret,
+            settings,
+        })
+    }
 }
 
 /// A connection as the API shows it: never its secret.
