@@ -11,6 +11,7 @@ pub mod access;
 pub mod codes;
 pub mod credentials;
 pub mod erasure;
+pub mod federation;
 pub mod identity;
 pub mod import;
 pub mod keys;
@@ -23,10 +24,10 @@ pub mod upkeep;
 
 use sesame_core::{CounterStore, Database, PrincipalId, SessionId, Tx};
 use sesame_credentials::{
-    AccessStore, AuditStore, ErasureStore, ImportStore, LoginAttemptStore, LoginMethod,
-    LoginMethodStore, LoginType, MfaStore, PasskeyStore, PasswordStore, Principal, PrincipalStore,
-    RefreshToken, RetentionStore, ServerSecretStore, Session, SessionStore, SigningKeyStore,
-    VerificationCodeStore,
+    AccessStore, AuditStore, ErasureStore, FederationStore, ImportStore, LoginAttemptStore,
+    LoginMethod, LoginMethodStore, LoginType, MfaStore, PasskeyStore, PasswordStore, Principal,
+    PrincipalStore, RefreshToken, RetentionStore, ServerSecretStore, Session, SessionStore,
+    SigningKeyStore, VerificationCodeStore,
 };
 use sesame_events::{OutboxStore, WebhookStore};
 use sesame_identity::ProfileStore;
@@ -61,6 +62,7 @@ pub trait Backend:
     + CounterStore
     + OutboxStore
     + WebhookStore
+    + FederationStore
     + 'static
 {
 }
@@ -86,6 +88,7 @@ impl<T> Backend for T where
         + CounterStore
         + OutboxStore
         + WebhookStore
+        + FederationStore
         + 'static
 {
 }

@@ -6,8 +6,8 @@
 
 use sesame_store_tests::schema::{differences, postgres_tables, sqlite_tables};
 use sesame_store_tests::{
-    access, codes, credentials, erasure, identity, import, keys, mfa, outbox, passkeys, postgres,
-    postgres_split, sessions, sqlite, upkeep,
+    access, codes, credentials, erasure, federation, identity, import, keys, mfa, outbox, passkeys,
+    postgres, postgres_split, sessions, sqlite, upkeep,
 };
 
 macro_rules! on_every_backend {
@@ -87,6 +87,8 @@ on_every_backend!(
     mfa::claims_are_given_back_and_sessions_raised,
     passkeys::passkeys_are_stored_renamed_used_once_and_unbound,
     passkeys::ceremonies_are_taken_once,
+    federation::flows_are_claimed_once_then_taken_once,
+    federation::connections_and_provider_tokens_read_back,
     passkeys::security_keys_are_counted_used_once_and_removed,
     identity::profiles_read_back,
     identity::profiles_are_found_by_display_name_prefix_and_deleted,

@@ -79,7 +79,7 @@ impl FederationConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its own error type
 mod tests {
     use crate::Config;
 

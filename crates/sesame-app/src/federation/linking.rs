@@ -265,15 +265,12 @@ impl App {
             .await
             .map_err(crate::registration::identifier_taken)?;
         if let Some(email_login) = &email_login {
-            // Claimed by someone meanwhile: the account goes on without it.
-            if stores
+            // Claimed by someone meanwhile: the next round decides again.
+            stores
                 .logins
                 .insert_login_method(tx.as_mut(), email_login)
                 .await
-                .is_err()
-            {
-                return Err(Error::code(ErrorCode::IdentifierTaken));
-            }
+                .map_err(crate::registration::identifier_taken)?;
         }
         self.keep_tokens(&mut tx, method.id, connection, identity, now)
             .await?;

@@ -242,7 +242,7 @@ async fn a_totp_seed_is_sealed_at_rest_and_signs_in_after_a_master_key_rotation(
 
     let (new_key, text) = rotate_master(dir.path(), &env);
     assert!(
-        text.contains("1 server secret(s), 1 TOTP seed(s) and 1 webhook secret(s)"),
+        text.contains("1 server secret(s), 1 TOTP seed(s), 1 webhook secret(s)"),
         "{text}"
     );
     let mut with_new = env.clone();
