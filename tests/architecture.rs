@@ -81,6 +81,8 @@ fn domains_and_core_stay_below_the_edges() {
         "sesame-identity",
         "sesame-credentials",
         "sesame-events",
+        "sesame-outbound",
+        "sesame-federation",
     ] {
         for high in ["sesame-http", "sesame", "sesame-app", "sesame-store-sqlite"] {
             assert!(!reaches(&graph, low, high), "{low} depends on {high}");
@@ -88,6 +90,9 @@ fn domains_and_core_stay_below_the_edges() {
     }
     assert!(!reaches(&graph, "sesame-core", "sesame-identity"));
     assert!(!reaches(&graph, "sesame-credentials", "sesame-identity"));
+    // Calls out know nothing of Sesame; providers know nothing of profiles.
+    assert!(graph["sesame-outbound"].is_empty(), "{graph:#?}");
+    assert!(!reaches(&graph, "sesame-federation", "sesame-identity"));
 }
 
 #[test]
