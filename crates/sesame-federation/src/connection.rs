@@ -236,6 +236,13 @@ impl Connection {
         Ok(())
     }
 
+    /// The login type of the logins this connection makes (its name).
+    pub fn login_type(&self) -> sesame_credentials::LoginType {
+        // `new` accepted the name, so it parses as a federated login type.
+        sesame_credentials::LoginType::parse(&self.name)
+            .unwrap_or(sesame_credentials::LoginType::Federated(""))
+    }
+
     /// The scopes to ask for.
     pub fn scopes(&self) -> Vec<String> {
         if !self.settings.scopes.is_empty() {

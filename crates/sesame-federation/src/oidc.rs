@@ -242,7 +242,7 @@ pub(crate) async fn complete(
     c: &Connection,
     data: &CallbackData<'_>,
 ) -> Result<ProviderIdentity, Refusal> {
-    let mut issuer = issuer(fed, c).await?;
+    let issuer = issuer(fed, c).await?;
     let secret = fed.client_secret(c)?;
     let mut client = CoreClient::from_provider_metadata(
         issuer.metadata.clone(),
@@ -264,7 +264,8 @@ pub(crate) async fn complete(
         .id_token()
         .ok_or_else(|| Refusal::id_token("missing", "no id_token in the token response"))?;
     let secret = secret.as_deref();
-    let mut checked = check_claims(&verifier(fed, c, &issuer, secret), token, data.nonce);
+    let mut keys = verifier(fed, c, &issuer, secret);
+    let mut checked = check_claims(&keys, token, data.nonce);
     if matches!(
         checked,
         Err(ClaimsVerificationError::SignatureVerification(
@@ -272,8 +273,8 @@ pub(crate) async fn complete(
         ))
     ) && let Some(refreshed) = refetch_keys(fed, c, &issuer).await?
     {
-        issuer = refreshed;
-        checked = check_claims(&verifier(fed, c, &issuer, secret), token, data.nonce);
+        keys = verifier(fed, c, &refreshed, secret);
+        checked = check_claims(&keys, token, data.nonce);
     }
     let claims = checked.map_err(|e| Refusal::id_token(reason_of(&e), e))?;
     if let Some(azp) = claims.authorized_party()
@@ -297,9 +298,8 @@ pub(crate) async fn complete(
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]),
             )
         } else {
-            let verifier = verifier(fed, c, &issuer, secret);
             let key = token
-                .signing_key(&verifier)
+                .signing_key(&keys)
                 .map_err(|e| Refusal::id_token("signature", e))?;
             AccessTokenHash::from_token(response.access_token(), &alg, key)
                 .map_err(|e| Refusal::id_token("at_hash", e))?

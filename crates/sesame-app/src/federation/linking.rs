@@ -21,12 +21,12 @@ impl App {
     pub(super) async fn link_identity(
         &self,
         principal: PrincipalId,
-        login_type: LoginType,
         connection: &Connection,
         identity: &ProviderIdentity,
         meta: &ClientMeta,
         now: OffsetDateTime,
     ) -> Result<Exchanged, Error> {
+        let login_type = connection.login_type();
         let logins = &self.0.stores.logins;
         // The account that began the link may have gone meanwhile.
         let owner = self.0.stores.principals.get_principal(principal).await;
@@ -45,7 +45,7 @@ impl App {
             }
             return Err(crate::registration::identifier_in_use());
         }
-        let method = self.new_federated_login(principal, login_type, identity, now);
+        let method = self.new_federated_login(principal, connection, identity, now);
         let mut tx = self.begin().await?;
         self.bind_federated(&mut tx, &method, connection, identity, meta, now)
             .await?;
@@ -60,14 +60,14 @@ impl App {
     fn new_federated_login(
         &self,
         principal: PrincipalId,
-        login_type: LoginType,
+        connection: &Connection,
         identity: &ProviderIdentity,
         now: OffsetDateTime,
     ) -> LoginMethod {
         LoginMethod {
             id: Uuid::now_v7(),
             principal_id: principal,
-            login_type,
+            login_type: connection.login_type(),
             identifier: identity.subject.clone(),
             verified_at: Some(now),
             created_at: now,
@@ -130,12 +130,12 @@ impl App {
     /// The sign-in side of the linking policy.
     pub(super) async fn federated_sign_in(
         &self,
-        login_type: LoginType,
         connection: &Connection,
         identity: &ProviderIdentity,
         meta: &ClientMeta,
         now: OffsetDateTime,
     ) -> Result<Exchanged, Error> {
+        let login_type = connection.login_type();
         let logins = &self.0.stores.logins;
         // Concurrent first sign-ins of one subject race on the unique index:
         // the losers find the winner's login on the next round.
@@ -163,7 +163,7 @@ impl App {
                 }
                 crate::record_principal(local.principal_id);
                 let method =
-                    self.new_federated_login(local.principal_id, login_type, identity, now);
+                    self.new_federated_login(local.principal_id, connection, identity, now);
                 let mut tx = self.begin().await?;
                 match self
                     .bind_federated(&mut tx, &method, connection, identity, meta, now)
@@ -181,7 +181,7 @@ impl App {
                     .map(Exchanged::SignedIn);
             }
             match self
-                .federated_sign_up(login_type, connection, identity, email, meta, now)
+                .federated_sign_up(connection, identity, email, meta, now)
                 .await
             {
                 Err(e) if e.error_code() == ErrorCode::IdentifierTaken => continue,
@@ -208,7 +208,6 @@ impl App {
     /// when no one has it.
     async fn federated_sign_up(
         &self,
-        login_type: LoginType,
         connection: &Connection,
         identity: &ProviderIdentity,
         email: Option<String>,
@@ -228,7 +227,7 @@ impl App {
             sesame_identity::Profile::new(id, sesame_identity::NewProfile::default(), now)
         })?;
         let principal = Principal::new(id, "user", now);
-        let method = self.new_federated_login(id, login_type, identity, now);
+        let method = self.new_federated_login(id, connection, identity, now);
         let email_login = match &email {
             Some(e)
                 if stores
@@ -275,7 +274,7 @@ impl App {
         self.keep_tokens(&mut tx, method.id, connection, identity, now)
             .await?;
         self.insert_session(tx.as_mut(), &session).await?;
-        let data = json!({ "login_type": login_type.as_str(), "has_password": false });
+        let data = json!({ "login_type": method.login_type.as_str(), "has_password": false });
         self.announce(&mut tx, id, topics::USER_SIGNED_UP, meta, data, now)
             .await?;
         self.commit(tx).await?;

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sesame_core::{Error, ErrorCode};
-use sesame_credentials::{FederationFlow, LoginType, StoredConnection};
+use sesame_credentials::{FederationFlow, StoredConnection};
 use sesame_federation::{
     AuthRequest, CallbackData, Connection, ConnectionSettings, ProviderIdentity,
 };
@@ -130,10 +130,6 @@ pub enum Exchanged {
     },
 }
 
-fn random_token() -> Result<String, Error> {
-    Ok(URL_SAFE_NO_PAD.encode(sesame_credentials::random_bytes::<32>()?))
-}
-
 fn s256(verifier: &str) -> String {
     use sha2::Digest as _;
     URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
@@ -249,7 +245,9 @@ impl App {
         }
         let now = self.0.clock.now();
         let id = Uuid::now_v7();
-        let (state, nonce, verifier) = (random_token()?, random_token()?, random_token()?);
+        let (state, state_hash) = crate::new_opaque_id()?;
+        let (nonce, _) = crate::new_opaque_id()?;
+        let (verifier, _) = crate::new_opaque_id()?;
         let redirect_uri = self.callback_url(name);
         let url = self
             .federation()
@@ -270,7 +268,7 @@ impl App {
         let flow = FederationFlow {
             id,
             connection: name.to_owned(),
-            state_hash: crate::hash_opaque_id(&state),
+            state_hash,
             intent: if link { "link" } else { "sign_in" }.into(),
             principal_id: principal,
             nonce,
@@ -371,7 +369,7 @@ impl App {
                 return back(&[("error", r.code), ("error_description", r.reason)]);
             }
         };
-        let login_code = random_token()?;
+        let (login_code, login_code_hash) = crate::new_opaque_id()?;
         let sealed = self.0.master.current().seal(
             &serde_json::to_vec(&identity).map_err(internal("identity"))?,
             &result_context(flow.id),
@@ -379,12 +377,7 @@ impl App {
         self.0
             .stores
             .federation
-            .finish_flow(
-                flow.id,
-                &crate::hash_opaque_id(&login_code),
-                now + LOGIN_CODE_TTL,
-                &sealed,
-            )
+            .finish_flow(flow.id, &login_code_hash, now + LOGIN_CODE_TTL, &sealed)
             .await?;
         back(&[("login_code", &login_code)])
     }
@@ -417,16 +410,14 @@ impl App {
             serde_json::from_slice(&self.0.master.open(sealed, &result_context(flow.id))?)
                 .map_err(internal("identity"))?;
         let connection = self.connection(&flow.connection).await?;
-        let login_type =
-            LoginType::parse(&connection.name).ok_or_else(|| Error::internal("connection name"))?;
         if let Some(principal) = flow.principal_id {
             crate::record_principal(principal);
             return self
-                .link_identity(principal, login_type, &connection, &identity, meta, now)
+                .link_identity(principal, &connection, &identity, meta, now)
                 .await;
         }
         let result = self
-            .federated_sign_in(login_type, &connection, &identity, meta, now)
+            .federated_sign_in(&connection, &identity, meta, now)
             .await;
         crate::observe::sign_in(
             "federated",
