@@ -93,9 +93,10 @@ struct Inner {
     jwks_fetches: usize,
     issued: Vec<String>,
     token_requests: Vec<HashMap<String, String>>,
-    token_auth: Vec<Option<String>>,
     /// The Apple-style client secret's verifying key, when checked.
     apple_key: Option<VerifyingKey>,
+    /// What `iat` and `exp` are counted from.
+    clock: Arc<dyn sesame_core::Clock>,
 }
 
 /// The provider; it stops when dropped.
@@ -165,8 +166,8 @@ impl StubIdp {
             jwks_fetches: 0,
             issued: Vec::new(),
             token_requests: Vec::new(),
-            token_auth: Vec::new(),
             apple_key: None,
+            clock: Arc::new(sesame_core::SystemClock),
         }));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -190,6 +191,12 @@ impl StubIdp {
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
         f(&mut self.inner.lock().expect("state"))
+    }
+
+    /// Counts `iat` and `exp` from `clock` (a test's manual clock), so that
+    /// what the relying party compares them with moves only with it.
+    pub fn use_clock(&self, clock: Arc<dyn sesame_core::Clock>) {
+        self.with(|i| i.clock = clock);
     }
 
     /// Signs `person` in from now on.
@@ -364,7 +371,7 @@ fn sign_es256(key: &SigningKey, kid: &str, claims: &Value) -> String {
 
 fn id_token(i: &mut Inner, grant: &Grant, access_token: &str) -> String {
     use hmac::Mac as _;
-    let now = sesame_core::Clock::now(&sesame_core::SystemClock).unix_timestamp();
+    let now = i.clock.now().unix_timestamp();
     let spoil = i.spoil.take();
     let mut claims = json!({
         "iss": i.issuer,
@@ -447,19 +454,10 @@ fn verify_apple_secret(key: &VerifyingKey, jwt: &str) -> bool {
             .is_ok()
 }
 
-async fn token(
-    State(inner): State<Arc<Mutex<Inner>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn token(State(inner): State<Arc<Mutex<Inner>>>, body: Bytes) -> Response {
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let mut i = inner.lock().expect("state");
     i.token_requests.push(form.clone());
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    i.token_auth.push(basic);
     if let Some(key) = &i.apple_key
         && !form
             .get("client_secret")

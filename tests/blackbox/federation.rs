@@ -137,7 +137,15 @@ async fn id_tokens_failing_any_check_are_refused() {
 #[tokio::test]
 async fn a_rotated_key_is_fetched_once_and_no_more_than_once_a_minute() {
     let idp = StubIdp::start(Person::new("alice", "alice@example.test")).await;
-    let app = app_with(&idp, &["oidc:stub"]).await;
+    // Time stands still for the server and the provider alike: "within the
+    // minute" holds however slowly the test runs.
+    let connection = idp::connection("oidc:stub", &idp.issuer);
+    let app = TestApp::builder()
+        .manual_clock()
+        .config(|c| c.federation.connections = vec![connection])
+        .spawn()
+        .await;
+    idp.use_clock(std::sync::Arc::new(app.clock.clone()));
     assert_eq!(idp::sign_in(&app, "oidc:stub").await.status, 201);
     assert_eq!(idp.jwks_fetches(), 1);
     idp.rotate_key();
@@ -324,5 +332,47 @@ async fn wechat_signs_in_by_openid_or_by_unionid() {
     assert_eq!(created.status, 201, "{}", created.body);
     let logins = logins_of(&me(&app, &created.body).await);
     assert_eq!(logins, vec![("wechat".into(), "union-1".into(), true)]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_on_a_private_address_is_refused_unless_the_connection_allows_it() {
+    let idp = StubIdp::start(Person::new("alice", "alice@example.test")).await;
+    let mut strict = idp::connection("oidc:strict", &idp.issuer);
+    strict.settings.allow_private_network = false;
+    let app = TestApp::builder()
+        .config(|c| c.federation.connections = vec![strict])
+        .spawn()
+        .await;
+    let (_, challenge) = idp::app_pkce();
+    let body = json!({"return_to": idp::RETURN_TO, "app_code_challenge": challenge});
+    app.post("/v1/federation/oidc:strict/begin", &body)
+        .await
+        .assert_problem(503, "unavailable");
+    assert_eq!(idp.jwks_fetches(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_code_raced_at_the_exchange_signs_in_once() {
+    let idp = StubIdp::start(Person::new("alice", "alice@example.test")).await;
+    let app = app_with(&idp, &["oidc:stub"]).await;
+    let begun = begin(&app, "oidc:stub", None, "sign_in").await;
+    let back = callback(&authorize_at_stub(&begun.authorization_url).await).await;
+    let body = json!({
+        "flow_id": begun.flow_id,
+        "login_code": back["login_code"],
+        "app_code_verifier": begun.verifier,
+    });
+    let requests: Vec<_> = (0..10)
+        .map(|_| sesame_tests::Raw::post("/v1/federation/exchange", body.clone()))
+        .collect();
+    let answers = app.race(&requests).await;
+    let signed_in = answers.iter().filter(|r| r.status == 201).count();
+    assert_eq!(signed_in, 1, "{answers:?}");
+    for r in answers.iter().filter(|r| r.status != 201) {
+        r.assert_problem(400, "invalid_state");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);
     app.stop().await;
 }

@@ -10,14 +10,20 @@ use sesame_tests::oidc_provider::{CLIENT_ID, CLIENT_SECRET, OidcProvider};
 /// delivers it to the server under test.
 const CALLBACK_BASE: &str = "http://sesame.test";
 
-async fn setup() -> Option<(OidcProvider, TestApp)> {
+/// The provider and a server with a connection to it; with `manual_clock`,
+/// the server's time moves only when the test says (the provider's does not,
+/// so only flows that never reach a token check use it).
+async fn setup(manual_clock: bool) -> Option<(OidcProvider, TestApp)> {
     let redirect = format!("{CALLBACK_BASE}/v1/federation/oidc:local/callback");
     let provider = OidcProvider::start(&redirect).await?;
     let mut connection = idp::connection("oidc:local", &provider.issuer);
     connection.settings.client_id = CLIENT_ID.into();
     connection.client_secret = Some(CLIENT_SECRET.to_owned().into());
-    let app = TestApp::builder()
-        .manual_clock()
+    let mut builder = TestApp::builder();
+    if manual_clock {
+        builder = builder.manual_clock();
+    }
+    let app = builder
         .config(|c| {
             c.federation.connections = vec![connection];
             c.federation.callback_base = Some(CALLBACK_BASE.into());
@@ -48,7 +54,7 @@ async fn sign_in(provider: &OidcProvider, app: &TestApp, login: &str) -> sesame_
 
 #[tokio::test]
 async fn signing_in_at_a_real_provider_creates_then_finds_the_principal() {
-    let Some((provider, app)) = setup().await else {
+    let Some((provider, app)) = setup(false).await else {
         return;
     };
     let created = sign_in(&provider, &app, "alice").await;
@@ -73,7 +79,7 @@ async fn signing_in_at_a_real_provider_creates_then_finds_the_principal() {
 
 #[tokio::test]
 async fn state_nonce_pkce_and_single_use_hold_at_a_real_provider() {
-    let Some((provider, app)) = setup().await else {
+    let Some((provider, app)) = setup(true).await else {
         return;
     };
     let begun = begin(&app, "oidc:local", None, "sign_in").await;

@@ -94,7 +94,19 @@ pub async fn flows_are_claimed_once_then_taken_once<S: Backend>(h: &Harness<S>) 
     };
     assert_eq!(take(8, 20).await, None, "another code");
     assert_eq!(take(9, 70).await, None, "the code expired");
-    let taken = take(9, 20).await.unwrap();
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let s = h.store.clone();
+            let id = signing_in.id;
+            tokio::spawn(async move { s.take_flow(id, &[9; 32], at(20)).await.unwrap() })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for racer in racers {
+        taken.extend(racer.await.unwrap());
+    }
+    assert_eq!(taken.len(), 1, "raced exchanges take it once");
+    let taken = taken.remove(0);
     assert_eq!(taken.result, Some(sealed(7)));
     assert_eq!(taken.login_code_expires_at, Some(at(70)));
     assert_eq!(taken.exchanged_at, Some(at(20)));
