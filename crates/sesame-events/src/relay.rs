@@ -113,6 +113,10 @@ impl Schedule {
 pub struct RelayOptions {
     /// The longest wait between rounds when nothing wakes the relay.
     pub interval: Duration,
+    /// How long a woken relay waits before its round, so that the events of
+    /// many commits made meanwhile go in one round (and one write
+    /// transaction) instead of one round each.
+    pub linger: Duration,
     /// Events fanned out, and deliveries leased per sink, in one go.
     pub batch: i64,
     /// How long a lease lasts: longer than any one attempt can take.
@@ -128,6 +132,7 @@ impl Default for RelayOptions {
     fn default() -> Self {
         Self {
             interval: Duration::from_millis(500),
+            linger: Duration::from_millis(10),
             batch: 100,
             lease: Duration::from_secs(60),
             schedule: Schedule::default(),
@@ -145,6 +150,8 @@ pub struct Round {
     pub attempted: usize,
     /// Of which delivered.
     pub delivered: usize,
+    /// Whether a step stopped at the batch size, so that more may be waiting.
+    pub full: bool,
 }
 
 /// Fans events out and delivers them.
@@ -196,7 +203,7 @@ impl Relay {
             {
                 Ok(n) => {
                     round.fanned_out += n;
-                    if n < usize::try_from(self.options.batch).unwrap_or(usize::MAX) {
+                    if n < self.batch() {
                         break;
                     }
                 }
@@ -216,9 +223,14 @@ impl Relay {
             if let Ok((attempted, delivered)) = done {
                 round.attempted += attempted;
                 round.delivered += delivered;
+                round.full |= attempted >= self.batch();
             }
         }
         round
+    }
+
+    fn batch(&self) -> usize {
+        usize::try_from(self.options.batch).unwrap_or(usize::MAX)
     }
 
     fn handle(&self) -> Arc<Handle> {
@@ -232,19 +244,29 @@ impl Relay {
     }
 
     /// Runs until `shutdown` turns true, with one last round before returning.
+    /// A round that filled a batch is followed at once by another; otherwise
+    /// the relay waits for a commit (then lingers) or the interval.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            let round = self.round().await;
-            if round.fanned_out > 0 || round.delivered > 0 {
+            if self.round().await.full {
                 continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.options.interval) => {}
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.options.linger) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
                 _ = shutdown.changed() => {
                     self.round().await;
                     return;
                 }
+            }
+            if *shutdown.borrow() {
+                self.round().await;
+                return;
             }
         }
     }

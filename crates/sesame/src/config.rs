@@ -63,6 +63,9 @@ pub struct EventsConfig {
     pub allow_private_targets: bool,
     /// The longest wait between relay rounds; commits here wake it sooner.
     pub poll_interval_ms: u64,
+    /// How long the relay, woken by a commit, waits before its round so that
+    /// the events of the commits made meanwhile are relayed together.
+    pub linger_ms: u64,
     /// The JetStream stream events are published to (created when missing).
     pub nats_stream: String,
     /// Put before each topic to make the NATS subject (e.g. `staging.`).
@@ -80,6 +83,7 @@ impl Default for EventsConfig {
             attempt_timeout_secs: 15,
             allow_private_targets: false,
             poll_interval_ms: 500,
+            linger_ms: 10,
             nats_stream: "SESAME_IDENTITY".into(),
             nats_subject_prefix: String::new(),
             nats_inbox_stream: "SESAME_INBOX".into(),

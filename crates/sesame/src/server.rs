@@ -200,6 +200,7 @@ impl Server {
             hooks.clock,
             RelayOptions {
                 interval: Duration::from_millis(config.events.poll_interval_ms.max(1)),
+                linger: Duration::from_millis(config.events.linger_ms),
                 // Longer than any attempt (a webhook's timeout, a NATS ack).
                 lease: Duration::from_secs(config.events.attempt_timeout_secs.max(1))
                     .saturating_mul(2)
