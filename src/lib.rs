@@ -126,7 +126,10 @@ impl TestAppBuilder {
             client,
             clock,
             db: match server.backend() {
-                Backend::Sqlite(store) => TestDb::sqlite(store.pool().clone()),
+                Backend::Sqlite(store) => {
+                    let server = store.clone();
+                    TestDb::sqlite_with_outage(store.pool().clone(), move || server.close())
+                }
                 Backend::Postgres(store) => {
                     let mut pools = vec![store.credentials_pool().clone()];
                     if store.is_split() {

@@ -19,6 +19,8 @@ impl SqlBackend for PgStore {
     type Db = Postgres;
     const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
 
+    type Pool = PgPool;
+
     fn reader(&self) -> &PgPool {
         &self.credentials
     }

@@ -23,15 +23,20 @@ pub trait SqlBackend: Send + Sync + Sized {
     /// database (`FOR UPDATE SKIP LOCKED`); empty where one process owns it.
     const SKIP_LOCKED: &'static str;
 
-    /// The pool for reads of the credentials domain.
-    fn reader(&self) -> &sqlx::Pool<Self::Db>;
-    /// The pool for writes of the credentials domain that commit on their own
+    /// Connections statements run on: an executor whose `begin()` gives a
+    /// transaction with `commit()` (a sqlx pool, or SQLite's own
+    /// connections).
+    type Pool: Send + Sync;
+
+    /// Where reads of the credentials domain go.
+    fn reader(&self) -> &Self::Pool;
+    /// Where writes of the credentials domain that commit on their own go
     /// (outside a caller's transaction).
-    fn writer(&self) -> &sqlx::Pool<Self::Db>;
-    /// The pool for reads of the identity domain.
-    fn profiles(&self) -> &sqlx::Pool<Self::Db>;
-    /// The pool for writes of the identity domain that commit on their own.
-    fn profile_writer(&self) -> &sqlx::Pool<Self::Db>;
+    fn writer(&self) -> &Self::Pool;
+    /// Where reads of the identity domain go.
+    fn profiles(&self) -> &Self::Pool;
+    /// Where writes of the identity domain that commit on their own go.
+    fn profile_writer(&self) -> &Self::Pool;
 
     /// The credentials-side connection inside a transaction begun by this backend.
     fn conn(tx: &mut dyn Tx) -> Result<&mut Conn<Self>, StoreError>;

@@ -5,12 +5,12 @@
 //! per file (no outbox lease), and multi-row `VALUES` for bulk inserts
 //! ([`crate::import`]).
 
-use crate::{SqliteStore, SqliteTx, map_err};
+use crate::{Connections, SqliteStore, SqliteTx, map_err};
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
 use sesame_identity::Profile;
 use sesame_store_sql::SqlBackend;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection};
 use std::any::Any;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -21,19 +21,21 @@ impl SqlBackend for SqliteStore {
     type Db = Sqlite;
     const SKIP_LOCKED: &'static str = "";
 
-    fn reader(&self) -> &SqlitePool {
-        &self.pool
+    type Pool = Connections;
+
+    fn reader(&self) -> &Connections {
+        &self.readers
     }
 
-    fn writer(&self) -> &SqlitePool {
+    fn writer(&self) -> &Connections {
         &self.writer
     }
 
-    fn profiles(&self) -> &SqlitePool {
-        &self.pool
+    fn profiles(&self) -> &Connections {
+        &self.readers
     }
 
-    fn profile_writer(&self) -> &SqlitePool {
+    fn profile_writer(&self) -> &Connections {
         &self.writer
     }
 

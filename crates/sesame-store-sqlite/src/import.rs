@@ -27,7 +27,7 @@ impl ImportStore for SqliteStore {
                 list.push_bind(id.0);
             }
             q.push(")");
-            let rows = q.build().fetch_all(&self.pool).await.map_err(map_err)?;
+            let rows = q.build().fetch_all(&self.readers).await.map_err(map_err)?;
             for row in rows {
                 found.insert(PrincipalId(row.try_get("id").map_err(map_err)?));
             }
@@ -48,7 +48,7 @@ impl ImportStore for SqliteStore {
                 row.push_bind(login_type.as_str()).push_bind(identifier);
             });
             q.push(")");
-            let rows = q.build().fetch_all(&self.pool).await.map_err(map_err)?;
+            let rows = q.build().fetch_all(&self.readers).await.map_err(map_err)?;
             for row in rows {
                 owners.extend(sesame_store_sql::login_owner(&row).map_err(map_err)?);
             }

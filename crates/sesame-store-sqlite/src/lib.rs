@@ -2,18 +2,21 @@
 
 mod backend;
 mod import;
+mod pool;
 mod rotation;
 
 use async_trait::async_trait;
 use sesame_core::{Database, StoreError, Tx};
 use sesame_credentials::LOGIN_IDENTIFIER_UNIQUE;
+use sqlx::SqlitePool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, Transaction};
 use std::any::Any;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+
+pub use pool::{Connections, Held, HeldTx};
 
 /// The migrations, in order. They build the tables and columns the PostgreSQL
 /// backend's migrations build in its two schemas (the storage contract's
@@ -75,21 +78,25 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The SQLite backend: one pool, every store trait.
+/// The SQLite backend: every store trait.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// Reads run on these, several at a time (WAL mode).
+    readers: Connections,
     /// SQLite has one writer at a time: writes go through this one-connection
     /// pool and queue for it in order, instead of in SQLite's busy handler,
     /// which sleeps and retries.
-    writer: SqlitePool,
+    writer: Connections,
     /// Refresh-token rotations, committed in groups.
     rotator: rotation::Rotator,
+    /// A sqlx pool, opened when first used, for tests and tools that
+    /// inspect the database directly.
+    inspect: SqlitePool,
 }
 
 /// A SQLite write transaction (`BEGIN IMMEDIATE`) on the writer connection.
 struct SqliteTx {
-    tx: Transaction<'static, sqlx::Sqlite>,
+    tx: HeldTx,
 }
 
 impl Tx for SqliteTx {}
@@ -138,28 +145,23 @@ impl SqliteStore {
             .pragma("cache_size", "-16000")
             .pragma("temp_store", "memory");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let pool = SqlitePoolOptions::new()
-            .max_connections((cores * 4).max(8) as u32)
-            .min_connections(1)
-            // A ping per checkout doubles the round trips of short queries; a
-            // local file has no connection to go stale.
-            .test_before_acquire(false)
-            .connect_with(options.clone())
+        let wait = Duration::from_secs(30);
+        let readers = Connections::open(&options, (cores * 4).max(8), wait)
             .await
             .map_err(map_err)?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+        let writer = Connections::open(&options, 1, wait)
             .await
             .map_err(map_err)?;
         let rotator = rotation::Rotator::spawn(writer.clone());
+        let inspect = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
         let store = Self {
-            pool,
+            readers,
             writer,
             rotator,
+            inspect,
         };
         store.migrate().await?;
         Ok(store)
@@ -179,8 +181,9 @@ impl SqliteStore {
                 )
             })
             .collect();
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
         Migrator::with_migrations(migrations)
-            .run(&self.pool)
+            .run(&mut *conn)
             .await
             .map_err(|e| StoreError::unavailable_from("migration failed", e))
     }
@@ -210,9 +213,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The pool, for tests and tools that inspect the database directly.
+    /// Closes the store: every later statement fails as unavailable.
+    pub fn close(&self) {
+        self.readers.close();
+        self.writer.close();
+    }
+
+    /// A pool on the same file, for tests and tools that inspect the database
+    /// directly.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.inspect
     }
 }
 
@@ -238,7 +248,7 @@ impl Database for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.readers)
             .await
             .map(|_| ())
             .map_err(map_err)

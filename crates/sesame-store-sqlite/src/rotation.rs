@@ -4,10 +4,10 @@
 //! Each rotation stays atomic on its own: its successor is inserted only when
 //! its own update marked the used token (`changes() = 1`).
 
-use crate::map_err;
+use crate::{Connections, map_err};
 use sesame_core::StoreError;
 use sesame_credentials::RefreshToken;
-use sqlx::{AssertSqlSafe, Row, SqlitePool};
+use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -31,7 +31,7 @@ pub(crate) struct Rotator {
 
 impl Rotator {
     /// Starts the writer task on the current runtime.
-    pub(crate) fn spawn(writer: SqlitePool) -> Self {
+    pub(crate) fn spawn(writer: Connections) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(writer, rx));
         Self { queue }
@@ -58,7 +58,7 @@ impl Rotator {
     }
 }
 
-async fn run(writer: SqlitePool, mut rx: mpsc::UnboundedReceiver<Rotation>) {
+async fn run(writer: Connections, mut rx: mpsc::UnboundedReceiver<Rotation>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -92,7 +92,7 @@ async fn run(writer: SqlitePool, mut rx: mpsc::UnboundedReceiver<Rotation>) {
 }
 
 /// Writes a batch in one transaction; returns the ids of the successors stored.
-async fn write(writer: &SqlitePool, batch: &[Rotation]) -> Result<HashSet<Uuid>, StoreError> {
+async fn write(writer: &Connections, batch: &[Rotation]) -> Result<HashSet<Uuid>, StoreError> {
     let mut sql = String::from("BEGIN IMMEDIATE;\n");
     for _ in batch {
         sql.push_str(

@@ -131,7 +131,8 @@ pub async fn sqlite() -> Harness<SqliteStore> {
     let store = SqliteStore::open(&dir.path().join("contract.db"))
         .await
         .unwrap();
-    let db = TestDb::sqlite(store.pool().clone());
+    let server = store.clone();
+    let db = TestDb::sqlite_with_outage(store.pool().clone(), move || server.close());
     Harness {
         store: Arc::new(store),
         db,

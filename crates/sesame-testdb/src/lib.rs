@@ -7,6 +7,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row, SqlitePool};
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// The backend the suites run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,12 +162,23 @@ where
     sqlx::query_scalar(AssertSqlSafe(sql.to_owned()))
 }
 
+/// Closes a server's store, as if its database went away.
+#[derive(Clone)]
+pub struct Outage(Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outage")
+    }
+}
+
 /// The server's database, for checks behind the API. Table names need no
 /// schema: on PostgreSQL the check connection searches both schemas.
 #[derive(Debug, Clone)]
 pub enum TestDb {
-    /// The server's SQLite pool.
-    Sqlite(SqlitePool),
+    /// A pool on the server's SQLite file, and what closes the server's own
+    /// connections (simulating an outage).
+    Sqlite(SqlitePool, Option<Outage>),
     /// A pool for checks, and the server's own pools.
     Postgres {
         /// Searches `credentials, identity`.
@@ -177,9 +189,15 @@ pub enum TestDb {
 }
 
 impl TestDb {
-    /// Checks through the server's SQLite pool.
+    /// Checks through `pool`, on the server's SQLite file.
     pub fn sqlite(pool: SqlitePool) -> Self {
-        Self::Sqlite(pool)
+        Self::Sqlite(pool, None)
+    }
+
+    /// Checks through `pool`; [`TestDb::close`] also calls `outage`, which
+    /// closes the server's own connections.
+    pub fn sqlite_with_outage(pool: SqlitePool, outage: impl Fn() + Send + Sync + 'static) -> Self {
+        Self::Sqlite(pool, Some(Outage(Arc::new(outage))))
     }
 
     /// Checks on the database of `server_pools[0]` (both schemas).
@@ -203,7 +221,7 @@ impl TestDb {
     /// blob on SQLite, a `uuid` on PostgreSQL).
     pub fn uuid_literal(&self, id: uuid::Uuid) -> String {
         match self {
-            Self::Sqlite(_) => format!("X'{}'", id.simple()),
+            Self::Sqlite(..) => format!("X'{}'", id.simple()),
             Self::Postgres { .. } => format!("'{id}'::uuid"),
         }
     }
@@ -211,7 +229,7 @@ impl TestDb {
     /// A single integer.
     pub async fn count(&self, sql: &str) -> i64 {
         match self {
-            Self::Sqlite(pool) => query(sql).fetch_one(pool).await,
+            Self::Sqlite(pool, _) => query(sql).fetch_one(pool).await,
             Self::Postgres { check, .. } => query(sql).fetch_one(check).await,
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -220,7 +238,7 @@ impl TestDb {
     /// A single text value.
     pub async fn text(&self, sql: &str) -> String {
         match self {
-            Self::Sqlite(pool) => query(sql).fetch_one(pool).await,
+            Self::Sqlite(pool, _) => query(sql).fetch_one(pool).await,
             Self::Postgres { check, .. } => query(sql).fetch_one(check).await,
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -229,7 +247,7 @@ impl TestDb {
     /// The first column of every row, as text.
     pub async fn texts(&self, sql: &str) -> Vec<String> {
         match self {
-            Self::Sqlite(pool) => query(sql).fetch_all(pool).await,
+            Self::Sqlite(pool, _) => query(sql).fetch_all(pool).await,
             Self::Postgres { check, .. } => query(sql).fetch_all(check).await,
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -238,7 +256,7 @@ impl TestDb {
     /// The first column of every row, as bytes.
     pub async fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
         match self {
-            Self::Sqlite(pool) => query(sql).fetch_all(pool).await,
+            Self::Sqlite(pool, _) => query(sql).fetch_all(pool).await,
             Self::Postgres { check, .. } => query(sql).fetch_all(check).await,
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -248,7 +266,7 @@ impl TestDb {
     pub async fn execute(&self, sql: &str) -> u64 {
         let statement = || AssertSqlSafe(sql.to_owned());
         match self {
-            Self::Sqlite(pool) => sqlx::query(statement())
+            Self::Sqlite(pool, _) => sqlx::query(statement())
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected()),
@@ -264,7 +282,7 @@ impl TestDb {
     /// something that must not be stored.
     pub async fn dump(&self, table: &str) -> String {
         match self {
-            Self::Sqlite(pool) => {
+            Self::Sqlite(pool, _) => {
                 let rows = sqlx::query(AssertSqlSafe(format!("SELECT * FROM {table}")))
                     .fetch_all(pool)
                     .await
@@ -297,7 +315,7 @@ impl TestDb {
     /// [`dump`](Self::dump) does: what a database dump would hold.
     pub async fn dump_all(&self) -> String {
         let sql = match self {
-            Self::Sqlite(_) => {
+            Self::Sqlite(..) => {
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
             }
             Self::Postgres { .. } => {
@@ -306,7 +324,7 @@ impl TestDb {
             }
         };
         let tables: Vec<String> = match self {
-            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+            Self::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_all(pool).await,
             Self::Postgres { check, .. } => sqlx::query_scalar(sql).fetch_all(check).await,
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -325,14 +343,14 @@ impl TestDb {
     /// row refers to a principal that does not exist.
     pub async fn registration_violations(&self) -> Vec<(&'static str, i64)> {
         let subject = match self {
-            Self::Sqlite(_) => {
+            Self::Sqlite(..) => {
                 "lower(substr(hex(p.id), 1, 8) || '-' || substr(hex(p.id), 9, 4) || '-' || \
                  substr(hex(p.id), 13, 4) || '-' || substr(hex(p.id), 17, 4) || '-' || substr(hex(p.id), 21))"
             }
             Self::Postgres { .. } => "p.id::text",
         };
         let event_subject = match self {
-            Self::Sqlite(_) => "json_extract(o.payload, '$.subject')",
+            Self::Sqlite(..) => "json_extract(o.payload, '$.subject')",
             Self::Postgres { .. } => "(o.payload->>'subject')",
         };
         let checks = [
@@ -391,7 +409,12 @@ impl TestDb {
     /// Closes the server's pools, as if the database went away.
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(pool) => pool.close().await,
+            Self::Sqlite(pool, outage) => {
+                if let Some(outage) = outage {
+                    (outage.0)();
+                }
+                pool.close().await;
+            }
             Self::Postgres { check, server } => {
                 for pool in server {
                     pool.close().await;

@@ -1,0 +1,200 @@
+//! SQLite connections handed out in turn, first come first served.
+//!
+//! sqlx runs each SQLite connection on a thread of its own, and its pool
+//! checks every connection given back with a round trip to that thread (and a
+//! task spawned to make it). On the one writer connection, which every write
+//! waits for, that trip was a large share of each write's turn. Here a
+//! connection given back is ready at once: every command of a connection
+//! queues on its thread in order, so a statement a cancelled caller left
+//! running finishes before the next holder's first one starts, and a
+//! transaction left open is rolled back the same way.
+
+use futures_util::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteQueryResult, SqliteRow, SqliteStatement};
+use sqlx::{ConnectOptions, Either, Execute, Executor, SqlStr, Sqlite, SqliteConnection};
+use sqlx_core::transaction::TransactionManager;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+
+type Manager = sqlx::sqlite::SqliteTransactionManager;
+
+/// `size` connections to one database file.
+#[derive(Clone)]
+pub struct Connections(Arc<Inner>);
+
+struct Inner {
+    slots: Vec<Arc<Mutex<SqliteConnection>>>,
+    turns: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("size", &self.0.slots.len())
+            .field("available", &self.0.turns.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connections {
+    /// `size` connections with `options`, opened now; a caller waits at
+    /// most `wait` for its turn.
+    pub(crate) async fn open(
+        options: &SqliteConnectOptions,
+        size: usize,
+        wait: Duration,
+    ) -> Result<Self, sqlx::Error> {
+        let mut slots = Vec::with_capacity(size.max(1));
+        for _ in 0..size.max(1) {
+            slots.push(Arc::new(Mutex::new(options.connect().await?)));
+        }
+        Ok(Self(Arc::new(Inner {
+            turns: Arc::new(Semaphore::new(slots.len())),
+            slots,
+            wait,
+        })))
+    }
+
+    /// A connection of its own for the caller until the returned value drops.
+    pub async fn acquire(&self) -> Result<Held, sqlx::Error> {
+        let turn = tokio::time::timeout(self.0.wait, self.0.turns.clone().acquire_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        // A turn means a free slot: each holder of a turn holds one slot.
+        loop {
+            for slot in &self.0.slots {
+                if let Ok(conn) = slot.clone().try_lock_owned() {
+                    return Ok(Held { conn, _turn: turn });
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Refuses every later turn (`PoolClosed`); turns held end as they are given back.
+    pub fn close(&self) {
+        self.0.turns.close();
+    }
+
+    /// A transaction begun with `BEGIN`.
+    pub async fn begin(&self) -> Result<HeldTx, sqlx::Error> {
+        self.begin_with("BEGIN").await
+    }
+
+    /// A transaction begun with `statement` (`BEGIN IMMEDIATE`).
+    pub async fn begin_with(&self, statement: &'static str) -> Result<HeldTx, sqlx::Error> {
+        let mut held = self.acquire().await?;
+        Manager::begin(&mut held, Some(SqlStr::from_static(statement))).await?;
+        Ok(HeldTx { held, open: true })
+    }
+}
+
+/// A connection held by one caller; given back when dropped.
+pub struct Held {
+    conn: OwnedMutexGuard<SqliteConnection>,
+    // Dropped after the slot is unlocked.
+    _turn: OwnedSemaphorePermit,
+}
+
+impl Deref for Held {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+/// A transaction on a held connection: rolled back when dropped uncommitted
+/// (the rollback queues on the connection's thread before anything the next
+/// holder sends).
+pub struct HeldTx {
+    held: Held,
+    open: bool,
+}
+
+impl HeldTx {
+    /// Commits the transaction.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        Manager::commit(&mut self.held).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for HeldTx {
+    fn drop(&mut self) {
+        if self.open {
+            Manager::start_rollback(&mut self.held);
+        }
+    }
+}
+
+impl Deref for HeldTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.held
+    }
+}
+
+impl DerefMut for HeldTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.held
+    }
+}
+
+impl<'c> Executor<'c> for &'_ Connections {
+    type Database = Sqlite;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<SqliteQueryResult, SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        let pool = self.clone();
+        async move {
+            let results: Vec<_> = match pool.acquire().await {
+                Ok(mut held) => held.fetch_many(query).collect().await,
+                Err(e) => vec![Err(e)],
+            };
+            futures_util::stream::iter(results)
+        }
+        .flatten_stream()
+        .boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        let pool = self.clone();
+        async move { pool.acquire().await?.fetch_optional(query).await }.boxed()
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [sqlx::sqlite::SqliteTypeInfo],
+    ) -> BoxFuture<'e, Result<SqliteStatement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        let pool = self.clone();
+        async move { pool.acquire().await?.prepare_with(sql, parameters).await }.boxed()
+    }
+}
