@@ -198,3 +198,110 @@ impl<'c> Executor<'c> for &'_ Connections {
         async move { pool.acquire().await?.prepare_with(sql, parameters).await }.boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    async fn open(dir: &tempfile::TempDir, size: usize, wait: Duration) -> Connections {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("p.db"))
+            .create_if_missing(true);
+        let pool = Connections::open(&options, size, wait).await.unwrap();
+        sqlx::query("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool
+    }
+
+    async fn count(pool: &Connections) -> i64 {
+        sqlx::query("SELECT count(*) FROM t")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_uncommitted_is_rolled_back_before_the_next_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir, 1, Duration::from_secs(5)).await;
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        drop(tx);
+        // The same (only) connection: outside any transaction, nothing kept.
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count(&pool).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_turn_is_exclusive_and_waits_end_in_pool_timed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir, 1, Duration::from_millis(50)).await;
+        let held = pool.acquire().await.unwrap();
+        let err = pool.acquire().await.err().unwrap();
+        assert!(matches!(err, sqlx::Error::PoolTimedOut), "{err:?}");
+        drop(held);
+        pool.acquire().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn turns_are_taken_in_order_of_asking() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir, 1, Duration::from_secs(5)).await;
+        let held = pool.acquire().await.unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for i in 0..5 {
+            let (pool, order) = (pool.clone(), order.clone());
+            waiting.push(tokio::spawn(async move {
+                let _held = pool.acquire().await.unwrap();
+                order.lock().unwrap().push(i);
+            }));
+            // On this one-thread runtime, yielding runs the new task until it
+            // waits for its turn: each asks before the next is spawned.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(held);
+        for w in waiting {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_refuses_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir, 2, Duration::from_secs(5)).await;
+        pool.close();
+        let err = sqlx::query("SELECT 1").execute(&pool).await.unwrap_err();
+        assert!(matches!(err, sqlx::Error::PoolClosed), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn several_readers_hold_connections_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir, 3, Duration::from_millis(50)).await;
+        let held: Vec<_> = [(); 3].iter().map(|_| pool.acquire()).collect();
+        let mut all = Vec::new();
+        for h in held {
+            all.push(h.await.unwrap());
+        }
+        assert!(matches!(
+            pool.acquire().await.err(),
+            Some(sqlx::Error::PoolTimedOut)
+        ));
+    }
+}
