@@ -2,7 +2,7 @@
 # Passkey sign-in against password sign-in, in one run, on the release build.
 # Usage: bench/passkeys.sh [seconds-per-scenario]   (prints Markdown)
 # BENCH_DATABASE_URL=postgres://… runs the server on that (empty) database
-# instead of the embedded store.
+# instead of the embedded store; BENCH_BIN=path runs another build of the server.
 #
 # One server (embedded store, default Argon2id, rate limits lifted, a WebAuthn
 # relying party `bench.test`); 16 users, each with a password and a passkey
@@ -36,7 +36,7 @@ if ! "$venv/bin/python" -c 'import soft_fido2' >/dev/null 2>&1; then
 fi
 cargo build --release -p sesame >&2
 cargo build --release -p sesame-tests --example passkey_load >&2
-BIN=target/release/sesame
+BIN=${BENCH_BIN:-target/release/sesame}
 LOAD=target/release/examples/passkey_load
 WORK=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
