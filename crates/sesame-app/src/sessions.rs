@@ -52,21 +52,23 @@ impl App {
 
     /// Writes a new session and its refresh token; beyond
     /// `max_sessions_per_principal` the oldest live sessions are revoked.
+    /// The revocation comes first, keeping one fewer, so that the two writes
+    /// after it need no answer and can go with the commit.
     pub(crate) async fn insert_session(
         &self,
         tx: &mut dyn Tx,
         new: &NewSession,
     ) -> Result<(), Error> {
         let sessions = &self.0.stores.sessions;
-        sessions.insert_session(tx, &new.session).await?;
-        sessions.insert_refresh_token(tx, &new.refresh).await?;
-        let keep = i64::from(self.0.settings.max_sessions_per_principal.max(1));
+        let keep = i64::from(self.0.settings.max_sessions_per_principal.max(1)) - 1;
         let revoked = sessions
             .revoke_sessions_beyond(tx, new.session.principal_id, keep, new.session.created_at)
             .await?;
         // Dropped now: a revoked session never becomes valid again, so doing it
         // before the commit is harmless.
         self.forget_sessions(&revoked);
+        sessions.insert_session(tx, &new.session).await?;
+        sessions.insert_refresh_token(tx, &new.refresh).await?;
         Ok(())
     }
 

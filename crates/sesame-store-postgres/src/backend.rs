@@ -8,7 +8,7 @@ use crate::{PgStore, map_err, pg_tx};
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
 use sesame_identity::Profile;
-use sesame_store_sql::SqlBackend;
+use sesame_store_sql::{Later, SqlBackend};
 use sqlx::{PgConnection, PgPool, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -37,8 +37,17 @@ impl SqlBackend for PgStore {
         &self.identity
     }
 
-    fn conn(tx: &mut dyn Tx) -> Result<&mut PgConnection, StoreError> {
+    async fn conn(tx: &mut dyn Tx) -> Result<&mut PgConnection, StoreError> {
         Ok(&mut *pg_tx(tx)?.credentials)
+    }
+
+    async fn later(tx: &mut dyn Tx, write: Later) -> Result<(), StoreError> {
+        write
+            .query()
+            .execute(Self::conn(tx).await?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     async fn identity_conn<'t>(

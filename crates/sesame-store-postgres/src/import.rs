@@ -57,7 +57,7 @@ impl ImportStore for PgStore {
         // One statement per table, the rows passed as arrays: the statement is
         // prepared once and the server unpacks the arrays, far cheaper than a
         // VALUES list with a parameter per cell.
-        let c = Self::conn(tx)?;
+        let c = Self::conn(tx).await?;
         let principals: Vec<_> = accounts.iter().map(|a| &a.principal).collect();
         sqlx::query(
             "INSERT INTO principals

@@ -38,8 +38,17 @@ pub trait SqlBackend: Send + Sync + Sized {
     /// Where writes of the identity domain that commit on their own go.
     fn profile_writer(&self) -> &Self::Pool;
 
-    /// The credentials-side connection inside a transaction begun by this backend.
-    fn conn(tx: &mut dyn Tx) -> Result<&mut Conn<Self>, StoreError>;
+    /// The credentials-side connection inside a transaction begun by this
+    /// backend, once the writes held for it ([`SqlBackend::later`]) are sent.
+    fn conn(tx: &mut dyn Tx) -> impl Future<Output = Result<&mut Conn<Self>, StoreError>> + Send;
+
+    /// Runs `write` in `tx`, or holds it to send with the transaction's next
+    /// statement or its commit. Only for writes whose outcome nobody reads
+    /// and that cannot conflict: an error surfaces there instead.
+    fn later(
+        tx: &mut dyn Tx,
+        write: crate::Later,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The identity-side connection inside `tx`.
     fn identity_conn<'t>(
         &self,

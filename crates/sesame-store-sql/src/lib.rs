@@ -4,9 +4,11 @@
 //! columns through [`Columns`]; the mappers below are written once against it.
 
 mod backend;
+mod later;
 mod stores;
 
 pub use backend::{Conn, SqlBackend};
+pub use later::{Arg, Args, Bindable, Later};
 
 use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};

@@ -9,9 +9,8 @@ use crate::{Connections, SqliteStore, SqliteTx, map_err};
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
 use sesame_identity::Profile;
-use sesame_store_sql::SqlBackend;
+use sesame_store_sql::{Later, SqlBackend};
 use sqlx::{Sqlite, SqliteConnection};
-use std::any::Any;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -39,18 +38,22 @@ impl SqlBackend for SqliteStore {
         &self.writer
     }
 
-    fn conn(tx: &mut dyn Tx) -> Result<&mut SqliteConnection, StoreError> {
-        let any: &mut dyn Any = tx;
-        any.downcast_mut::<SqliteTx>()
-            .map(|t| &mut *t.tx)
-            .ok_or_else(crate::foreign)
+    async fn conn(tx: &mut dyn Tx) -> Result<&mut SqliteConnection, StoreError> {
+        let tx = SqliteTx::of(tx)?;
+        tx.send_held().await?;
+        Ok(&mut *tx.tx)
+    }
+
+    async fn later(tx: &mut dyn Tx, write: Later) -> Result<(), StoreError> {
+        SqliteTx::of(tx)?.held.push(write);
+        Ok(())
     }
 
     async fn identity_conn<'t>(
         &self,
         tx: &'t mut dyn Tx,
     ) -> Result<&'t mut SqliteConnection, StoreError> {
-        Self::conn(tx)
+        Self::conn(tx).await
     }
 
     fn store_err(err: sqlx::Error) -> StoreError {
@@ -92,7 +95,7 @@ impl SqlBackend for SqliteStore {
     ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(principal.0)
-            .execute(Self::conn(tx)?)
+            .execute(Self::conn(tx).await?)
             .await
             .map_err(map_err)?;
         Ok(())

@@ -61,7 +61,7 @@ impl ImportStore for SqliteStore {
         tx: &mut dyn Tx,
         accounts: &[ImportedAccount],
     ) -> Result<(), StoreError> {
-        let c = Self::conn(tx)?;
+        let c = Self::conn(tx).await?;
         for chunk in accounts.chunks(ROWS_PER_STATEMENT) {
             let mut q = QueryBuilder::new(
                 "INSERT INTO principals (id, kind, is_active, failed_attempts, locked_until, last_login_at, created_at, updated_at) ",

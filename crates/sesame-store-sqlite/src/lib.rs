@@ -8,6 +8,7 @@ mod rotation;
 use async_trait::async_trait;
 use sesame_core::{Database, StoreError, Tx};
 use sesame_credentials::LOGIN_IDENTIFIER_UNIQUE;
+use sesame_store_sql::Later;
 use sqlx::SqlitePool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -94,12 +95,48 @@ pub struct SqliteStore {
     inspect: SqlitePool,
 }
 
-/// A SQLite write transaction (`BEGIN IMMEDIATE`) on the writer connection.
+/// A SQLite write transaction (`BEGIN IMMEDIATE`) on the writer connection,
+/// and the writes held to send with its next statement or its commit.
 struct SqliteTx {
     tx: HeldTx,
+    held: Vec<Later>,
 }
 
 impl Tx for SqliteTx {}
+
+impl SqliteTx {
+    fn of(tx: &mut dyn Tx) -> Result<&mut Self, StoreError> {
+        let any: &mut dyn Any = tx;
+        any.downcast_mut::<Self>().ok_or_else(foreign)
+    }
+
+    /// Sends the held writes, in one trip.
+    async fn send_held(&mut self) -> Result<(), StoreError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        Later::joined::<sqlx::Sqlite>(held, None)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Commits, the held writes and `COMMIT` in one trip.
+    async fn commit(mut self) -> Result<(), StoreError> {
+        if self.held.is_empty() {
+            return self.tx.commit().await.map_err(map_err);
+        }
+        let held = std::mem::take(&mut self.held);
+        Later::joined::<sqlx::Sqlite>(held, Some("COMMIT"))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        self.tx.committed();
+        Ok(())
+    }
+}
 
 /// A transaction of another backend handed to this one.
 pub(crate) fn foreign() -> StoreError {
@@ -237,13 +274,16 @@ impl Database for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(map_err)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            held: Vec::new(),
+        }))
     }
 
     async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError> {
         let any: Box<dyn Any> = tx;
         let tx = any.downcast::<SqliteTx>().map_err(|_| foreign())?;
-        tx.tx.commit().await.map_err(map_err)
+        tx.commit().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -128,6 +128,14 @@ impl HeldTx {
         self.open = false;
         Ok(())
     }
+
+    /// Marks the transaction committed by a `COMMIT` the caller ran itself
+    /// (at the end of a multi-statement query), so that dropping it rolls
+    /// nothing back. The driver still counts the transaction open; its next
+    /// `BEGIN` finds none and starts afresh.
+    pub(crate) fn committed(mut self) {
+        self.open = false;
+    }
 }
 
 impl Drop for HeldTx {

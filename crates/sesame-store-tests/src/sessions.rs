@@ -178,6 +178,50 @@ pub async fn sessions_beyond_the_limit_are_revoked_oldest_first<S: Backend>(h: &
     assert!(again.is_empty());
 }
 
+/// Writes a backend may hold for the commit (a session, an audit row) are
+/// seen by the transaction's next statement, stored by its commit, and gone
+/// with its rollback.
+pub async fn writes_held_for_the_commit_are_seen_in_it_and_rolled_back_with_it<S: Backend>(
+    h: &Harness<S>,
+) {
+    let s = &*h.store;
+    let p = principal(s).await;
+    let older = session_of(&p, at(1));
+    stored(s, &older).await;
+    // Rolled back: the new session counted against the limit, then nothing kept.
+    let newer = session_of(&p, at(2));
+    let mut tx = s.begin().await.unwrap();
+    s.insert_session(tx.as_mut(), &newer).await.unwrap();
+    let revoked = s
+        .revoke_sessions_beyond(tx.as_mut(), p.id, 1, at(3))
+        .await
+        .unwrap();
+    assert_eq!(revoked, [older.id]);
+    drop(tx);
+    assert!(matches!(
+        s.get_session(newer.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(s.get_session(older.id).await.unwrap().revoked_at, None);
+    // Committed: held writes and the statements between them, in order.
+    committed(s, async |tx| {
+        s.insert_session(tx, &newer).await.unwrap();
+        let revoked = s.revoke_sessions_beyond(tx, p.id, 1, at(3)).await.unwrap();
+        assert_eq!(revoked, [older.id]);
+        s.insert_refresh_token(tx, &token(&newer, 9, None, at(3)))
+            .await
+            .unwrap();
+    })
+    .await;
+    assert_eq!(s.get_session(newer.id).await.unwrap().revoked_at, None);
+    assert_eq!(
+        s.get_session(older.id).await.unwrap().revoked_at,
+        Some(at(3))
+    );
+    let found = s.find_refresh_token(&[9; 32]).await.unwrap();
+    assert_eq!(found.map(|(t, _)| t.session_id), Some(newer.id));
+}
+
 /// A refresh token is found by its hash with its session; its successor
 /// by its parent, with the sealed secret it was stored with.
 pub async fn refresh_tokens_are_found_by_hash_and_parent<S: Backend>(h: &Harness<S>) {

@@ -70,6 +70,7 @@ on_every_backend!(
     sessions::revoke_all_but_one,
     sessions::a_session_is_revoked_once,
     sessions::sessions_beyond_the_limit_are_revoked_oldest_first,
+    sessions::writes_held_for_the_commit_are_seen_in_it_and_rolled_back_with_it,
     sessions::refresh_tokens_are_found_by_hash_and_parent,
     sessions::rotating_a_used_refresh_token_writes_nothing,
     codes::codes_are_kept_newest_first_per_subject,

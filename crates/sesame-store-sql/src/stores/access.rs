@@ -26,7 +26,7 @@ macro_rules! __access_store {
                     .bind(::sqlx::types::Json(&role.permissions))
                     .bind(role.created_at)
                     .bind(role.updated_at)
-                    .fetch_one(Self::conn(tx)?)
+                    .fetch_one(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     $crate::role(&row).map_err(Self::store_err)
@@ -36,7 +36,7 @@ macro_rules! __access_store {
                 async fn delete_role(&self, tx: &mut dyn Tx, name: &str) -> Result<bool, StoreError> {
                     let done = ::sqlx::query("DELETE FROM roles WHERE name = $1")
                         .bind(name)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -68,7 +68,7 @@ macro_rules! __access_store {
                     .bind(role)
                     .bind(by.map(|p| p.0))
                     .bind(at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -84,7 +84,7 @@ macro_rules! __access_store {
                     let done = ::sqlx::query("DELETE FROM role_assignments WHERE principal_id = $1 AND role = $2")
                         .bind(principal.0)
                         .bind(role)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -121,7 +121,7 @@ macro_rules! __access_store {
                     .bind(k.expires_at)
                     .bind(k.last_used_at)
                     .bind(k.revoked_at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -156,7 +156,7 @@ macro_rules! __access_store {
                     let done = ::sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                         .bind(at)
                         .bind(id)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)

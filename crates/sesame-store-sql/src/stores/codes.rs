@@ -126,7 +126,7 @@ macro_rules! __code_store {
                     max_attempts: i64,
                     at: OffsetDateTime,
                 ) -> Result<bool, StoreError> {
-                    let c = Self::conn(tx)?;
+                    let c = Self::conn(tx).await?;
                     let done = ::sqlx::query(
                         "UPDATE verification_codes SET consumed_at = $1
                          WHERE id = $2 AND consumed_at IS NULL AND attempts <= $3 AND anonymous_attempts <= $3",

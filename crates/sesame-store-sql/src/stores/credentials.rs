@@ -52,7 +52,7 @@ macro_rules! __credential_stores {
                     .bind(p.last_login_at)
                     .bind(p.created_at)
                     .bind(p.updated_at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -106,7 +106,7 @@ macro_rules! __credential_stores {
                     .bind(active)
                     .bind(at)
                     .bind(id.0)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -173,7 +173,7 @@ macro_rules! __credential_stores {
                     .bind(at)
                     .bind(id.0)
                     .bind(claimed)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -218,7 +218,7 @@ macro_rules! __credential_stores {
                     .bind(at)
                     .bind(id.0)
                     .bind(claimed)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -258,7 +258,7 @@ macro_rules! __credential_stores {
                 ) -> Result<(), StoreError> {
                     ::sqlx::query("UPDATE principals SET attempt_seq = attempt_seq + 1 WHERE id = $1")
                         .bind(id.0)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(())
@@ -269,22 +269,19 @@ macro_rules! __credential_stores {
             impl LoginAttemptStore for $store {
                 #[::tracing::instrument(level = "debug", skip_all)]
                 async fn record_attempt(&self, tx: &mut dyn Tx, a: &LoginAttempt) -> Result<(), StoreError> {
-                    ::sqlx::query(
+                    let write = $crate::Later::new(
                         "INSERT INTO login_attempts (id, login_type, identifier, principal_id, ip, success, reason, at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
-                    .bind(a.id)
-                    .bind(a.login_type.as_str())
-                    .bind(&a.identifier)
-                    .bind(a.principal_id.map(|p| p.0))
-                    .bind(&a.ip)
-                    .bind(a.success)
-                    .bind(&a.reason)
-                    .bind(a.at)
-                    .execute(Self::conn(tx)?)
-                    .await
-                    .map_err(Self::store_err)?;
-                    Ok(())
+                    .arg(a.id)
+                    .arg(a.login_type.as_str())
+                    .arg(&a.identifier)
+                    .arg(a.principal_id.map(|p| p.0))
+                    .arg(&a.ip)
+                    .arg(a.success)
+                    .arg(&a.reason)
+                    .arg(a.at);
+                    Self::later(tx, write).await
                 }
             }
 
@@ -307,7 +304,7 @@ macro_rules! __credential_stores {
                     .bind(m.verified_at)
                     .bind(m.created_at)
                     .bind(m.last_used_at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -346,7 +343,7 @@ macro_rules! __credential_stores {
                 ) -> Result<Vec<LoginMethod>, StoreError> {
                     // Locking the principal serialises every change to its set of
                     // methods: a second unbind waits, then sees what the first one left.
-                    let c = Self::conn(tx)?;
+                    let c = Self::conn(tx).await?;
                     Self::lock_principal(&mut *c, principal).await?;
                     methods_of(&mut *c, principal).await
                 }
@@ -361,7 +358,7 @@ macro_rules! __credential_stores {
                     ::sqlx::query("UPDATE login_methods SET verified_at = COALESCE(verified_at, $1) WHERE id = $2")
                         .bind(at)
                         .bind(id)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(())
@@ -377,7 +374,7 @@ macro_rules! __credential_stores {
                     let done = ::sqlx::query("DELETE FROM login_methods WHERE id = $1 AND principal_id = $2")
                         .bind(id)
                         .bind(principal.0)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -390,13 +387,10 @@ macro_rules! __credential_stores {
                     id: Uuid,
                     at: OffsetDateTime,
                 ) -> Result<(), StoreError> {
-                    ::sqlx::query("UPDATE login_methods SET last_used_at = $1 WHERE id = $2")
-                        .bind(at)
-                        .bind(id)
-                        .execute(Self::conn(tx)?)
-                        .await
-                        .map_err(Self::store_err)?;
-                    Ok(())
+                    let write = $crate::Later::new("UPDATE login_methods SET last_used_at = $1 WHERE id = $2")
+                        .arg(at)
+                        .arg(id);
+                    Self::later(tx, write).await
                 }
             }
 
@@ -410,7 +404,7 @@ macro_rules! __credential_stores {
                     phc: &str,
                     at: OffsetDateTime,
                 ) -> Result<(), StoreError> {
-                    let c = Self::conn(tx)?;
+                    let c = Self::conn(tx).await?;
                     ::sqlx::query(
                         "INSERT INTO passwords (principal_id, hash, created_at, updated_at) VALUES ($1, $2, $3, $3)
                          ON CONFLICT (principal_id) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
@@ -442,7 +436,7 @@ macro_rules! __credential_stores {
                     new: &str,
                     at: OffsetDateTime,
                 ) -> Result<bool, StoreError> {
-                    let c = Self::conn(tx)?;
+                    let c = Self::conn(tx).await?;
                     let done = ::sqlx::query(
                         "UPDATE passwords SET hash = $1, updated_at = $2 WHERE principal_id = $3 AND hash = $4",
                     )
@@ -470,7 +464,7 @@ macro_rules! __credential_stores {
                     principal: PrincipalId,
                     at: OffsetDateTime,
                 ) -> Result<bool, StoreError> {
-                    let c = Self::conn(tx)?;
+                    let c = Self::conn(tx).await?;
                     let removed = ::sqlx::query("DELETE FROM passwords WHERE principal_id = $1")
                         .bind(principal.0)
                         .execute(&mut *c)
@@ -510,7 +504,7 @@ macro_rules! __credential_stores {
                     )
                     .bind(principal.0)
                     .bind(keep)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())

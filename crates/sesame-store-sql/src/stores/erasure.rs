@@ -22,7 +22,7 @@ macro_rules! __erasure_store {
                     id: PrincipalId,
                     at: OffsetDateTime,
                 ) -> Result<Option<Vec<SessionId>>, StoreError> {
-                    let conn = Self::conn(tx)?;
+                    let conn = Self::conn(tx).await?;
                     let tombstoned = ::sqlx::query(
                         "UPDATE principals SET deleted_at = $1, updated_at = $1, is_active = FALSE,
                              failed_attempts = 0, locked_until = NULL, last_login_at = NULL

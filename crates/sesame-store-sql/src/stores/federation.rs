@@ -159,7 +159,7 @@ macro_rules! __federation_store {
                     .bind(c.secret.as_ref().map(|s| &s.key_id))
                     .bind(c.created_at)
                     .bind(c.updated_at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -173,7 +173,7 @@ macro_rules! __federation_store {
                 ) -> Result<bool, StoreError> {
                     let done = ::sqlx::query("DELETE FROM federation_connections WHERE name = $1")
                         .bind(name)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(done.rows_affected() > 0)
@@ -197,7 +197,7 @@ macro_rules! __federation_store {
                     .bind(&sealed.blob)
                     .bind(&sealed.key_id)
                     .bind(at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())

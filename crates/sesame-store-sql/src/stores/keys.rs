@@ -32,7 +32,7 @@ macro_rules! __key_and_audit_stores {
                     .bind(k.created_at)
                     .bind(k.activated_at)
                     .bind(k.retired_at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -48,7 +48,7 @@ macro_rules! __key_and_audit_stores {
                     ::sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
                         .bind(at)
                         .bind(kid)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(())
@@ -67,7 +67,7 @@ macro_rules! __key_and_audit_stores {
                     .bind(&sealed.blob)
                     .bind(&sealed.key_id)
                     .bind(kid)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -90,21 +90,18 @@ macro_rules! __key_and_audit_stores {
             impl AuditStore for $store {
                 #[::tracing::instrument(level = "debug", skip_all)]
                 async fn append_audit(&self, tx: &mut dyn Tx, e: &AuditEntry) -> Result<(), StoreError> {
-                    ::sqlx::query(
+                    let write = $crate::Later::new(
                         "INSERT INTO audit_log (id, principal_id, event, ip, user_agent, data, at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
-                    .bind(e.id)
-                    .bind(e.principal_id.map(|p| p.0))
-                    .bind(&e.event)
-                    .bind(&e.ip)
-                    .bind(&e.user_agent)
-                    .bind(::sqlx::types::Json(&e.data))
-                    .bind(e.at)
-                    .execute(Self::conn(tx)?)
-                    .await
-                    .map_err(Self::store_err)?;
-                    Ok(())
+                    .arg(e.id)
+                    .arg(e.principal_id.map(|p| p.0))
+                    .arg(&e.event)
+                    .arg(&e.ip)
+                    .arg(&e.user_agent)
+                    .json(&e.data)?
+                    .arg(e.at);
+                    Self::later(tx, write).await
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]

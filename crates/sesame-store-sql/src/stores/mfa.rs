@@ -68,7 +68,7 @@ macro_rules! __mfa_stores {
                     .bind(step)
                     .bind(principal.0)
                     .bind(id)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -88,7 +88,7 @@ macro_rules! __mfa_stores {
                     )
                     .bind(step)
                     .bind(principal.0)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -98,7 +98,7 @@ macro_rules! __mfa_stores {
                 async fn delete_totp(&self, tx: &mut dyn Tx, principal: PrincipalId) -> Result<bool, StoreError> {
                     let done = ::sqlx::query("DELETE FROM totp_factors WHERE principal_id = $1")
                         .bind(principal.0)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -140,7 +140,7 @@ macro_rules! __mfa_stores {
                     .bind(&sealed.key_id)
                     .bind(principal.0)
                     .bind(old_key_id)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -154,7 +154,7 @@ macro_rules! __mfa_stores {
                     hashes: &[Vec<u8>],
                     at: OffsetDateTime,
                 ) -> Result<(), StoreError> {
-                    let c = Self::conn(tx)?;
+                    let c = Self::conn(tx).await?;
                     ::sqlx::query("DELETE FROM backup_codes WHERE principal_id = $1")
                         .bind(principal.0)
                         .execute(&mut *c)
@@ -190,7 +190,7 @@ macro_rules! __mfa_stores {
                     .bind(at)
                     .bind(principal.0)
                     .bind(hash)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -235,7 +235,7 @@ macro_rules! __mfa_stores {
                     .bind(c.created_at)
                     .bind(c.expires_at)
                     .bind(c.consumed_at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -291,7 +291,7 @@ macro_rules! __mfa_stores {
                     )
                     .bind(at)
                     .bind(id_hash)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -359,7 +359,7 @@ macro_rules! __mfa_stores {
                         .bind(&sealed.blob)
                         .bind(&sealed.key_id)
                         .bind(name)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(())

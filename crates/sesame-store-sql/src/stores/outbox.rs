@@ -22,15 +22,12 @@ macro_rules! __outbox_store {
             impl OutboxStore for $store {
                 #[::tracing::instrument(level = "debug", skip_all)]
                 async fn enqueue(&self, tx: &mut dyn Tx, env: &Envelope) -> Result<(), StoreError> {
-                    ::sqlx::query("INSERT INTO outbox (id, topic, payload, created_at) VALUES ($1, $2, $3, $4)")
-                        .bind(env.id)
-                        .bind(&env.topic)
-                        .bind(::sqlx::types::Json(env))
-                        .bind(env.time)
-                        .execute(Self::conn(tx)?)
-                        .await
-                        .map_err(Self::store_err)?;
-                    Ok(())
+                    let write = $crate::Later::new("INSERT INTO outbox (id, topic, payload, created_at) VALUES ($1, $2, $3, $4)")
+                        .arg(env.id)
+                        .arg(&env.topic)
+                        .json(env)?
+                        .arg(env.time);
+                    Self::later(tx, write).await
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
@@ -357,7 +354,7 @@ macro_rules! __outbox_store {
                     )
                     .bind(msg_id)
                     .bind(at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -459,7 +456,7 @@ macro_rules! __outbox_store {
                     .bind(previous.map(|p| p.0))
                     .bind(previous.map(|p| p.1))
                     .bind(name)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())

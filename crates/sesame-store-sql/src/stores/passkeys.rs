@@ -32,7 +32,7 @@ macro_rules! __passkey_store {
                     .bind(p.backed_up)
                     .bind(p.created_at)
                     .bind(p.last_used_at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -97,7 +97,7 @@ macro_rules! __passkey_store {
                     .bind(at)
                     .bind(login_id)
                     .bind(seen_counter)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -116,7 +116,7 @@ macro_rules! __passkey_store {
                     .bind(k.counter)
                     .bind(k.created_at)
                     .bind(k.last_used_at)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(())
@@ -153,7 +153,7 @@ macro_rules! __passkey_store {
                     .bind(at)
                     .bind(id)
                     .bind(seen_counter)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -169,7 +169,7 @@ macro_rules! __passkey_store {
                     let done = ::sqlx::query("DELETE FROM security_keys WHERE id = $1 AND principal_id = $2")
                         .bind(id)
                         .bind(principal.0)
-                        .execute(Self::conn(tx)?)
+                        .execute(Self::conn(tx).await?)
                         .await
                         .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)

@@ -17,28 +17,25 @@ macro_rules! __session_store {
             impl SessionStore for $store {
                 #[::tracing::instrument(level = "debug", skip_all)]
                 async fn insert_session(&self, tx: &mut dyn Tx, s: &Session) -> Result<(), StoreError> {
-                    ::sqlx::query(
+                    let write = $crate::Later::new(
                         "INSERT INTO sessions (id, principal_id, principal_kind, aal, amr, ip, user_agent,
                                                created_at, last_seen_at, expires_at, revoked_at, revoke_reason, proven_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     )
-                    .bind(s.id.0)
-                    .bind(s.principal_id.0)
-                    .bind(&s.principal_kind)
-                    .bind(&s.aal)
-                    .bind(::sqlx::types::Json(&s.amr))
-                    .bind(&s.ip)
-                    .bind(&s.user_agent)
-                    .bind(s.created_at)
-                    .bind(s.last_seen_at)
-                    .bind(s.expires_at)
-                    .bind(s.revoked_at)
-                    .bind(&s.revoke_reason)
-                    .bind(s.proven_at)
-                    .execute(Self::conn(tx)?)
-                    .await
-                    .map_err(Self::store_err)?;
-                    Ok(())
+                    .arg(s.id.0)
+                    .arg(s.principal_id.0)
+                    .arg(&s.principal_kind)
+                    .arg(&s.aal)
+                    .json(&s.amr)?
+                    .arg(&s.ip)
+                    .arg(&s.user_agent)
+                    .arg(s.created_at)
+                    .arg(s.last_seen_at)
+                    .arg(s.expires_at)
+                    .arg(s.revoked_at)
+                    .arg(&s.revoke_reason)
+                    .arg(s.proven_at);
+                    Self::later(tx, write).await
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
@@ -110,7 +107,7 @@ macro_rules! __session_store {
                     .bind(::sqlx::types::Json(amr))
                     .bind(at)
                     .bind(id.0)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -135,7 +132,7 @@ macro_rules! __session_store {
                     .bind(at)
                     .bind(principal.0)
                     .bind(keep)
-                    .fetch_all(Self::conn(tx)?)
+                    .fetch_all(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(ids.into_iter().map(SessionId).collect())
@@ -155,7 +152,7 @@ macro_rules! __session_store {
                     .bind(at)
                     .bind(reason)
                     .bind(id.0)
-                    .execute(Self::conn(tx)?)
+                    .execute(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(done.rows_affected() == 1)
@@ -179,7 +176,7 @@ macro_rules! __session_store {
                     .bind(reason)
                     .bind(principal.0)
                     .bind(keep.map(|k| k.0))
-                    .fetch_all(Self::conn(tx)?)
+                    .fetch_all(Self::conn(tx).await?)
                     .await
                     .map_err(Self::store_err)?;
                     Ok(ids.into_iter().map(SessionId).collect())
@@ -191,21 +188,18 @@ macro_rules! __session_store {
                     tx: &mut dyn Tx,
                     t: &RefreshToken,
                 ) -> Result<(), StoreError> {
-                    ::sqlx::query(
+                    let write = $crate::Later::new(
                         "INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, used_at, created_at, expires_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
-                    .bind(t.id)
-                    .bind(t.session_id.0)
-                    .bind(&t.token_hash)
-                    .bind(t.parent_id)
-                    .bind(t.used_at)
-                    .bind(t.created_at)
-                    .bind(t.expires_at)
-                    .execute(Self::conn(tx)?)
-                    .await
-                    .map_err(Self::store_err)?;
-                    Ok(())
+                    .arg(t.id)
+                    .arg(t.session_id.0)
+                    .arg(t.token_hash.as_slice())
+                    .arg(t.parent_id)
+                    .arg(t.used_at)
+                    .arg(t.created_at)
+                    .arg(t.expires_at);
+                    Self::later(tx, write).await
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]

@@ -1,0 +1,220 @@
+//! A write whose result nobody reads, which a backend may hold until the
+//! transaction's next statement or its commit and then send together with
+//! the others held ([`SqlBackend::later`](crate::SqlBackend::later)): on
+//! SQLite each statement is a hand-off to the connection's thread and back,
+//! and one multi-statement trip replaces several. Its arguments are kept as
+//! values so that statements can be joined into one argument list.
+
+use serde_json::Value;
+use sesame_core::StoreError;
+use sqlx::{Database, Encode, Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One argument of a held statement.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    /// A UUID.
+    Uuid(Option<Uuid>),
+    /// Text.
+    Text(Option<String>),
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(Option<i64>),
+    /// A timestamp.
+    Time(Option<OffsetDateTime>),
+    /// Bytes.
+    Bytes(Option<Vec<u8>>),
+    /// A JSON document.
+    Json(Value),
+}
+
+macro_rules! arg_from {
+    ($t:ty, $variant:ident) => {
+        impl From<$t> for Arg {
+            fn from(v: $t) -> Self {
+                Self::$variant(Some(v.into()))
+            }
+        }
+        impl From<Option<$t>> for Arg {
+            fn from(v: Option<$t>) -> Self {
+                Self::$variant(v.map(Into::into))
+            }
+        }
+    };
+}
+
+arg_from!(Uuid, Uuid);
+arg_from!(String, Text);
+arg_from!(&str, Text);
+arg_from!(i64, Int);
+arg_from!(OffsetDateTime, Time);
+arg_from!(Vec<u8>, Bytes);
+arg_from!(&[u8], Bytes);
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Self::Text(Some(v.clone()))
+    }
+}
+
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Self {
+        Self::Text(v.clone())
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Self::Bool(v)
+    }
+}
+
+/// A write statement (`$1`, `$2`, … numbered from 1) and its arguments.
+#[derive(Debug, Clone)]
+pub struct Later {
+    sql: &'static str,
+    args: Vec<Arg>,
+}
+
+impl Later {
+    /// `sql`, whose arguments follow with [`Later::arg`].
+    pub fn new(sql: &'static str) -> Self {
+        Self {
+            sql,
+            args: Vec::new(),
+        }
+    }
+
+    /// The next argument.
+    #[must_use]
+    pub fn arg(mut self, value: impl Into<Arg>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
+    /// The next argument, `value` as a JSON document.
+    pub fn json(mut self, value: &impl serde::Serialize) -> Result<Self, StoreError> {
+        let value = serde_json::to_value(value).map_err(StoreError::driver)?;
+        self.args.push(Arg::Json(value));
+        Ok(self)
+    }
+
+    /// The statement alone, ready to run.
+    pub fn query<DB>(self) -> sqlx::query::Query<'static, DB, <DB as Database>::Arguments>
+    where
+        DB: Database,
+        Args: Bindable<DB>,
+    {
+        Args::bind_all(sqlx::query(sqlx::AssertSqlSafe(self.sql)), self.args)
+    }
+
+    /// `held` as one multi-statement query (each statement's `$n` moved past
+    /// the arguments of those before it), followed by `tail` when given.
+    pub fn joined<DB>(
+        held: Vec<Later>,
+        tail: Option<&str>,
+    ) -> sqlx::query::Query<'static, DB, <DB as Database>::Arguments>
+    where
+        DB: Database,
+        Args: Bindable<DB>,
+    {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        for later in held {
+            sql.push_str(&renumber(later.sql, args.len()));
+            sql.push_str(";\n");
+            args.extend(later.args);
+        }
+        if let Some(tail) = tail {
+            sql.push_str(tail);
+        }
+        Args::bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), args)
+    }
+}
+
+/// `sql` with each `$n` outside quotes made `$n+offset`.
+fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c != '$' || quoted {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => out.push_str(&(n + offset).to_string()),
+            Err(_) => out.push_str(&digits),
+        }
+    }
+    out
+}
+
+/// Binds held arguments for one database.
+pub struct Args;
+
+/// How [`Args`] binds into a query of database `DB`.
+pub trait Bindable<DB: Database> {
+    /// `query` with `args` bound in order.
+    fn bind_all(
+        query: sqlx::query::Query<'static, DB, <DB as Database>::Arguments>,
+        args: Vec<Arg>,
+    ) -> sqlx::query::Query<'static, DB, <DB as Database>::Arguments>;
+}
+
+impl<DB> Bindable<DB> for Args
+where
+    DB: Database,
+    Option<Uuid>: Encode<'static, DB> + Type<DB>,
+    Option<String>: Encode<'static, DB> + Type<DB>,
+    bool: Encode<'static, DB> + Type<DB>,
+    Option<i64>: Encode<'static, DB> + Type<DB>,
+    Option<OffsetDateTime>: Encode<'static, DB> + Type<DB>,
+    Option<Vec<u8>>: Encode<'static, DB> + Type<DB>,
+    sqlx::types::Json<Value>: Encode<'static, DB> + Type<DB>,
+{
+    fn bind_all(
+        mut query: sqlx::query::Query<'static, DB, <DB as Database>::Arguments>,
+        args: Vec<Arg>,
+    ) -> sqlx::query::Query<'static, DB, <DB as Database>::Arguments> {
+        for arg in args {
+            query = match arg {
+                Arg::Uuid(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+                Arg::Time(v) => query.bind(v),
+                Arg::Bytes(v) => query.bind(v),
+                Arg::Json(v) => query.bind(sqlx::types::Json(v)),
+            };
+        }
+        query
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_move_past_earlier_arguments_but_not_inside_quotes() {
+        assert_eq!(
+            renumber("UPDATE t SET a = $1, b = '$2' WHERE c = $12", 3),
+            "UPDATE t SET a = $4, b = '$2' WHERE c = $15"
+        );
+        assert_eq!(
+            renumber("SELECT json_extract(p, '$.x') FROM t WHERE a = $1", 2),
+            "SELECT json_extract(p, '$.x') FROM t WHERE a = $3"
+        );
+    }
+}
