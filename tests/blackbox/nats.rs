@@ -15,6 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 async fn publishing_to(stream: &TestStream) -> TestApp {
+    publishing_every(stream, 20).await
+}
+
+/// A server publishing to `stream`, whose relay waits at most
+/// `poll_interval_ms` when nothing wakes it.
+async fn publishing_every(stream: &TestStream, poll_interval_ms: u64) -> TestApp {
     let (name, prefix, inbox) = (stream.name.clone(), stream.prefix.clone(), stream.inbox());
     TestApp::builder()
         .config(move |c: &mut Config| {
@@ -22,7 +28,7 @@ async fn publishing_to(stream: &TestStream) -> TestApp {
             c.events.nats_stream = name;
             c.events.nats_subject_prefix = prefix;
             c.events.nats_inbox_stream = inbox;
-            c.events.poll_interval_ms = 20;
+            c.events.poll_interval_ms = poll_interval_ms;
             c.roles = vec![RoleSeed {
                 name: "billing".into(),
                 permissions: vec!["users:read".into()],
@@ -122,6 +128,28 @@ async fn a_principals_events_arrive_in_sequence() {
         .collect();
     assert!(mine.len() >= 6, "{mine:?}");
     assert_eq!(mine, (1..=mine.len() as i64).collect::<Vec<_>>());
+    app.stop().await;
+    stream.finish().await;
+}
+
+/// An ordered sink takes a principal's next event only once the one before
+/// is delivered: a burst of one principal's events goes out round after
+/// round, without waiting for the poll interval (ten minutes here) or for
+/// more commits to wake the relay.
+#[tokio::test]
+async fn a_burst_of_one_principals_events_goes_out_without_waiting_for_the_interval() {
+    let Some(stream) = TestStream::new().await else {
+        return;
+    };
+    let app = publishing_every(&stream, 600_000).await;
+    app.register("burst@example.com").await;
+    for _ in 0..5 {
+        let resp = app.sign_in("burst@example.com", PASSWORD).await;
+        assert_eq!(resp.status, 200, "{}", resp.body);
+    }
+    let published = all_published(&app).await;
+    assert!(published >= 6, "{published}");
+    assert_eq!(stream.read("identity.>").await.len() as i64, published);
     app.stop().await;
     stream.finish().await;
 }

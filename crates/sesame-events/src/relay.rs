@@ -243,32 +243,37 @@ impl Relay {
         })
     }
 
-    /// Runs until `shutdown` turns true, with one last round before returning.
-    /// A round that filled a batch is followed at once by another; otherwise
-    /// the relay waits for a commit (then lingers) or the interval.
+    /// Runs until `shutdown` changes, with one last round before returning.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         loop {
-            if self.round().await.full {
+            let round = self.round().await;
+            if round.full {
                 continue;
             }
+            let moved = round.fanned_out > 0 || round.delivered > 0;
             tokio::select! {
-                _ = tokio::time::sleep(self.options.interval) => {}
-                _ = self.wake.notified() => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.options.linger) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
+                () = self.pause(moved) => {}
                 _ = shutdown.changed() => {
                     self.round().await;
                     return;
                 }
             }
-            if *shutdown.borrow() {
-                self.round().await;
-                return;
+        }
+    }
+
+    /// The wait before the next round. After a round that moved anything
+    /// (an ordered sink takes a principal's next event only once the one
+    /// before is delivered), the linger; otherwise until a commit wakes the
+    /// relay, then the linger, or the interval. A round that filled a batch
+    /// is followed at once.
+    async fn pause(&self, moved: bool) {
+        if !moved {
+            tokio::select! {
+                () = tokio::time::sleep(self.options.interval) => return,
+                () = self.wake.notified() => {}
             }
         }
+        tokio::time::sleep(self.options.linger).await;
     }
 }
 
