@@ -16,16 +16,20 @@ use sqlx_core::transaction::TransactionManager;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 type Manager = sqlx::sqlite::SqliteTransactionManager;
 
-/// `size` connections to one database file.
+/// Up to `size` connections to one database file, each opened when first
+/// needed.
 #[derive(Clone)]
 pub struct Connections(Arc<Inner>);
 
+type Slot = Arc<Mutex<Option<SqliteConnection>>>;
+
 struct Inner {
-    slots: Vec<Arc<Mutex<SqliteConnection>>>,
+    options: SqliteConnectOptions,
+    slots: Vec<Slot>,
     turns: Arc<Semaphore>,
     wait: Duration,
 }
@@ -40,18 +44,21 @@ impl std::fmt::Debug for Connections {
 }
 
 impl Connections {
-    /// `size` connections with `options`, opened now; a caller waits at
-    /// most `wait` for its turn.
+    /// Up to `size` connections with `options`, the first opened now (so a
+    /// file that cannot be opened fails here); a caller waits at most `wait`
+    /// for its turn.
     pub(crate) async fn open(
         options: &SqliteConnectOptions,
         size: usize,
         wait: Duration,
     ) -> Result<Self, sqlx::Error> {
-        let mut slots = Vec::with_capacity(size.max(1));
-        for _ in 0..size.max(1) {
-            slots.push(Arc::new(Mutex::new(options.connect().await?)));
-        }
+        let first = options.connect().await?;
+        let slots: Vec<Slot> = std::iter::once(Some(first))
+            .chain(std::iter::repeat_with(|| None).take(size.max(1) - 1))
+            .map(|conn| Arc::new(Mutex::new(conn)))
+            .collect();
         Ok(Self(Arc::new(Inner {
+            options: options.clone(),
             turns: Arc::new(Semaphore::new(slots.len())),
             slots,
             wait,
@@ -65,14 +72,23 @@ impl Connections {
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
         // A turn means a free slot: each holder of a turn holds one slot.
-        loop {
-            for slot in &self.0.slots {
-                if let Ok(conn) = slot.clone().try_lock_owned() {
-                    return Ok(Held { conn, _turn: turn });
-                }
+        let mut slot = loop {
+            if let Some(slot) = self
+                .0
+                .slots
+                .iter()
+                .find_map(|s| s.clone().try_lock_owned().ok())
+            {
+                break slot;
             }
             tokio::task::yield_now().await;
+        };
+        if slot.is_none() {
+            *slot = Some(self.0.options.connect().await?);
         }
+        let conn =
+            OwnedMutexGuard::try_map(slot, Option::as_mut).map_err(|_| sqlx::Error::PoolClosed)?;
+        Ok(Held { conn, _turn: turn })
     }
 
     /// Refuses every later turn (`PoolClosed`); turns held end as they are given back.
@@ -95,7 +111,7 @@ impl Connections {
 
 /// A connection held by one caller; given back when dropped.
 pub struct Held {
-    conn: OwnedMutexGuard<SqliteConnection>,
+    conn: OwnedMappedMutexGuard<Option<SqliteConnection>, SqliteConnection>,
     // Dropped after the slot is unlocked.
     _turn: OwnedSemaphorePermit,
 }
@@ -296,6 +312,29 @@ mod tests {
         pool.close();
         let err = sqlx::query("SELECT 1").execute(&pool).await.unwrap_err();
         assert!(matches!(err, sqlx::Error::PoolClosed), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_are_opened_when_first_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir, 3, Duration::from_secs(5)).await;
+        let opened = |pool: &Connections| {
+            pool.0
+                .slots
+                .iter()
+                .filter(|s| s.try_lock().is_ok_and(|c| c.is_some()))
+                .count()
+        };
+        assert_eq!(opened(&pool), 1);
+        count(&pool).await;
+        assert_eq!(
+            opened(&pool),
+            1,
+            "one caller at a time needs one connection"
+        );
+        let (a, b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+        drop((a, b));
+        assert_eq!(opened(&pool), 2);
     }
 
     #[tokio::test]
