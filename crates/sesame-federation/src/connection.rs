@@ -4,6 +4,7 @@
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use sesame_credentials::LoginType;
 
 /// Which protocol and quirks a connection follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +157,8 @@ pub struct Connection {
     pub secret: Option<SecretString>,
     /// Whether it was configured in the file (not editable at run time).
     pub from_config: bool,
+    /// The login type of the logins it makes, from its name.
+    login_type: LoginType,
 }
 
 /// A setting that cannot be used: the field and the code.
@@ -170,77 +173,22 @@ impl Connection {
         from_config: bool,
     ) -> Result<Self, Invalid> {
         let provider = Provider::of_name(name).ok_or(("name", "invalid"))?;
-        let c = Self {
+        check(provider, &settings, secret.is_some())?;
+        // Interned only once valid: the connection is about to be used or stored.
+        let login_type = LoginType::parse(name).ok_or(("name", "invalid"))?;
+        Ok(Self {
             name: name.to_owned(),
             provider,
             settings,
             secret,
             from_config,
-        };
-        c.check()?;
-        Ok(c)
-    }
-
-    fn check(&self) -> Result<(), Invalid> {
-        let s = &self.settings;
-        if s.client_id.is_empty() || s.client_id.len() > 512 {
-            return Err(("client_id", "invalid"));
-        }
-        if s.return_to.is_empty() || s.return_to.len() > 50 {
-            return Err(("return_to", "required"));
-        }
-        if s.return_to.iter().any(|u| !is_http_url(u)) {
-            return Err(("return_to", "invalid"));
-        }
-        if s.scopes.len() > 30 || s.scopes.iter().any(|x| x.is_empty() || x.contains(' ')) {
-            return Err(("scopes", "invalid"));
-        }
-        let urls = [
-            ("issuer", &s.issuer),
-            ("authorization_url", &s.authorization_url),
-            ("token_url", &s.token_url),
-            ("userinfo_url", &s.userinfo_url),
-            ("emails_url", &s.emails_url),
-        ];
-        for (field, url) in urls {
-            if url.as_deref().is_some_and(|u| !is_http_url(u)) {
-                return Err((field, "invalid"));
-            }
-        }
-        match self.provider {
-            Provider::Oidc if s.issuer.is_none() => return Err(("issuer", "required")),
-            Provider::Oauth2 => {
-                for (field, url) in [
-                    ("authorization_url", &s.authorization_url),
-                    ("token_url", &s.token_url),
-                    ("userinfo_url", &s.userinfo_url),
-                ] {
-                    if url.is_none() {
-                        return Err((field, "required"));
-                    }
-                }
-            }
-            Provider::Apple if s.apple_team_id.is_none() => {
-                return Err(("apple_team_id", "required"));
-            }
-            Provider::Apple if s.apple_key_id.is_none() => {
-                return Err(("apple_key_id", "required"));
-            }
-            _ => {}
-        }
-        if self.secret.is_none() && self.provider != Provider::Google {
-            // Every provider here authenticates its clients; Google's
-            // installed-app clients are the one exception.
-            return Err(("client_secret", "required"));
-        }
-        Ok(())
+            login_type,
+        })
     }
 
     /// The login type of the logins this connection makes (its name).
-    pub fn login_type(&self) -> sesame_credentials::LoginType {
-        // `new` accepted the name, so it parses as a federated login type.
-        sesame_credentials::LoginType::parse(&self.name)
-            .unwrap_or(sesame_credentials::LoginType::Federated(""))
+    pub fn login_type(&self) -> LoginType {
+        self.login_type
     }
 
     /// The scopes to ask for.
@@ -326,6 +274,61 @@ pub enum Endpoint {
 
 fn is_http_url(s: &str) -> bool {
     reqwest::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+}
+
+/// Checks that `provider` has what it needs in `settings`.
+fn check(provider: Provider, s: &ConnectionSettings, has_secret: bool) -> Result<(), Invalid> {
+    if s.client_id.is_empty() || s.client_id.len() > 512 {
+        return Err(("client_id", "invalid"));
+    }
+    if s.return_to.is_empty() || s.return_to.len() > 50 {
+        return Err(("return_to", "required"));
+    }
+    if s.return_to.iter().any(|u| !is_http_url(u)) {
+        return Err(("return_to", "invalid"));
+    }
+    if s.scopes.len() > 30 || s.scopes.iter().any(|x| x.is_empty() || x.contains(' ')) {
+        return Err(("scopes", "invalid"));
+    }
+    let urls = [
+        ("issuer", &s.issuer),
+        ("authorization_url", &s.authorization_url),
+        ("token_url", &s.token_url),
+        ("userinfo_url", &s.userinfo_url),
+        ("emails_url", &s.emails_url),
+    ];
+    for (field, url) in urls {
+        if url.as_deref().is_some_and(|u| !is_http_url(u)) {
+            return Err((field, "invalid"));
+        }
+    }
+    match provider {
+        Provider::Oidc if s.issuer.is_none() => return Err(("issuer", "required")),
+        Provider::Oauth2 => {
+            for (field, url) in [
+                ("authorization_url", &s.authorization_url),
+                ("token_url", &s.token_url),
+                ("userinfo_url", &s.userinfo_url),
+            ] {
+                if url.is_none() {
+                    return Err((field, "required"));
+                }
+            }
+        }
+        Provider::Apple if s.apple_team_id.is_none() => {
+            return Err(("apple_team_id", "required"));
+        }
+        Provider::Apple if s.apple_key_id.is_none() => {
+            return Err(("apple_key_id", "required"));
+        }
+        _ => {}
+    }
+    if !has_secret && provider != Provider::Google {
+        // Every provider here authenticates its clients; Google's
+        // installed-app clients are the one exception.
+        return Err(("client_secret", "required"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
