@@ -40,7 +40,7 @@ impl SqlBackend for SqliteStore {
 
     async fn conn(tx: &mut dyn Tx) -> Result<&mut SqliteConnection, StoreError> {
         let tx = SqliteTx::of(tx)?;
-        tx.send_held().await?;
+        tx.send_held(None).await?;
         Ok(&mut *tx.tx)
     }
 

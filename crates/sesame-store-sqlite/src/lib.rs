@@ -110,31 +110,27 @@ impl SqliteTx {
         any.downcast_mut::<Self>().ok_or_else(foreign)
     }
 
-    /// Sends the held writes, in one trip.
-    async fn send_held(&mut self) -> Result<(), StoreError> {
+    /// Sends the held writes, then `tail` when given, in one trip; false
+    /// (and nothing sent) when none were held.
+    async fn send_held(&mut self, tail: Option<&str>) -> Result<bool, StoreError> {
         if self.held.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let held = std::mem::take(&mut self.held);
-        Later::joined::<sqlx::Sqlite>(held, None)
+        Later::joined::<sqlx::Sqlite>(held, tail)
             .execute(&mut *self.tx)
             .await
             .map_err(map_err)?;
-        Ok(())
+        Ok(true)
     }
 
-    /// Commits, the held writes and `COMMIT` in one trip.
+    /// Commits: with the held writes in one trip when there are any.
     async fn commit(mut self) -> Result<(), StoreError> {
-        if self.held.is_empty() {
-            return self.tx.commit().await.map_err(map_err);
+        if self.send_held(Some("COMMIT")).await? {
+            self.tx.committed();
+            return Ok(());
         }
-        let held = std::mem::take(&mut self.held);
-        Later::joined::<sqlx::Sqlite>(held, Some("COMMIT"))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
-        self.tx.committed();
-        Ok(())
+        self.tx.commit().await.map_err(map_err)
     }
 }
 
