@@ -671,6 +671,16 @@ pub async fn exchange(
     app.post("/v1/federation/exchange", &body).await
 }
 
+/// A server with `connections` (see [`connection`]) and defaults otherwise.
+pub async fn app_with(
+    connections: Vec<sesame::federation_config::ConnectionConfig>,
+) -> crate::TestApp {
+    crate::TestApp::builder()
+        .config(|c| c.federation.connections = connections)
+        .spawn()
+        .await
+}
+
 /// A whole sign-in through the stub with connection `name`.
 pub async fn sign_in(app: &crate::TestApp, name: &str) -> crate::Resp {
     let begun = begin(app, name, None, "sign_in").await;

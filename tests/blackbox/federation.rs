@@ -10,14 +10,11 @@ use sesame_tests::idp::{
 };
 
 async fn app_with(idp: &StubIdp, names: &[&str]) -> TestApp {
-    let connections: Vec<_> = names
+    let connections = names
         .iter()
         .map(|n| idp::connection(n, &idp.issuer))
         .collect();
-    TestApp::builder()
-        .config(|c| c.federation.connections = connections)
-        .spawn()
-        .await
+    idp::app_with(connections).await
 }
 
 async fn me(app: &TestApp, body: &Value) -> Value {
@@ -218,10 +215,7 @@ async fn apple_posts_its_callback_without_cookies_and_sends_the_name_once() {
     apple.client_secret = Some(key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string().into());
     apple.settings.apple_team_id = Some("TEAM123456".into());
     apple.settings.apple_key_id = Some("KEY1234567".into());
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![apple])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![apple]).await;
     let begun = begin(&app, "apple", None, "sign_in").await;
     assert_eq!(
         idp::query_of(&begun.authorization_url)["response_mode"],
@@ -301,10 +295,7 @@ async fn linking_a_subject_someone_else_owns_is_a_conflict() {
 async fn wechat_signs_in_by_openid_or_by_unionid() {
     let idp = StubIdp::start(Person::new("union-1", "ignored@example.test")).await;
     let wechat = idp::connection("wechat", &idp.issuer);
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![wechat])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![wechat]).await;
     let begun = begin(&app, "wechat", None, "sign_in").await;
     let url = reqwest::Url::parse(&begun.authorization_url).unwrap();
     assert_eq!(url.fragment(), Some("wechat_redirect"));
@@ -324,10 +315,7 @@ async fn wechat_signs_in_by_openid_or_by_unionid() {
 
     let mut by_union = idp::connection("wechat", &idp.issuer);
     by_union.settings.wechat_unionid = true;
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![by_union])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![by_union]).await;
     let created = idp::sign_in(&app, "wechat").await;
     assert_eq!(created.status, 201, "{}", created.body);
     let logins = logins_of(&me(&app, &created.body).await);
@@ -340,10 +328,7 @@ async fn a_provider_on_a_private_address_is_refused_unless_the_connection_allows
     let idp = StubIdp::start(Person::new("alice", "alice@example.test")).await;
     let mut strict = idp::connection("oidc:strict", &idp.issuer);
     strict.settings.allow_private_network = false;
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![strict])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![strict]).await;
     let (_, challenge) = idp::app_pkce();
     let body = json!({"return_to": idp::RETURN_TO, "app_code_challenge": challenge});
     app.post("/v1/federation/oidc:strict/begin", &body)

@@ -46,10 +46,7 @@ async fn a_verified_email_links_only_where_the_connection_opts_in() {
     let mut optin = idp::connection("oidc:optin", &idp.issuer);
     optin.settings.link_by_verified_email = true;
     let strict = idp::connection("oidc:strict", &idp.issuer);
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![strict, optin])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![strict, optin]).await;
     let local = passwordless(&app, "alice@example.test").await;
     let before = logins(&app, &local).await;
     // Default: no silent merge.
@@ -80,10 +77,7 @@ async fn an_unverified_local_email_is_never_linked() {
     let idp = StubIdp::start(Person::new("victim-sub", "victim@example.test")).await;
     let mut optin = idp::connection("oidc:optin", &idp.issuer);
     optin.settings.link_by_verified_email = true;
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![optin])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![optin]).await;
     // Someone registers the victim's address first, with a password, and
     // never proves it.
     let squatter = app.register("victim@example.test").await;
@@ -117,10 +111,7 @@ async fn an_unverified_local_email_is_never_linked() {
 #[tokio::test]
 async fn fifty_concurrent_first_sign_ins_of_one_subject_make_one_principal() {
     let idp = StubIdp::start(Person::new("racer", "racer@example.test")).await;
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![idp::connection("oidc:stub", &idp.issuer)])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![idp::connection("oidc:stub", &idp.issuer)]).await;
     let mut ready = Vec::new();
     for _ in 0..50 {
         let begun = idp::begin(&app, "oidc:stub", None, "sign_in").await;
@@ -154,10 +145,7 @@ async fn kept_provider_tokens_are_sealed() {
     let idp = StubIdp::start(Person::new("keeper", "keeper@example.test")).await;
     let mut keep = idp::connection("oidc:keep", &idp.issuer);
     keep.settings.store_tokens = true;
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![keep])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![keep]).await;
     let signed_up = idp::sign_in(&app, "oidc:keep").await;
     assert_eq!(signed_up.status, 201, "{}", signed_up.body);
     assert_eq!(app.count("SELECT COUNT(*) FROM provider_tokens").await, 1);
@@ -247,10 +235,7 @@ async fn a_connection_added_through_the_admin_api_works_at_once() {
 #[tokio::test]
 async fn a_federated_sign_in_never_skips_an_enrolled_second_factor() {
     let idp = StubIdp::start(Person::new("two-factor", "ada@example.com")).await;
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![idp::connection("oidc:stub", &idp.issuer)])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![idp::connection("oidc:stub", &idp.issuer)]).await;
     let first = idp::sign_in(&app, "oidc:stub").await;
     assert_eq!(first.status, 201, "{}", first.body);
     let Some((_, backup)) = crate::mfa::enrol(&app, access(&first.body)).await else {
@@ -274,10 +259,7 @@ async fn rotating_the_master_key_reseals_connection_secrets_and_provider_tokens(
     let idp = StubIdp::start(Person::new("sealed", "sealed@example.test")).await;
     let mut keep = idp::connection("oidc:keep", &idp.issuer);
     keep.settings.store_tokens = true;
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![keep])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![keep]).await;
     assert_eq!(idp::sign_in(&app, "oidc:keep").await.status, 201);
     let Some(admin) = crate::admin::root_token(&app).await else {
         return;
@@ -335,10 +317,7 @@ async fn a_federated_login_is_unlinked_like_any_other_but_never_the_last() {
         ..Person::new("only-way-in", "unused@example.test")
     })
     .await;
-    let app = TestApp::builder()
-        .config(|c| c.federation.connections = vec![idp::connection("oidc:stub", &idp.issuer)])
-        .spawn()
-        .await;
+    let app = idp::app_with(vec![idp::connection("oidc:stub", &idp.issuer)]).await;
     let created = idp::sign_in(&app, "oidc:stub").await;
     assert_eq!(created.status, 201, "{}", created.body);
     let token = access(&created.body).to_owned();
