@@ -5,7 +5,7 @@
 //! and one multi-statement trip replaces several. Its arguments are kept as
 //! values so that statements can be joined into one argument list.
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sesame_core::StoreError;
 use sqlx::{Database, Encode, Type};
 use time::OffsetDateTime;
@@ -26,8 +26,8 @@ pub enum Arg {
     Time(Option<OffsetDateTime>),
     /// Bytes.
     Bytes(Option<Vec<u8>>),
-    /// A JSON document.
-    Json(Value),
+    /// A JSON document, serialized once.
+    Json(Box<RawValue>),
 }
 
 macro_rules! arg_from {
@@ -96,7 +96,7 @@ impl Later {
 
     /// The next argument, `value` as a JSON document.
     pub fn json(mut self, value: &impl serde::Serialize) -> Result<Self, StoreError> {
-        let value = serde_json::to_value(value).map_err(StoreError::driver)?;
+        let value = serde_json::value::to_raw_value(value).map_err(StoreError::driver)?;
         self.args.push(Arg::Json(value));
         Ok(self)
     }
@@ -181,7 +181,7 @@ where
     Option<i64>: Encode<'static, DB> + Type<DB>,
     Option<OffsetDateTime>: Encode<'static, DB> + Type<DB>,
     Option<Vec<u8>>: Encode<'static, DB> + Type<DB>,
-    sqlx::types::Json<Value>: Encode<'static, DB> + Type<DB>,
+    sqlx::types::Json<Box<RawValue>>: Encode<'static, DB> + Type<DB>,
 {
     fn bind_all(
         mut query: sqlx::query::Query<'static, DB, <DB as Database>::Arguments>,
