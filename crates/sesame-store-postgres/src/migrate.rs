@@ -86,6 +86,11 @@ impl Domain {
                     "federation",
                     include_str!("../migrations/credentials/0010_federation.sql"),
                 ),
+                (
+                    11,
+                    "live_sessions",
+                    include_str!("../migrations/credentials/0011_live_sessions.sql"),
+                ),
             ],
         }
     }

@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "federation",
         include_str!("../migrations/0014_federation.sql"),
     ),
+    (
+        15,
+        "live_sessions",
+        include_str!("../migrations/0015_live_sessions.sql"),
+    ),
 ];
 
 /// The SQLite backend: every store trait.

@@ -176,6 +176,24 @@ pub async fn sessions_beyond_the_limit_are_revoked_oldest_first<S: Backend>(h: &
     })
     .await;
     assert!(again.is_empty());
+    // Revoked sessions no longer count; another principal's are not touched.
+    let newest = session_of(&p, at(12));
+    stored(s, &newest).await;
+    let other = principal(s).await;
+    let theirs = session_of(&other, at(1));
+    stored(s, &theirs).await;
+    let revoked = committed(s, async |tx| {
+        s.revoke_sessions_beyond(tx, p.id, 2, at(13)).await.unwrap()
+    })
+    .await;
+    assert_eq!(revoked, [sessions[2].id]);
+    let mut revoked = committed(s, async |tx| {
+        s.revoke_sessions_beyond(tx, p.id, 0, at(14)).await.unwrap()
+    })
+    .await;
+    revoked.sort_by_key(|id| id.0);
+    assert_eq!(revoked, [sessions[3].id, newest.id]);
+    assert_eq!(s.get_session(theirs.id).await.unwrap().revoked_at, None);
 }
 
 /// Writes a backend may hold for the commit (a session, an audit row) are

@@ -124,9 +124,9 @@ macro_rules! __session_store {
                     let ids: Vec<Uuid> = ::sqlx::query_scalar(
                         "UPDATE sessions SET revoked_at = $1, revoke_reason = 'session_limit'
                          WHERE principal_id = $2 AND revoked_at IS NULL
-                           AND id NOT IN (SELECT id FROM sessions
-                                          WHERE principal_id = $2 AND revoked_at IS NULL
-                                          ORDER BY id DESC LIMIT $3)
+                           AND id <= (SELECT id FROM sessions
+                                      WHERE principal_id = $2 AND revoked_at IS NULL
+                                      ORDER BY id DESC LIMIT 1 OFFSET $3)
                          RETURNING id",
                     )
                     .bind(at)

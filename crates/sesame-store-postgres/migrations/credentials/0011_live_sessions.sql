@@ -1,0 +1,4 @@
+-- A principal's live sessions, newest last: the session limit, the session
+-- list and "revoke the others" read only these, not every session the
+-- principal ever had.
+CREATE INDEX sessions_live ON credentials.sessions (principal_id, id) WHERE revoked_at IS NULL;
