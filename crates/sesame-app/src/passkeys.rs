@@ -552,7 +552,7 @@ impl App {
         }
         stores
             .principals
-            .record_sign_in(tx.as_mut(), principal.id, None, now)
+            .record_sign_in_later(tx.as_mut(), principal.id, now)
             .await?;
         self.insert_session(tx.as_mut(), &session).await?;
         let login = Login {

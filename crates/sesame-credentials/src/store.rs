@@ -61,6 +61,16 @@ pub trait PrincipalStore: Send + Sync {
         claimed: Option<i64>,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Records a sign-in without a claimed attempt: clears the failure count
+    /// and any lock. Nobody reads its outcome (the session the transaction
+    /// writes next fails if the principal is gone), so the backend may send
+    /// it with the transaction's next statement.
+    async fn record_sign_in_later(
+        &self,
+        tx: &mut dyn Tx,
+        id: PrincipalId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Gives back a claimed attempt whose password was right without signing
     /// in (a password change): clears the count and any lock while no other
     /// attempt reached the principal since the claim; false otherwise.

@@ -8,7 +8,8 @@ use crate::{PgStore, map_err, pg_tx};
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
 use sesame_identity::Profile;
-use sesame_store_sql::{Later, SqlBackend};
+use sesame_store_sql::{Later, Ran, SqlBackend};
+use sqlx::postgres::PgQueryResult;
 use sqlx::{PgConnection, PgPool, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -48,6 +49,17 @@ impl SqlBackend for PgStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn run(tx: &mut dyn Tx, statement: Later) -> Result<Ran<Postgres>, StoreError> {
+        statement
+            .run_after(
+                Vec::new(),
+                Self::conn(tx).await?,
+                PgQueryResult::rows_affected,
+            )
+            .await
+            .map_err(map_err)
     }
 
     async fn identity_conn<'t>(

@@ -49,6 +49,14 @@ pub trait SqlBackend: Send + Sync + Sized {
         tx: &mut dyn Tx,
         write: crate::Later,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Runs `statement` in `tx` now, after the writes held for it: on
+    /// SQLite in the same trip as they (and the transaction's `BEGIN`, which
+    /// waits for its first statement). What it did: the rows it changed and
+    /// those it returned.
+    fn run(
+        tx: &mut dyn Tx,
+        statement: crate::Later,
+    ) -> impl Future<Output = Result<crate::Ran<Self::Db>, StoreError>> + Send;
     /// The identity-side connection inside `tx`.
     fn identity_conn<'t>(
         &self,

@@ -134,6 +134,61 @@ impl Later {
     }
 }
 
+/// What a statement run in a transaction did.
+pub struct Ran<DB: Database> {
+    /// The rows it inserted, updated or deleted.
+    pub changed: u64,
+    /// The rows it returned.
+    pub rows: Vec<<DB as Database>::Row>,
+}
+
+impl Later {
+    /// Runs `held`, then this statement, as one multi-statement query on
+    /// `executor`: what this statement did (`changes` reads a statement's
+    /// count of changed rows from the driver's result).
+    pub async fn run_after<'c, DB, E>(
+        self,
+        held: Vec<Later>,
+        executor: E,
+        changes: fn(&<DB as Database>::QueryResult) -> u64,
+    ) -> Result<Ran<DB>, sqlx::Error>
+    where
+        DB: Database,
+        <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
+        Args: Bindable<DB>,
+        E: sqlx::Executor<'c, Database = DB>,
+    {
+        use futures_util::TryStreamExt;
+        let before = held.len();
+        let query = if held.is_empty() {
+            self.query()
+        } else {
+            let mut all = held;
+            all.push(self);
+            Later::joined(all, None)
+        };
+        let mut done = 0;
+        let mut ran = Ran {
+            changed: 0,
+            rows: Vec::new(),
+        };
+        let mut results = executor.fetch_many(query);
+        while let Some(result) = results.try_next().await? {
+            match result {
+                sqlx::Either::Left(finished) => {
+                    if done == before {
+                        ran.changed = changes(&finished);
+                    }
+                    done += 1;
+                }
+                sqlx::Either::Right(row) if done == before => ran.rows.push(row),
+                sqlx::Either::Right(_) => {}
+            }
+        }
+        Ok(ran)
+    }
+}
+
 /// `sql` with each `$n` outside quotes made `$n+offset`.
 fn renumber(sql: &str, offset: usize) -> String {
     let mut out = String::with_capacity(sql.len() + 8);

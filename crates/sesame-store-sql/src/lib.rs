@@ -8,7 +8,7 @@ mod later;
 mod stores;
 
 pub use backend::{Conn, SqlBackend};
-pub use later::{Arg, Args, Bindable, Later};
+pub use later::{Arg, Args, Bindable, Later, Ran};
 
 use serde_json::Value;
 use sesame_core::{PrincipalId, SessionId};

@@ -9,7 +9,7 @@ use crate::{Connections, SqliteStore, SqliteTx, map_err};
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
 use sesame_identity::Profile;
-use sesame_store_sql::{Later, SqlBackend};
+use sesame_store_sql::{Later, Ran, SqlBackend};
 use sqlx::{Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -39,9 +39,11 @@ impl SqlBackend for SqliteStore {
     }
 
     async fn conn(tx: &mut dyn Tx) -> Result<&mut SqliteConnection, StoreError> {
-        let tx = SqliteTx::of(tx)?;
-        tx.send_held(None).await?;
-        Ok(&mut *tx.tx)
+        SqliteTx::of(tx)?.conn().await
+    }
+
+    async fn run(tx: &mut dyn Tx, statement: Later) -> Result<Ran<Sqlite>, StoreError> {
+        SqliteTx::of(tx)?.run(statement).await
     }
 
     async fn later(tx: &mut dyn Tx, write: Later) -> Result<(), StoreError> {

@@ -8,16 +8,17 @@ mod rotation;
 use async_trait::async_trait;
 use sesame_core::{Database, StoreError, Tx};
 use sesame_credentials::LOGIN_IDENTIFIER_UNIQUE;
-use sesame_store_sql::Later;
-use sqlx::SqlitePool;
+use sesame_store_sql::{Later, Ran};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::SqliteQueryResult;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::any::Any;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use pool::{Connections, Held, HeldTx};
+pub use pool::{Connections, Held, HeldTx, LazyTx};
 
 /// The migrations, in order. They build the tables and columns the PostgreSQL
 /// backend's migrations build in its two schemas (the storage contract's
@@ -100,10 +101,12 @@ pub struct SqliteStore {
     inspect: SqlitePool,
 }
 
-/// A SQLite write transaction (`BEGIN IMMEDIATE`) on the writer connection,
-/// and the writes held to send with its next statement or its commit.
+/// A SQLite write transaction on the writer connection. Its
+/// `BEGIN IMMEDIATE` and the writes held for it go with its next statement or
+/// its commit, in one trip: each trip is a hand-off to the connection's
+/// thread and back, with the one writer held meanwhile.
 struct SqliteTx {
-    tx: HeldTx,
+    conn: LazyTx,
     held: Vec<Later>,
 }
 
@@ -115,27 +118,55 @@ impl SqliteTx {
         any.downcast_mut::<Self>().ok_or_else(foreign)
     }
 
-    /// Sends the held writes, then `tail` when given, in one trip; false
-    /// (and nothing sent) when none were held.
-    async fn send_held(&mut self, tail: Option<&str>) -> Result<bool, StoreError> {
-        if self.held.is_empty() {
-            return Ok(false);
+    /// What goes with the next statement: the `BEGIN` while none went, then
+    /// the held writes.
+    fn outgoing(&mut self) -> Vec<Later> {
+        let mut out = Vec::with_capacity(self.held.len() + 1);
+        if !self.conn.begun() {
+            out.push(Later::new("BEGIN IMMEDIATE"));
         }
-        let held = std::mem::take(&mut self.held);
-        Later::joined::<sqlx::Sqlite>(held, tail)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
-        Ok(true)
+        out.append(&mut self.held);
+        out
     }
 
-    /// Commits: with the held writes in one trip when there are any.
+    /// The connection, once what waits for the next statement has gone.
+    async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        let out = self.outgoing();
+        if !out.is_empty() {
+            Later::joined::<Sqlite>(out, None)
+                .execute(self.conn.conn().map_err(map_err)?)
+                .await
+                .map_err(map_err)?;
+        }
+        self.conn.conn().map_err(map_err)
+    }
+
+    /// Runs `statement` in the same trip as what waits for it.
+    async fn run(&mut self, statement: Later) -> Result<Ran<Sqlite>, StoreError> {
+        let out = self.outgoing();
+        statement
+            .run_after(
+                out,
+                self.conn.conn().map_err(map_err)?,
+                SqliteQueryResult::rows_affected,
+            )
+            .await
+            .map_err(map_err)
+    }
+
+    /// Commits, with what still waits in the same trip; a transaction that
+    /// sent and held nothing has nothing to commit.
     async fn commit(mut self) -> Result<(), StoreError> {
-        if self.send_held(Some("COMMIT")).await? {
-            self.tx.committed();
+        if !self.conn.begun() && self.held.is_empty() {
             return Ok(());
         }
-        self.tx.commit().await.map_err(map_err)
+        let out = self.outgoing();
+        Later::joined::<Sqlite>(out, Some("COMMIT"))
+            .execute(self.conn.conn().map_err(map_err)?)
+            .await
+            .map_err(map_err)?;
+        self.conn.finished();
+        Ok(())
     }
 }
 
@@ -267,16 +298,13 @@ impl SqliteStore {
 #[async_trait]
 impl Database for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
-        // IMMEDIATE takes SQLite's write lock up front, so another process on the
-        // same file makes this wait on the busy timeout instead of failing to
-        // upgrade a read lock.
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map_err)?;
+        // The transaction's `BEGIN IMMEDIATE` goes with its first statement. It
+        // takes SQLite's write lock before that statement runs, so another
+        // process on the same file makes it wait on the busy timeout instead
+        // of failing to upgrade a read lock.
+        let conn = self.writer.begin_lazily().await.map_err(map_err)?;
         Ok(Box::new(SqliteTx {
-            tx,
+            conn,
             held: Vec::new(),
         }))
     }

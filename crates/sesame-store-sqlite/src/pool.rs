@@ -101,11 +101,66 @@ impl Connections {
         self.begin_with("BEGIN").await
     }
 
+    /// A connection for a transaction whose `BEGIN` the caller sends with
+    /// its first statement.
+    pub async fn begin_lazily(&self) -> Result<LazyTx, sqlx::Error> {
+        Ok(LazyTx {
+            held: Some(self.acquire().await?),
+            sent: false,
+        })
+    }
+
     /// A transaction begun with `statement` (`BEGIN IMMEDIATE`).
     pub async fn begin_with(&self, statement: &'static str) -> Result<HeldTx, sqlx::Error> {
         let mut held = self.acquire().await?;
         Manager::begin(&mut held, Some(SqlStr::from_static(statement))).await?;
         Ok(HeldTx { held, open: true })
+    }
+}
+
+/// A transaction on a held connection whose `BEGIN` its owner sends with its
+/// first statement. Dropped after a statement went but before
+/// [`LazyTx::finished`], it is rolled back by a task that keeps the
+/// connection, and the turn, until the rollback has run.
+pub struct LazyTx {
+    held: Option<Held>,
+    sent: bool,
+}
+
+impl LazyTx {
+    /// The connection, for a statement of the transaction (the first carries
+    /// its `BEGIN`).
+    pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
+        self.sent = true;
+        self.held.as_deref_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// Whether a statement of the transaction went to the connection.
+    pub fn begun(&self) -> bool {
+        self.sent
+    }
+
+    /// Marks the transaction ended by a `COMMIT` its owner sent.
+    pub fn finished(mut self) {
+        self.sent = false;
+    }
+}
+
+impl Drop for LazyTx {
+    fn drop(&mut self) {
+        if !self.sent {
+            return;
+        }
+        // Without a runtime the process is ending, and the connection with it.
+        let (Some(mut held), Ok(runtime)) =
+            (self.held.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            // Fails, harmlessly, when the `BEGIN` itself failed.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *held).await;
+        });
     }
 }
 
@@ -143,14 +198,6 @@ impl HeldTx {
         Manager::commit(&mut self.held).await?;
         self.open = false;
         Ok(())
-    }
-
-    /// Marks the transaction committed by a `COMMIT` the caller ran itself
-    /// (at the end of a multi-statement query), so that dropping it rolls
-    /// nothing back. The driver still counts the transaction open; its next
-    /// `BEGIN` finds none and starts afresh.
-    pub(crate) fn committed(mut self) {
-        self.open = false;
     }
 }
 
@@ -266,6 +313,35 @@ mod tests {
             .unwrap();
         tx.commit().await.unwrap();
         assert_eq!(count(&pool).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_lazy_transaction_dropped_after_its_begin_is_rolled_back_before_the_next_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir, 1, Duration::from_secs(5)).await;
+        // Dropped before anything went: nothing to roll back.
+        let tx = pool.begin_lazily().await.unwrap();
+        assert!(!tx.begun());
+        drop(tx);
+        let mut tx = pool.begin_lazily().await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .execute(tx.conn().unwrap())
+            .await
+            .unwrap();
+        drop(tx);
+        // The same (only) connection, once the rollback ran: a `BEGIN` works,
+        // and the first row is gone.
+        let mut tx = pool.begin_lazily().await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO t VALUES (2); COMMIT")
+            .execute(tx.conn().unwrap())
+            .await
+            .unwrap();
+        tx.finished();
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, [2]);
     }
 
     #[tokio::test]

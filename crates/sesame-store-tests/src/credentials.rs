@@ -258,6 +258,37 @@ pub async fn sign_in_attempts_are_claimed<S: Backend>(h: &Harness<S>) {
     );
 }
 
+/// A sign-in recorded without a claim clears the count and the lock with
+/// the transaction's commit, and not at all when it rolls back.
+pub async fn a_sign_in_recorded_for_later_lands_with_the_commit<S: Backend>(h: &Harness<S>) {
+    let s = &*h.store;
+    let p = principal(s).await;
+    let lock = at(600);
+    s.claim_sign_in_attempt(p.id, 0, None, Some(lock), at(1))
+        .await
+        .unwrap()
+        .expect("a claim");
+    let mut tx = s.begin().await.unwrap();
+    s.record_sign_in_later(tx.as_mut(), p.id, at(2))
+        .await
+        .unwrap();
+    drop(tx);
+    let now = s.get_principal(p.id).await.unwrap();
+    assert_eq!(
+        (now.failed_attempts, now.locked_until, now.last_login_at),
+        (1, Some(lock), None)
+    );
+    committed(s, async |tx| {
+        s.record_sign_in_later(tx, p.id, at(3)).await.unwrap()
+    })
+    .await;
+    let now = s.get_principal(p.id).await.unwrap();
+    assert_eq!(
+        (now.failed_attempts, now.locked_until, now.last_login_at),
+        (0, None, Some(at(3)))
+    );
+}
+
 /// Of many claims racing on the same read, exactly one is counted.
 pub async fn racing_claims_count_once<S: Backend>(h: &Harness<S>) {
     let p = principal(&*h.store).await;

@@ -58,6 +58,7 @@ on_every_backend!(
     credentials::credential_summaries_agree_with_the_separate_reads,
     credentials::sign_in_attempts_are_claimed,
     credentials::racing_claims_count_once,
+    credentials::a_sign_in_recorded_for_later_lands_with_the_commit,
     credentials::login_attempts_are_appended,
     credentials::a_taken_identifier_is_a_named_conflict,
     credentials::login_methods_are_listed_verified_touched_and_deleted,

@@ -316,7 +316,7 @@ impl App {
         let session = self.new_session(principal.id, &principal.kind, &[AMR], meta, now)?;
         stores
             .principals
-            .record_sign_in(tx.as_mut(), principal.id, None, now)
+            .record_sign_in_later(tx.as_mut(), principal.id, now)
             .await?;
         self.insert_session(tx.as_mut(), &session).await?;
         let login = Login {

@@ -180,6 +180,22 @@ macro_rules! __credential_stores {
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
+                async fn record_sign_in_later(
+                    &self,
+                    tx: &mut dyn Tx,
+                    id: PrincipalId,
+                    at: OffsetDateTime,
+                ) -> Result<(), StoreError> {
+                    let write = $crate::Later::new(
+                        "UPDATE principals SET last_login_at = $1, failed_attempts = 0, locked_until = NULL, updated_at = $1
+                         WHERE id = $2",
+                    )
+                    .arg(at)
+                    .arg(id.0);
+                    Self::later(tx, write).await
+                }
+
+                #[::tracing::instrument(level = "debug", skip_all)]
                 async fn release_sign_in_claim(
                     &self,
                     id: PrincipalId,

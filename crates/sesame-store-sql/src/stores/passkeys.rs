@@ -87,20 +87,17 @@ macro_rules! __passkey_store {
                     used: &PasskeyRecord,
                     at: OffsetDateTime,
                 ) -> Result<bool, StoreError> {
-                    let done = ::sqlx::query(
+                    let update = $crate::Later::new(
                         "UPDATE passkeys SET credential = $1, counter = $2, backed_up = $3, last_used_at = $4
                          WHERE login_id = $5 AND counter = $6",
                     )
-                    .bind(::sqlx::types::Json(&used.credential))
-                    .bind(used.counter)
-                    .bind(used.backed_up)
-                    .bind(at)
-                    .bind(login_id)
-                    .bind(seen_counter)
-                    .execute(Self::conn(tx).await?)
-                    .await
-                    .map_err(Self::store_err)?;
-                    Ok(done.rows_affected() == 1)
+                    .json(&used.credential)?
+                    .arg(used.counter)
+                    .arg(used.backed_up)
+                    .arg(at)
+                    .arg(login_id)
+                    .arg(seen_counter);
+                    Ok(Self::run(tx, update).await?.changed == 1)
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]

@@ -121,7 +121,7 @@ macro_rules! __session_store {
                     keep: i64,
                     at: OffsetDateTime,
                 ) -> Result<Vec<SessionId>, StoreError> {
-                    let ids: Vec<Uuid> = ::sqlx::query_scalar(
+                    let revoke = $crate::Later::new(
                         "UPDATE sessions SET revoked_at = $1, revoke_reason = 'session_limit'
                          WHERE principal_id = $2 AND revoked_at IS NULL
                            AND id <= (SELECT id FROM sessions
@@ -129,13 +129,16 @@ macro_rules! __session_store {
                                       ORDER BY id DESC LIMIT 1 OFFSET $3)
                          RETURNING id",
                     )
-                    .bind(at)
-                    .bind(principal.0)
-                    .bind(keep)
-                    .fetch_all(Self::conn(tx).await?)
-                    .await
-                    .map_err(Self::store_err)?;
-                    Ok(ids.into_iter().map(SessionId).collect())
+                    .arg(at)
+                    .arg(principal.0)
+                    .arg(keep);
+                    Self::run(tx, revoke)
+                        .await?
+                        .rows
+                        .iter()
+                        .map(|row| ::sqlx::Row::try_get::<Uuid, _>(row, 0).map(SessionId))
+                        .collect::<Result<_, _>>()
+                        .map_err(Self::store_err)
                 }
 
                 #[::tracing::instrument(level = "debug", skip_all)]
