@@ -62,6 +62,13 @@ impl SqlBackend for PgStore {
             .map_err(map_err)
     }
 
+    async fn run_alone(&self, statement: Later) -> Result<Ran<Postgres>, StoreError> {
+        statement
+            .run_after(Vec::new(), &self.credentials, PgQueryResult::rows_affected)
+            .await
+            .map_err(map_err)
+    }
+
     async fn identity_conn<'t>(
         &self,
         tx: &'t mut dyn Tx,

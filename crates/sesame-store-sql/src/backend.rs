@@ -57,6 +57,13 @@ pub trait SqlBackend: Send + Sync + Sized {
         tx: &mut dyn Tx,
         statement: crate::Later,
     ) -> impl Future<Output = Result<crate::Ran<Self::Db>, StoreError>> + Send;
+    /// Runs `statement` in a transaction of its own (on SQLite, one shared
+    /// with the other such writes queued meanwhile, in one commit): what it
+    /// did.
+    fn run_alone(
+        &self,
+        statement: crate::Later,
+    ) -> impl Future<Output = Result<crate::Ran<Self::Db>, StoreError>> + Send;
     /// The identity-side connection inside `tx`.
     fn identity_conn<'t>(
         &self,

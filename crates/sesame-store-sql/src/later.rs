@@ -148,7 +148,7 @@ impl Later {
     /// count of changed rows from the driver's result).
     pub async fn run_after<'c, DB, E>(
         self,
-        held: Vec<Later>,
+        mut held: Vec<Later>,
         executor: E,
         changes: fn(&<DB as Database>::QueryResult) -> u64,
     ) -> Result<Ran<DB>, sqlx::Error>
@@ -158,31 +158,60 @@ impl Later {
         Args: Bindable<DB>,
         E: sqlx::Executor<'c, Database = DB>,
     {
+        held.push(self);
+        let mut ran = Later::run_all(held, None, executor, changes).await?;
+        Ok(ran.pop().unwrap_or(Ran {
+            changed: 0,
+            rows: Vec::new(),
+        }))
+    }
+
+    /// Runs `statements`, then `tail` when given, as one multi-statement
+    /// query on `executor`: what each statement did, in order.
+    pub async fn run_all<'c, DB, E>(
+        statements: Vec<Later>,
+        tail: Option<&str>,
+        executor: E,
+        changes: fn(&<DB as Database>::QueryResult) -> u64,
+    ) -> Result<Vec<Ran<DB>>, sqlx::Error>
+    where
+        DB: Database,
+        <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
+        Args: Bindable<DB>,
+        E: sqlx::Executor<'c, Database = DB>,
+    {
         use futures_util::TryStreamExt;
-        let before = held.len();
-        let query = if held.is_empty() {
-            self.query()
-        } else {
-            let mut all = held;
-            all.push(self);
-            Later::joined(all, None)
+        let count = statements.len();
+        let mut statements = statements;
+        let query = match (statements.pop(), tail) {
+            (None, None) => return Ok(Vec::new()),
+            // One statement alone, as PostgreSQL takes it.
+            (Some(only), None) if statements.is_empty() => only.query(),
+            (last, tail) => {
+                statements.extend(last);
+                Later::joined(statements, tail)
+            }
         };
-        let mut done = 0;
-        let mut ran = Ran {
+        let mut ran: Vec<Ran<DB>> = Vec::with_capacity(count);
+        let mut current = Ran {
             changed: 0,
             rows: Vec::new(),
         };
         let mut results = executor.fetch_many(query);
         while let Some(result) = results.try_next().await? {
+            if ran.len() == count {
+                continue;
+            }
             match result {
                 sqlx::Either::Left(finished) => {
-                    if done == before {
-                        ran.changed = changes(&finished);
-                    }
-                    done += 1;
+                    current.changed = changes(&finished);
+                    let next = Ran {
+                        changed: 0,
+                        rows: Vec::new(),
+                    };
+                    ran.push(std::mem::replace(&mut current, next));
                 }
-                sqlx::Either::Right(row) if done == before => ran.rows.push(row),
-                sqlx::Either::Right(_) => {}
+                sqlx::Either::Right(row) => current.rows.push(row),
             }
         }
         Ok(ran)

@@ -1,9 +1,9 @@
 //! What SQLite does differently from the shared stores of `sesame-store-sql`:
 //! reads on the pool and writes queued for the one writer connection, no row
 //! locks (a write transaction already holds the database's only write lock),
-//! refresh-token rotations committed in groups ([`crate::rotation`]), one relay
-//! per file (no outbox lease), and multi-row `VALUES` for bulk inserts
-//! ([`crate::import`]).
+//! writes that stand alone (refresh-token rotations, WebAuthn ceremonies)
+//! committed in groups ([`crate::group`]), one relay per file (no outbox
+//! lease), and multi-row `VALUES` for bulk inserts ([`crate::import`]).
 
 use crate::{Connections, SqliteStore, SqliteTx, map_err};
 use sesame_core::{PrincipalId, StoreError, Tx};
@@ -51,6 +51,10 @@ impl SqlBackend for SqliteStore {
         Ok(())
     }
 
+    async fn run_alone(&self, statement: Later) -> Result<Ran<Sqlite>, StoreError> {
+        self.grouper.write_one(statement).await
+    }
+
     async fn identity_conn<'t>(
         &self,
         tx: &'t mut dyn Tx,
@@ -72,7 +76,28 @@ impl SqlBackend for SqliteStore {
         next: &RefreshToken,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        self.rotator.rotate(used, next, at).await
+        // The successor is stored only when this unit's update marked the
+        // used token (`changes() = 1`).
+        let mark =
+            Later::new("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                .arg(at)
+                .arg(used);
+        let sealed = next.secret_sealed.as_ref();
+        let store = Later::new(
+            "INSERT INTO refresh_tokens (id, session_id, token_hash, parent_id, used_at, created_at, expires_at,
+                                         secret_sealed, secret_key_id)
+             SELECT $1, $2, $3, $4, NULL, $5, $6, $7, $8 WHERE changes() = 1 RETURNING id",
+        )
+        .arg(next.id)
+        .arg(next.session_id.0)
+        .arg(next.token_hash.as_slice())
+        .arg(next.parent_id)
+        .arg(next.created_at)
+        .arg(next.expires_at)
+        .arg(sealed.map(|s| s.blob.as_slice()))
+        .arg(sealed.map(|s| s.key_id.as_str()));
+        let ran = self.grouper.write(vec![mark, store]).await?;
+        Ok(ran.last().is_some_and(|stored| !stored.rows.is_empty()))
     }
 
     async fn scrub_events(

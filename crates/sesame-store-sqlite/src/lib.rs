@@ -1,9 +1,9 @@
 //! Every Sesame store trait on an embedded SQLite file (WAL mode).
 
 mod backend;
+mod group;
 mod import;
 mod pool;
-mod rotation;
 
 use async_trait::async_trait;
 use sesame_core::{Database, StoreError, Tx};
@@ -94,8 +94,9 @@ pub struct SqliteStore {
     /// pool and queue for it in order, instead of in SQLite's busy handler,
     /// which sleeps and retries.
     writer: Connections,
-    /// Refresh-token rotations, committed in groups.
-    rotator: rotation::Rotator,
+    /// Writes that stand alone (refresh-token rotations, WebAuthn
+    /// ceremonies), committed in groups.
+    grouper: group::Grouper,
     /// A sqlx pool, opened when first used, for tests and tools that
     /// inspect the database directly.
     inspect: SqlitePool,
@@ -221,7 +222,7 @@ impl SqliteStore {
         let writer = Connections::open(&options, 1, wait)
             .await
             .map_err(map_err)?;
-        let rotator = rotation::Rotator::spawn(writer.clone());
+        let grouper = group::Grouper::spawn(writer.clone());
         let inspect = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -229,7 +230,7 @@ impl SqliteStore {
         let store = Self {
             readers,
             writer,
-            rotator,
+            grouper,
             inspect,
         };
         store.migrate().await?;

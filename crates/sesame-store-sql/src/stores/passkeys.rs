@@ -174,19 +174,17 @@ macro_rules! __passkey_store {
 
                 #[::tracing::instrument(level = "debug", skip_all)]
                 async fn insert_ceremony(&self, c: &Ceremony) -> Result<(), StoreError> {
-                    ::sqlx::query(
+                    let insert = $crate::Later::new(
                         "INSERT INTO webauthn_ceremonies (id_hash, purpose, principal_id, state, created_at, expires_at)
                          VALUES ($1, $2, $3, $4, $5, $6)",
                     )
-                    .bind(&c.id_hash)
-                    .bind(&c.purpose)
-                    .bind(c.principal_id.map(|p| p.0))
-                    .bind(::sqlx::types::Json(&c.state))
-                    .bind(c.created_at)
-                    .bind(c.expires_at)
-                    .execute(self.writer())
-                    .await
-                    .map_err(Self::store_err)?;
+                    .arg(c.id_hash.as_slice())
+                    .arg(&c.purpose)
+                    .arg(c.principal_id.map(|p| p.0))
+                    .json(&c.state)?
+                    .arg(c.created_at)
+                    .arg(c.expires_at);
+                    self.run_alone(insert).await?;
                     Ok(())
                 }
 
@@ -198,19 +196,17 @@ macro_rules! __passkey_store {
                     principal: Option<PrincipalId>,
                     now: OffsetDateTime,
                 ) -> Result<Option<Ceremony>, StoreError> {
-                    let row = ::sqlx::query(
+                    let take = $crate::Later::new(
                         "DELETE FROM webauthn_ceremonies
                          WHERE id_hash = $1 AND purpose = $2 AND principal_id IS NOT DISTINCT FROM $3
                            AND expires_at > $4
                          RETURNING *",
                     )
-                    .bind(id_hash)
-                    .bind(purpose)
-                    .bind(principal.map(|p| p.0))
-                    .bind(now)
-                    .fetch_optional(self.writer())
-                    .await
-                    .map_err(Self::store_err)?;
+                    .arg(id_hash)
+                    .arg(purpose)
+                    .arg(principal.map(|p| p.0))
+                    .arg(now);
+                    let row = self.run_alone(take).await?.rows.into_iter().next();
                     row.as_ref().map($crate::ceremony).transpose().map_err(Self::store_err)
                 }
             }
