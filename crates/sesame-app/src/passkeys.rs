@@ -542,40 +542,48 @@ impl App {
         let mut session =
             self.new_session(principal.id, &principal.kind, &["hwk", "user"], meta, now)?;
         session.session.aal = aal.into();
-        let mut tx = self.begin().await?;
-        if !stores
-            .passkeys
-            .record_passkey_use(tx.as_mut(), record.login_id, record.counter, &used, now)
-            .await?
-        {
-            return Err(refused("This assertion was used already"));
-        }
-        stores
-            .principals
-            .record_sign_in_later(tx.as_mut(), principal.id, now)
+        // Begun and committed on the writer's thread: see `App::on_writer`.
+        let app = self.clone();
+        let meta = meta.clone();
+        let write = async move {
+            let stores = &app.0.stores;
+            let mut tx = app.begin().await?;
+            if !stores
+                .passkeys
+                .record_passkey_use(tx.as_mut(), record.login_id, record.counter, &used, now)
+                .await?
+            {
+                return Err(refused("This assertion was used already"));
+            }
+            stores
+                .principals
+                .record_sign_in_later(tx.as_mut(), principal.id, now)
+                .await?;
+            app.insert_session(tx.as_mut(), &session).await?;
+            let login = Login {
+                login_type: LoginType::Passkey,
+                identifier: credential_id,
+            };
+            app.note_sign_in(tx.as_mut(), method.id, &login, principal.id, &meta, now)
+                .await?;
+            let data = json!({
+                "login_type": LoginType::Passkey.as_str(),
+                "session_id": session.session.id,
+                "method": "passkey",
+            });
+            app.announce(
+                &mut tx,
+                principal.id,
+                topics::USER_SIGNED_IN,
+                &meta,
+                data,
+                now,
+            )
             .await?;
-        self.insert_session(tx.as_mut(), &session).await?;
-        let login = Login {
-            login_type: LoginType::Passkey,
-            identifier: credential_id,
+            app.commit(tx).await?;
+            Ok(session)
         };
-        self.note_sign_in(tx.as_mut(), method.id, &login, principal.id, meta, now)
-            .await?;
-        let data = json!({
-            "login_type": LoginType::Passkey.as_str(),
-            "session_id": session.session.id,
-            "method": "passkey",
-        });
-        self.announce(
-            &mut tx,
-            principal.id,
-            topics::USER_SIGNED_IN,
-            meta,
-            data,
-            now,
-        )
-        .await?;
-        self.commit(tx).await?;
+        let session = self.on_writer(write).await?;
         self.grant_new(session, now).await
     }
 }

@@ -5,7 +5,7 @@
 //! writes that commit on their own say so in their trait's documentation.
 
 use crate::App;
-use sesame_core::{Error, PrincipalId, SessionId, Tx};
+use sesame_core::{Error, PrincipalId, SessionId, StoreError, Tx};
 
 /// A flow's transaction and what its commit invalidates.
 pub(crate) struct Work {
@@ -47,6 +47,24 @@ impl App {
             sessions: Vec::new(),
             events: false,
         })
+    }
+
+    /// Runs `work`, a future that begins and commits its own unit of work,
+    /// on the database's writer runtime when it has one (SQLite: see
+    /// [`sesame_core::Database::writer_runtime`]), here otherwise. It runs to
+    /// its end even when the caller stops waiting.
+    pub(crate) async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, Error>> + Send + 'static,
+    ) -> Result<T, Error> {
+        let Some(runtime) = self.0.stores.db.writer_runtime() else {
+            return work.await;
+        };
+        match runtime.spawn(work).await {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StoreError::unavailable_from("the writer thread stopped", e).into()),
+        }
     }
 
     /// Commits `work`, then drops the cached state it made stale. Dropping a

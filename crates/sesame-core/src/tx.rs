@@ -18,4 +18,11 @@ pub trait Database: Send + Sync + 'static {
     async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The runtime of a thread of its own that drives the one writer
+    /// connection, where a unit of work is best run so that its turn on the
+    /// writer is not spent waiting behind other requests' work (SQLite);
+    /// `None` where writers are many (PostgreSQL).
+    fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
+        None
+    }
 }

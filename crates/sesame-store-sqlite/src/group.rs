@@ -32,10 +32,10 @@ pub(crate) struct Grouper {
 }
 
 impl Grouper {
-    /// Starts the writer task on the current runtime.
-    pub(crate) fn spawn(writer: Connections) -> Self {
+    /// Starts the writer task on `runtime`.
+    pub(crate) fn spawn(writer: Connections, runtime: &tokio::runtime::Handle) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(writer, rx));
+        runtime.spawn(run(writer, rx));
         Self { queue }
     }
 
@@ -147,7 +147,7 @@ mod tests {
             .execute(&writer)
             .await
             .unwrap();
-        let grouper = Grouper::spawn(writer.clone());
+        let grouper = Grouper::spawn(writer.clone(), &tokio::runtime::Handle::current());
         (writer, grouper)
     }
 

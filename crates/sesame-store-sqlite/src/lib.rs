@@ -16,6 +16,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::any::Any;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use pool::{Connections, Held, HeldTx, LazyTx};
@@ -97,9 +98,43 @@ pub struct SqliteStore {
     /// Writes that stand alone (refresh-token rotations, WebAuthn
     /// ceremonies), committed in groups.
     grouper: group::Grouper,
+    /// The thread that drives the writer: the group commits run there, and
+    /// units of work handed to it.
+    writer_thread: Arc<WriterThread>,
     /// A sqlx pool, opened when first used, for tests and tools that
     /// inspect the database directly.
     inspect: SqlitePool,
+}
+
+/// A thread of its own with a one-thread runtime, stopped when the last
+/// clone of the store is dropped. A task that drives the one writer
+/// connection from there is woken by the connection's thread at once,
+/// instead of queueing behind other requests on the server's runtime while
+/// it holds every other writer up.
+#[derive(Debug)]
+struct WriterThread {
+    runtime: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl WriterThread {
+    fn start() -> Result<Self, StoreError> {
+        let failed = |e| StoreError::unavailable_from("could not start the writer thread", e);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(failed)?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("sesame-writer".into())
+            .spawn(move || runtime.block_on(async move { stopped.await.ok() }))
+            .map_err(failed)?;
+        Ok(Self {
+            runtime: handle,
+            _stop: stop,
+        })
+    }
 }
 
 /// A SQLite write transaction on the writer connection. Its
@@ -222,7 +257,8 @@ impl SqliteStore {
         let writer = Connections::open(&options, 1, wait)
             .await
             .map_err(map_err)?;
-        let grouper = group::Grouper::spawn(writer.clone());
+        let writer_thread = Arc::new(WriterThread::start()?);
+        let grouper = group::Grouper::spawn(writer.clone(), &writer_thread.runtime);
         let inspect = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -231,6 +267,7 @@ impl SqliteStore {
             readers,
             writer,
             grouper,
+            writer_thread,
             inspect,
         };
         store.migrate().await?;
@@ -316,6 +353,10 @@ impl Database for SqliteStore {
         tx.commit().await
     }
 
+    fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
+        Some(self.writer_thread.runtime.clone())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.readers)
@@ -334,6 +375,26 @@ mod tests {
         for (i, (version, _, _)) in MIGRATIONS.iter().enumerate() {
             assert_eq!(*version, i as i64 + 1);
         }
+    }
+
+    #[tokio::test]
+    async fn units_of_work_handed_over_run_on_the_writer_thread_which_ends_with_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let runtime = store.writer_runtime().expect("a writer runtime");
+        let name = runtime
+            .spawn(async { std::thread::current().name().map(str::to_owned) })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("sesame-writer"));
+        // A task parked there is dropped when the runtime ends with the store.
+        let (parked, dropped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(async move {
+            let _parked = parked;
+            std::future::pending::<()>().await;
+        });
+        drop(store);
+        assert!(dropped.await.is_err());
     }
 
     #[tokio::test]
