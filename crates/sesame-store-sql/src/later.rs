@@ -120,10 +120,10 @@ impl Later {
         DB: Database,
         Args: Bindable<DB>,
     {
-        let mut sql = String::new();
+        let mut sql = String::with_capacity(held.iter().map(|l| l.sql.len() + 8).sum());
         let mut args = Vec::new();
         for later in held {
-            sql.push_str(&renumber(later.sql, args.len()));
+            renumber_into(&mut sql, later.sql, args.len());
             sql.push_str(";\n");
             args.extend(later.args);
         }
@@ -218,30 +218,35 @@ impl Later {
     }
 }
 
-/// `sql` with each `$n` outside quotes made `$n+offset`.
-fn renumber(sql: &str, offset: usize) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut chars = sql.chars().peekable();
+/// Appends `sql` to `out` with each `$n` outside quotes made `$n+offset`,
+/// copying the text between them whole.
+fn renumber_into(out: &mut String, sql: &str, offset: usize) {
+    use std::fmt::Write;
+    let bytes = sql.as_bytes();
+    let mut copied = 0;
     let mut quoted = false;
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == '\'' {
-            quoted = !quoted;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => quoted = !quoted,
+            b'$' if !quoted && offset > 0 => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if let Ok(n) = sql[i + 1..i + 1 + digits].parse::<usize>() {
+                    out.push_str(&sql[copied..=i]);
+                    let _ = write!(out, "{}", n + offset);
+                    i += 1 + digits;
+                    copied = i;
+                    continue;
+                }
+            }
+            _ => {}
         }
-        if c != '$' || quoted {
-            continue;
-        }
-        let mut digits = String::new();
-        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-            digits.push(*d);
-            chars.next();
-        }
-        match digits.parse::<usize>() {
-            Ok(n) => out.push_str(&(n + offset).to_string()),
-            Err(_) => out.push_str(&digits),
-        }
+        i += 1;
     }
-    out
+    out.push_str(&sql[copied..]);
 }
 
 /// Binds held arguments for one database.
@@ -290,6 +295,12 @@ where
 mod tests {
     use super::*;
 
+    fn renumber(sql: &str, offset: usize) -> String {
+        let mut out = String::new();
+        renumber_into(&mut out, sql, offset);
+        out
+    }
+
     #[test]
     fn numbers_move_past_earlier_arguments_but_not_inside_quotes() {
         assert_eq!(
@@ -300,5 +311,10 @@ mod tests {
             renumber("SELECT json_extract(p, '$.x') FROM t WHERE a = $1", 2),
             "SELECT json_extract(p, '$.x') FROM t WHERE a = $3"
         );
+        assert_eq!(
+            renumber("INSERT INTO t VALUES ('é', $1, $x, $2)$", 10),
+            "INSERT INTO t VALUES ('é', $11, $x, $12)$"
+        );
+        assert_eq!(renumber("SET a = $1, b = $9", 0), "SET a = $1, b = $9");
     }
 }
