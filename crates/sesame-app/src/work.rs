@@ -51,8 +51,9 @@ impl App {
 
     /// Runs `work`, a future that begins and commits its own unit of work,
     /// on the database's writer runtime when it has one (SQLite: see
-    /// [`sesame_core::Database::writer_runtime`]), here otherwise. It runs to
-    /// its end even when the caller stops waiting.
+    /// [`sesame_core::Database::writer_runtime`]), here otherwise, in the
+    /// caller's tracing span. It runs to its end even when the caller stops
+    /// waiting.
     pub(crate) async fn on_writer<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, Error>> + Send + 'static,
@@ -60,7 +61,10 @@ impl App {
         let Some(runtime) = self.0.stores.db.writer_runtime() else {
             return work.await;
         };
-        match runtime.spawn(work).await {
+        match runtime
+            .spawn(tracing::Instrument::in_current_span(work))
+            .await
+        {
             Ok(done) => done,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(StoreError::unavailable_from("the writer thread stopped", e).into()),
