@@ -43,12 +43,8 @@ impl SqlBackend for PgStore {
     }
 
     async fn later(tx: &mut dyn Tx, write: Later) -> Result<(), StoreError> {
-        write
-            .query()
-            .execute(Self::conn(tx).await?)
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        // Nothing waits for a commit here: the write runs now.
+        Self::run(tx, write).await.map(drop)
     }
 
     async fn run(tx: &mut dyn Tx, statement: Later) -> Result<Ran<Postgres>, StoreError> {
