@@ -156,6 +156,16 @@ impl App {
                 && local.verified_at.is_some()
             {
                 if !connection.settings.link_by_verified_email {
+                    // A racing first sign-in of this subject may have
+                    // committed its login and the e-mail together between
+                    // the two reads: then sign in with that login.
+                    if logins
+                        .find_login_method(login_type, &identity.subject)
+                        .await?
+                        .is_some()
+                    {
+                        continue;
+                    }
                     return Err(Error::problem(
                         ErrorCode::LinkRequired,
                         "An account with this verified e-mail exists: sign in to it, then link this provider",
