@@ -21,6 +21,7 @@ impl SqlBackend for PgStore {
     const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
 
     type Pool = PgPool;
+    type Returned = sqlx::postgres::PgRow;
 
     fn reader(&self) -> &PgPool {
         &self.credentials
@@ -47,7 +48,10 @@ impl SqlBackend for PgStore {
         Self::run(tx, write).await.map(drop)
     }
 
-    async fn run(tx: &mut dyn Tx, statement: Later) -> Result<Ran<Postgres>, StoreError> {
+    async fn run(
+        tx: &mut dyn Tx,
+        statement: Later,
+    ) -> Result<Ran<sqlx::postgres::PgRow>, StoreError> {
         statement
             .run_after(
                 Vec::new(),
@@ -58,7 +62,7 @@ impl SqlBackend for PgStore {
             .map_err(map_err)
     }
 
-    async fn run_alone(&self, statement: Later) -> Result<Ran<Postgres>, StoreError> {
+    async fn run_alone(&self, statement: Later) -> Result<Ran<sqlx::postgres::PgRow>, StoreError> {
         statement
             .run_after(Vec::new(), &self.credentials, PgQueryResult::rows_affected)
             .await

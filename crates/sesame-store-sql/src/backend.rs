@@ -28,6 +28,10 @@ pub trait SqlBackend: Send + Sync + Sized {
     /// connections).
     type Pool: Send + Sync;
 
+    /// A row a statement run by [`SqlBackend::run`] or
+    /// [`SqlBackend::run_alone`] returned.
+    type Returned: crate::Columns + Send;
+
     /// Where reads of the credentials domain go.
     fn reader(&self) -> &Self::Pool;
     /// Where writes of the credentials domain that commit on their own go
@@ -56,14 +60,14 @@ pub trait SqlBackend: Send + Sync + Sized {
     fn run(
         tx: &mut dyn Tx,
         statement: crate::Later,
-    ) -> impl Future<Output = Result<crate::Ran<Self::Db>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<crate::Ran<Self::Returned>, StoreError>> + Send;
     /// Runs `statement` in a transaction of its own (on SQLite, one shared
     /// with the other such writes queued meanwhile, in one commit): what it
     /// did.
     fn run_alone(
         &self,
         statement: crate::Later,
-    ) -> impl Future<Output = Result<crate::Ran<Self::Db>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<crate::Ran<Self::Returned>, StoreError>> + Send;
     /// The identity-side connection inside `tx`.
     fn identity_conn<'t>(
         &self,

@@ -101,6 +101,16 @@ impl Later {
         Ok(self)
     }
 
+    /// Its text, with `$n` parameters.
+    pub fn sql(&self) -> &'static str {
+        self.sql
+    }
+
+    /// Its arguments, `$1` first.
+    pub fn args(&self) -> &[Arg] {
+        &self.args
+    }
+
     /// The statement alone, ready to run.
     pub fn query<DB>(self) -> sqlx::query::Query<'static, DB, <DB as Database>::Arguments>
     where
@@ -134,12 +144,22 @@ impl Later {
     }
 }
 
-/// What a statement run in a transaction did.
-pub struct Ran<DB: Database> {
+/// What a statement run in a transaction did; its rows of type `R`.
+pub struct Ran<R> {
     /// The rows it inserted, updated or deleted.
     pub changed: u64,
     /// The rows it returned.
-    pub rows: Vec<<DB as Database>::Row>,
+    pub rows: Vec<R>,
+}
+
+impl<R> Ran<R> {
+    /// The same, each row made an `S`.
+    pub fn map_rows<S>(self, f: impl FnMut(R) -> S) -> Ran<S> {
+        Ran {
+            changed: self.changed,
+            rows: self.rows.into_iter().map(f).collect(),
+        }
+    }
 }
 
 impl Later {
@@ -151,7 +171,7 @@ impl Later {
         mut held: Vec<Later>,
         executor: E,
         changes: fn(&<DB as Database>::QueryResult) -> u64,
-    ) -> Result<Ran<DB>, sqlx::Error>
+    ) -> Result<Ran<<DB as Database>::Row>, sqlx::Error>
     where
         DB: Database,
         <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
@@ -173,7 +193,7 @@ impl Later {
         tail: Option<&str>,
         executor: E,
         changes: fn(&<DB as Database>::QueryResult) -> u64,
-    ) -> Result<Vec<Ran<DB>>, sqlx::Error>
+    ) -> Result<Vec<Ran<<DB as Database>::Row>>, sqlx::Error>
     where
         DB: Database,
         <DB as Database>::Arguments: sqlx::IntoArguments<DB>,
@@ -192,7 +212,7 @@ impl Later {
                 Later::joined(statements, tail)
             }
         };
-        let mut ran: Vec<Ran<DB>> = Vec::with_capacity(count);
+        let mut ran: Vec<Ran<<DB as Database>::Row>> = Vec::with_capacity(count);
         let mut current = Ran {
             changed: 0,
             rows: Vec::new(),

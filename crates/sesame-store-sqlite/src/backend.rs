@@ -5,7 +5,7 @@
 //! committed in groups ([`crate::group`]), one relay per file (no outbox
 //! lease), and multi-row `VALUES` for bulk inserts ([`crate::import`]).
 
-use crate::{Connections, SqliteStore, SqliteTx, map_err};
+use crate::{Connections, Returned, SqliteStore, SqliteTx, map_err};
 use sesame_core::{PrincipalId, StoreError, Tx};
 use sesame_credentials::RefreshToken;
 use sesame_identity::Profile;
@@ -21,6 +21,7 @@ impl SqlBackend for SqliteStore {
     const SKIP_LOCKED: &'static str = "";
 
     type Pool = Connections;
+    type Returned = Returned;
 
     fn reader(&self) -> &Connections {
         &self.readers
@@ -42,7 +43,7 @@ impl SqlBackend for SqliteStore {
         SqliteTx::of(tx)?.conn().await
     }
 
-    async fn run(tx: &mut dyn Tx, statement: Later) -> Result<Ran<Sqlite>, StoreError> {
+    async fn run(tx: &mut dyn Tx, statement: Later) -> Result<Ran<Returned>, StoreError> {
         SqliteTx::of(tx)?.run(statement).await
     }
 
@@ -51,7 +52,7 @@ impl SqlBackend for SqliteStore {
         Ok(())
     }
 
-    async fn run_alone(&self, statement: Later) -> Result<Ran<Sqlite>, StoreError> {
+    async fn run_alone(&self, statement: Later) -> Result<Ran<Returned>, StoreError> {
         self.grouper.write_one(statement).await
     }
 

@@ -1,24 +1,24 @@
 //! Group commit for writes that stand alone: a WebAuthn ceremony stored or
 //! taken, a refresh-token rotation. Each write is a unit of one or more
-//! statements; units queue here and one task writes whatever has queued in a
-//! single transaction and a single trip to SQLite's thread, so that the cost
-//! of a commit and of the hand-off is shared. Each unit's answer goes back
-//! to its caller once the group is committed. When a statement fails the
-//! group is rolled back and its units are written one by one, so that a bad
-//! write fails alone.
+//! statements; units queue here and one task on the writer's thread writes
+//! whatever has queued in a single transaction, in place on that thread's
+//! connection ([`crate::direct`]), so that the cost of a commit is shared.
+//! Each unit's answer goes back to its caller once the group is committed.
+//! Each unit runs under a savepoint: a statement that fails rolls its unit
+//! back, which fails alone.
 
-use crate::{Connections, map_err};
+use crate::direct::{Direct, Session};
+use crate::{Connections, Returned, map_err};
 use sesame_core::StoreError;
 use sesame_store_sql::{Later, Ran};
-use sqlx::Sqlite;
-use sqlx::sqlite::SqliteQueryResult;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most units written in one transaction.
 const MAX_GROUP: usize = 64;
 
 /// What each statement of a unit did.
-type Answer = Result<Vec<Ran<Sqlite>>, StoreError>;
+type Answer = Result<Vec<Ran<Returned>>, StoreError>;
 
 struct Unit {
     statements: Vec<Later>,
@@ -32,10 +32,15 @@ pub(crate) struct Grouper {
 }
 
 impl Grouper {
-    /// Starts the writer task on `runtime`.
-    pub(crate) fn spawn(writer: Connections, runtime: &tokio::runtime::Handle) -> Self {
+    /// Starts the writer task on `runtime`: it takes the writer's turn from
+    /// `writer` for each group, and runs the statements on `direct`.
+    pub(crate) fn spawn(
+        writer: Connections,
+        direct: Arc<Direct>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
-        runtime.spawn(run(writer, rx));
+        runtime.spawn(run(writer, direct, rx));
         Self { queue }
     }
 
@@ -51,12 +56,12 @@ impl Grouper {
     }
 
     /// Runs `statement` as a unit of its own: what it did.
-    pub(crate) async fn write_one(&self, statement: Later) -> Result<Ran<Sqlite>, StoreError> {
+    pub(crate) async fn write_one(&self, statement: Later) -> Result<Ran<Returned>, StoreError> {
         self.write(vec![statement]).await?.pop().ok_or_else(missing)
     }
 }
 
-async fn run(writer: Connections, mut rx: mpsc::UnboundedReceiver<Unit>) {
+async fn run(writer: Connections, direct: Arc<Direct>, mut rx: mpsc::UnboundedReceiver<Unit>) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -65,26 +70,19 @@ async fn run(writer: Connections, mut rx: mpsc::UnboundedReceiver<Unit>) {
                 Err(_) => break,
             }
         }
-        let (units, replies): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|u| (u.statements, u.reply)).unzip();
-        let alone = (units.len() > 1).then(|| units.clone());
-        match write(&writer, units).await {
+        let answers = match writer.acquire().await {
+            Ok(_turn) => direct.lock().and_then(|session| write(&session, &group)),
+            Err(e) => Err(map_err(e)),
+        };
+        match answers {
             Ok(answers) => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(Ok(answer));
-                }
-            }
-            Err(_) if alone.is_some() => {
-                for (reply, unit) in replies.into_iter().zip(alone.unwrap_or_default()) {
-                    let answer = write(&writer, vec![unit])
-                        .await
-                        .and_then(|mut answers| answers.pop().ok_or_else(missing));
-                    let _ = reply.send(answer);
+                for (unit, answer) in group.into_iter().zip(answers) {
+                    let _ = unit.reply.send(answer);
                 }
             }
             Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
+                for unit in group {
+                    let _ = unit.reply.send(Err(e.clone()));
                 }
             }
         }
@@ -95,39 +93,36 @@ fn missing() -> StoreError {
     StoreError::unavailable("a grouped write gave no answer")
 }
 
-/// Writes `units` in one transaction: what each statement did, by unit.
-async fn write(
-    writer: &Connections,
-    units: Vec<Vec<Later>>,
-) -> Result<Vec<Vec<Ran<Sqlite>>>, StoreError> {
-    let sizes: Vec<usize> = units.iter().map(Vec::len).collect();
-    let mut all = vec![Later::new("BEGIN IMMEDIATE")];
-    all.extend(units.into_iter().flatten());
-    let count = all.len();
-    let mut conn = writer.acquire().await.map_err(map_err)?;
-    let ran = match Later::run_all(
-        all,
-        Some("COMMIT"),
-        &mut *conn,
-        SqliteQueryResult::rows_affected,
-    )
-    .await
-    {
-        Ok(ran) => ran,
-        Err(e) => {
-            // Leave the connection outside any transaction for the next writer.
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            return Err(map_err(e));
-        }
-    };
-    if ran.len() != count {
-        return Err(missing());
+/// Writes `units` in one transaction, each under a savepoint: each unit's
+/// answer. An error of the transaction itself (its `BEGIN` or `COMMIT`, or
+/// one after which SQLite ended it) fails them all, and leaves no
+/// transaction open.
+fn write(session: &Session<'_>, units: &[Unit]) -> Result<Vec<Answer>, StoreError> {
+    let written = session
+        .exec("BEGIN IMMEDIATE")
+        .and_then(|()| units.iter().map(|unit| write_unit(session, unit)).collect())
+        .and_then(|answers| session.exec("COMMIT").map(|()| answers));
+    if written.is_err() && session.in_transaction() {
+        let _ = session.exec("ROLLBACK");
     }
-    let mut ran = ran.into_iter().skip(1);
-    Ok(sizes
-        .into_iter()
-        .map(|size| ran.by_ref().take(size).collect())
-        .collect())
+    written
+}
+
+fn write_unit(session: &Session<'_>, unit: &Unit) -> Result<Answer, StoreError> {
+    session.exec("SAVEPOINT unit")?;
+    let ran: Answer = unit
+        .statements
+        .iter()
+        .map(|s| session.run(s).map(|ran| ran.map_rows(Returned::Direct)))
+        .collect();
+    if let Err(e) = &ran {
+        if !session.in_transaction() {
+            return Err(e.clone());
+        }
+        session.exec("ROLLBACK TO unit")?;
+    }
+    session.exec("RELEASE unit")?;
+    Ok(ran)
 }
 
 #[cfg(test)]
@@ -137,9 +132,11 @@ mod tests {
     use std::time::Duration;
 
     async fn grouper(dir: &tempfile::TempDir) -> (Connections, Grouper) {
+        let path = dir.path().join("g.db");
         let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("g.db"))
-            .create_if_missing(true);
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
         let writer = Connections::open(&options, 1, Duration::from_secs(5))
             .await
             .unwrap();
@@ -147,7 +144,8 @@ mod tests {
             .execute(&writer)
             .await
             .unwrap();
-        let grouper = Grouper::spawn(writer.clone(), &tokio::runtime::Handle::current());
+        let direct = Arc::new(Direct::open(&path).unwrap());
+        let grouper = Grouper::spawn(writer.clone(), direct, &tokio::runtime::Handle::current());
         (writer, grouper)
     }
 

@@ -1,6 +1,7 @@
 //! Every Sesame store trait on an embedded SQLite file (WAL mode).
 
 mod backend;
+mod direct;
 mod group;
 mod import;
 mod pool;
@@ -8,7 +9,7 @@ mod pool;
 use async_trait::async_trait;
 use sesame_core::{Database, StoreError, Tx};
 use sesame_credentials::LOGIN_IDENTIFIER_UNIQUE;
-use sesame_store_sql::{Later, Ran};
+use sesame_store_sql::{Columns, Later, Ran};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::SqliteQueryResult;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -19,6 +20,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use direct::DirectRow;
 pub use pool::{Connections, Held, HeldTx, LazyTx};
 
 /// The migrations, in order. They build the tables and columns the PostgreSQL
@@ -101,6 +103,8 @@ pub struct SqliteStore {
     /// The thread that drives the writer: the group commits run there, and
     /// units of work handed to it.
     writer_thread: Arc<WriterThread>,
+    /// That thread's own connection to the file ([`direct`]).
+    direct: Arc<direct::Direct>,
     /// A sqlx pool, opened when first used, for tests and tools that
     /// inspect the database directly.
     inspect: SqlitePool,
@@ -114,11 +118,25 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct WriterThread {
     runtime: tokio::runtime::Handle,
+    /// Tells this thread from the writer threads of other stores.
+    id: u64,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+thread_local! {
+    /// On a writer thread, the [`WriterThread::id`] of its store.
+    static WRITER_OF: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl WriterThread {
+    /// Whether the caller runs on this thread.
+    fn is_current(&self) -> bool {
+        WRITER_OF.get() == self.id
+    }
+
     fn start() -> Result<Self, StoreError> {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let failed = |e| StoreError::unavailable_from("could not start the writer thread", e);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -128,10 +146,14 @@ impl WriterThread {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("sesame-writer".into())
-            .spawn(move || runtime.block_on(async move { stopped.await.ok() }))
+            .spawn(move || {
+                WRITER_OF.set(id);
+                runtime.block_on(async move { stopped.await.ok() })
+            })
             .map_err(failed)?;
         Ok(Self {
             runtime: handle,
+            id,
             _stop: stop,
         })
     }
@@ -140,10 +162,16 @@ impl WriterThread {
 /// A SQLite write transaction on the writer connection. Its
 /// `BEGIN IMMEDIATE` and the writes held for it go with its next statement or
 /// its commit, in one trip: each trip is a hand-off to the connection's
-/// thread and back, with the one writer held meanwhile.
+/// thread and back, with the one writer held meanwhile. Begun on the
+/// writer's thread, its statements run there instead, on that thread's own
+/// connection ([`direct`]), while nothing needs sqlx's.
 struct SqliteTx {
     conn: LazyTx,
     held: Vec<Later>,
+    /// Where statements run in place, while none went to sqlx's connection.
+    direct: Option<Arc<direct::Direct>>,
+    /// Whether the `BEGIN` went to the direct connection (and no `COMMIT`).
+    direct_open: bool,
 }
 
 impl Tx for SqliteTx {}
@@ -165,8 +193,35 @@ impl SqliteTx {
         out
     }
 
+    /// On the direct connection: the `BEGIN` while none went, the held
+    /// writes, then `last` when given.
+    fn run_direct(
+        &mut self,
+        direct: &direct::Direct,
+        last: Option<&Later>,
+    ) -> Result<Option<Ran<DirectRow>>, StoreError> {
+        let session = direct.lock()?;
+        if !self.direct_open {
+            session.exec("BEGIN IMMEDIATE")?;
+            self.direct_open = true;
+        }
+        for write in std::mem::take(&mut self.held) {
+            session.run(&write)?;
+        }
+        last.map(|statement| session.run(statement)).transpose()
+    }
+
     /// The connection, once what waits for the next statement has gone.
     async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        if self.direct.is_some() {
+            if self.direct_open {
+                return Err(StoreError::unavailable(
+                    "a transaction run on the writer's thread needs no sqlx statement",
+                ));
+            }
+            // Nothing went yet: the transaction moves to sqlx's connection.
+            self.direct = None;
+        }
         let out = self.outgoing();
         if !out.is_empty() {
             Later::joined::<Sqlite>(out, None)
@@ -178,7 +233,13 @@ impl SqliteTx {
     }
 
     /// Runs `statement` in the same trip as what waits for it.
-    async fn run(&mut self, statement: Later) -> Result<Ran<Sqlite>, StoreError> {
+    async fn run(&mut self, statement: Later) -> Result<Ran<Returned>, StoreError> {
+        if let Some(direct) = self.direct.clone() {
+            let ran = self.run_direct(&direct, Some(&statement))?;
+            return ran
+                .map(|ran| ran.map_rows(Returned::Direct))
+                .ok_or_else(|| StoreError::unavailable("a statement gave no answer"));
+        }
         let out = self.outgoing();
         statement
             .run_after(
@@ -187,12 +248,22 @@ impl SqliteTx {
                 SqliteQueryResult::rows_affected,
             )
             .await
+            .map(|ran| ran.map_rows(Returned::Driver))
             .map_err(map_err)
     }
 
     /// Commits, with what still waits in the same trip; a transaction that
     /// sent and held nothing has nothing to commit.
     async fn commit(mut self) -> Result<(), StoreError> {
+        if let Some(direct) = self.direct.clone() {
+            if !self.direct_open && self.held.is_empty() {
+                return Ok(());
+            }
+            self.run_direct(&direct, None)?;
+            direct.lock()?.exec("COMMIT")?;
+            self.direct_open = false;
+            return Ok(());
+        }
         if !self.conn.begun() && self.held.is_empty() {
             return Ok(());
         }
@@ -206,6 +277,57 @@ impl SqliteTx {
     }
 }
 
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        // Rolled back in place, before the writer's turn (in `conn`) is
+        // given back.
+        if self.direct_open
+            && let Some(direct) = &self.direct
+            && let Ok(session) = direct.lock()
+            && session.in_transaction()
+        {
+            let _ = session.exec("ROLLBACK");
+        }
+    }
+}
+
+/// A row a statement of this backend returned: read by sqlx's driver, or on
+/// the writer's thread.
+pub enum Returned {
+    /// From sqlx's connection.
+    Driver(sqlx::sqlite::SqliteRow),
+    /// From the writer thread's own connection.
+    Direct(DirectRow),
+}
+
+macro_rules! either_row {
+    ($($name:ident -> $t:ty),* $(,)?) => {
+        impl Columns for Returned {
+            $(fn $name(&self, name: &str) -> Result<$t, sqlx::Error> {
+                match self {
+                    Self::Driver(row) => row.$name(name),
+                    Self::Direct(row) => row.$name(name),
+                }
+            })*
+        }
+    };
+}
+
+either_row!(
+    uuid -> uuid::Uuid,
+    opt_uuid -> Option<uuid::Uuid>,
+    text -> String,
+    opt_text -> Option<String>,
+    flag -> bool,
+    int -> i64,
+    opt_int -> Option<i64>,
+    time -> time::OffsetDateTime,
+    opt_time -> Option<time::OffsetDateTime>,
+    bytes -> Vec<u8>,
+    opt_bytes -> Option<Vec<u8>>,
+    json -> serde_json::Value,
+);
+
 /// A transaction of another backend handed to this one.
 pub(crate) fn foreign() -> StoreError {
     StoreError::unavailable("transaction belongs to another backend")
@@ -216,14 +338,18 @@ pub(crate) fn foreign() -> StoreError {
 /// message, not by its name.
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     sesame_store_sql::store_error(err, |db| {
-        let msg = db.message();
-        if msg.contains("login_methods.login_type") {
-            LOGIN_IDENTIFIER_UNIQUE.to_owned()
-        } else {
-            db.constraint()
-                .map_or_else(|| msg.to_owned(), str::to_owned)
-        }
+        db.constraint()
+            .map_or_else(|| unique_name(db.message()), str::to_owned)
     })
+}
+
+/// The name a violated unique index goes by, from SQLite's message.
+pub(crate) fn unique_name(message: &str) -> String {
+    if message.contains("login_methods.login_type") {
+        LOGIN_IDENTIFIER_UNIQUE.to_owned()
+    } else {
+        message.to_owned()
+    }
 }
 
 impl SqliteStore {
@@ -258,7 +384,8 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         let writer_thread = Arc::new(WriterThread::start()?);
-        let grouper = group::Grouper::spawn(writer.clone(), &writer_thread.runtime);
+        let direct = Arc::new(direct::Direct::open(options.get_filename())?);
+        let grouper = group::Grouper::spawn(writer.clone(), direct.clone(), &writer_thread.runtime);
         let inspect = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -268,6 +395,7 @@ impl SqliteStore {
             writer,
             grouper,
             writer_thread,
+            direct,
             inspect,
         };
         store.migrate().await?;
@@ -340,10 +468,14 @@ impl Database for SqliteStore {
         // takes SQLite's write lock before that statement runs, so another
         // process on the same file makes it wait on the busy timeout instead
         // of failing to upgrade a read lock.
+        // On the writer's thread its statements run there, in place.
         let conn = self.writer.begin_lazily().await.map_err(map_err)?;
+        let direct = self.writer_thread.is_current().then(|| self.direct.clone());
         Ok(Box::new(SqliteTx {
             conn,
             held: Vec::new(),
+            direct,
+            direct_open: false,
         }))
     }
 
@@ -395,6 +527,63 @@ mod tests {
         });
         drop(store);
         assert!(dropped.await.is_err());
+    }
+
+    async fn outbox_topics(store: &SqliteStore) -> Vec<String> {
+        sqlx::query_scalar("SELECT topic FROM outbox ORDER BY topic")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    }
+
+    fn event(topic: &str) -> Later {
+        Later::new("INSERT INTO outbox (id, topic, payload, created_at) VALUES ($1, $2, '{}', $3)")
+            .arg(uuid::Uuid::now_v7())
+            .arg(topic)
+            .arg(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[tokio::test]
+    async fn a_transaction_begun_on_the_writer_thread_runs_there_and_rolls_back_when_dropped() {
+        use sesame_store_sql::SqlBackend;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let runtime = store.writer_runtime().unwrap();
+        let on_writer = store.clone();
+        runtime
+            .spawn(async move {
+                let store = on_writer;
+                // Held, then run, then committed: all in place.
+                let mut tx = store.begin().await.unwrap();
+                SqliteStore::later(tx.as_mut(), event("a")).await.unwrap();
+                let ran = SqliteStore::run(tx.as_mut(), event("b")).await.unwrap();
+                assert_eq!(ran.changed, 1);
+                let tx_ref = SqliteTx::of(tx.as_mut()).unwrap();
+                assert!(tx_ref.direct.is_some() && tx_ref.direct_open);
+                store.commit(tx).await.unwrap();
+                // Dropped after a statement: rolled back before the turn is
+                // given back, so the next transaction can begin.
+                let mut tx = store.begin().await.unwrap();
+                SqliteStore::run(tx.as_mut(), event("c")).await.unwrap();
+                // A sqlx statement cannot join a transaction begun in place.
+                assert!(SqliteStore::conn(tx.as_mut()).await.is_err());
+                drop(tx);
+                // One that sent nothing yet moves to sqlx's connection.
+                let mut tx = store.begin().await.unwrap();
+                SqliteStore::later(tx.as_mut(), event("d")).await.unwrap();
+                SqliteStore::conn(tx.as_mut()).await.unwrap();
+                assert!(SqliteTx::of(tx.as_mut()).unwrap().direct.is_none());
+                store.commit(tx).await.unwrap();
+            })
+            .await
+            .unwrap();
+        assert_eq!(outbox_topics(&store).await, ["a", "b", "d"]);
+        // Begun elsewhere, a transaction uses sqlx's connection.
+        let mut tx = store.begin().await.unwrap();
+        assert!(SqliteTx::of(tx.as_mut()).unwrap().direct.is_none());
+        SqliteStore::run(tx.as_mut(), event("e")).await.unwrap();
+        store.commit(tx).await.unwrap();
+        assert_eq!(outbox_topics(&store).await, ["a", "b", "d", "e"]);
     }
 
     #[tokio::test]

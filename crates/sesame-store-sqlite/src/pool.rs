@@ -141,7 +141,7 @@ impl LazyTx {
     }
 
     /// Marks the transaction ended by a `COMMIT` its owner sent.
-    pub fn finished(mut self) {
+    pub fn finished(&mut self) {
         self.sent = false;
     }
 }
@@ -337,6 +337,7 @@ mod tests {
             .await
             .unwrap();
         tx.finished();
+        drop(tx);
         let rows: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
             .fetch_all(&pool)
             .await

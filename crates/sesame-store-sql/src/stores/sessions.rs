@@ -136,7 +136,7 @@ macro_rules! __session_store {
                         .await?
                         .rows
                         .iter()
-                        .map(|row| ::sqlx::Row::try_get::<Uuid, _>(row, 0).map(SessionId))
+                        .map(|row| $crate::Columns::uuid(row, "id").map(SessionId))
                         .collect::<Result<_, _>>()
                         .map_err(Self::store_err)
                 }

@@ -1,0 +1,257 @@
+//! Statements run on the writer's thread itself.
+//!
+//! sqlx runs each SQLite connection on a thread of its own, and every
+//! statement is a hand-off to that thread and back: on the one writer, held
+//! by each write transaction from its `BEGIN` to its `COMMIT`, those waits
+//! were most of a transaction's turn. The writer's thread
+//! ([`crate::WriterThread`]) has a connection of its own to the same file,
+//! and runs on it, in place, the statements built as [`Later`]s: the group
+//! commits ([`crate::group`]) and the transactions begun there. It is used
+//! only by whoever holds the writer's turn, so the two connections never
+//! write at once.
+
+use crate::unique_name;
+use rusqlite::types::Value;
+use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, ffi};
+use serde_json::value::RawValue;
+use sesame_core::StoreError;
+use sesame_store_sql::{Arg, Columns, Later, Ran};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+/// The writer thread's own connection.
+#[derive(Debug)]
+pub(crate) struct Direct(Mutex<Connection>);
+
+impl Direct {
+    /// A connection to the database file at `path`, set up as sqlx sets up
+    /// its own (`SqliteStore::connect`).
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let failed = |e| StoreError::unavailable_from("could not open the writer's connection", e);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(failed)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(failed)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self(Mutex::new(conn)))
+    }
+
+    /// The connection, for one caller holding the writer's turn.
+    pub(crate) fn lock(&self) -> Result<Session<'_>, StoreError> {
+        self.0
+            .lock()
+            .map(Session)
+            .map_err(|_| StoreError::unavailable("the writer's connection failed mid-statement"))
+    }
+}
+
+/// The writer thread's connection, held for a few statements.
+pub(crate) struct Session<'a>(MutexGuard<'a, Connection>);
+
+impl Session<'_> {
+    /// Runs a statement without arguments (`BEGIN IMMEDIATE`, `COMMIT`, …).
+    pub(crate) fn exec(&self, sql: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(sql)
+            .and_then(|mut s| s.raw_execute())
+            .map(drop)
+            .map_err(store_err)
+    }
+
+    /// Whether a transaction is open.
+    pub(crate) fn in_transaction(&self) -> bool {
+        !self.0.is_autocommit()
+    }
+
+    /// Runs `statement`: the rows it changed and those it returned.
+    pub(crate) fn run(&self, statement: &Later) -> Result<Ran<DirectRow>, StoreError> {
+        let mut stmt = self.0.prepare_cached(statement.sql()).map_err(store_err)?;
+        bind(&mut stmt, statement.args())?;
+        let names: Arc<[String]> = stmt.column_names().into_iter().map(String::from).collect();
+        let readonly = stmt.readonly();
+        let mut rows = Vec::new();
+        let mut cursor = stmt.raw_query();
+        while let Some(row) = cursor.next().map_err(store_err)? {
+            let values = (0..names.len())
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<Result<_, _>>()
+                .map_err(store_err)?;
+            rows.push(DirectRow {
+                names: names.clone(),
+                values,
+            });
+        }
+        drop(cursor);
+        let changed = if readonly { 0 } else { self.0.changes() };
+        Ok(Ran { changed, rows })
+    }
+}
+
+/// Binds `args` to `stmt`'s `$n` parameters, as sqlx's SQLite driver
+/// encodes them: UUIDs as 16-byte blobs, booleans as integers, timestamps
+/// as RFC 3339 text, JSON as text.
+fn bind(stmt: &mut CachedStatement<'_>, args: &[Arg]) -> Result<(), StoreError> {
+    let bad = |what: String| StoreError::driver(std::io::Error::other(what));
+    for index in 1..=stmt.parameter_count() {
+        let name = stmt.parameter_name(index).unwrap_or_default();
+        let arg = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| args.get(n.checked_sub(1)?))
+            .ok_or_else(|| bad(format!("parameter {name:?} of a statement has no argument")))?;
+        let bound = match arg {
+            Arg::Uuid(v) => stmt.raw_bind_parameter(index, v.as_ref().map(Uuid::as_bytes)),
+            Arg::Text(v) => stmt.raw_bind_parameter(index, v),
+            Arg::Bool(v) => stmt.raw_bind_parameter(index, i64::from(*v)),
+            Arg::Int(v) => stmt.raw_bind_parameter(index, v),
+            Arg::Time(v) => {
+                let text = v
+                    .map(|t| t.format(&Rfc3339))
+                    .transpose()
+                    .map_err(|e| bad(format!("a timestamp: {e}")))?;
+                stmt.raw_bind_parameter(index, text)
+            }
+            Arg::Bytes(v) => stmt.raw_bind_parameter(index, v),
+            Arg::Json(v) => stmt.raw_bind_parameter(index, RawValue::get(v)),
+        };
+        bound.map_err(store_err)?;
+    }
+    Ok(())
+}
+
+/// A driver error as a store error, as [`crate::map_err`] reads sqlx's.
+fn store_err(err: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(e, message) = &err
+        && e.code == ErrorCode::ConstraintViolation
+    {
+        let message = message.as_deref().unwrap_or_default();
+        match e.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                return StoreError::Conflict {
+                    constraint: unique_name(message),
+                };
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                return StoreError::Conflict {
+                    constraint: "foreign_key".into(),
+                };
+            }
+            _ => {}
+        }
+    }
+    StoreError::driver(err)
+}
+
+/// A row a statement run here returned, read as sqlx's SQLite driver reads
+/// its own.
+#[derive(Debug, Clone)]
+pub struct DirectRow {
+    names: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+type Decoded<T> = std::result::Result<T, sqlx::Error>;
+
+impl DirectRow {
+    fn value(&self, name: &str) -> Decoded<&Value> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(name.to_owned()))
+    }
+
+    /// The column `name`, NULL as `None`, read by `read`.
+    fn read<T>(&self, name: &str, read: impl FnOnce(&Value) -> Option<T>) -> Decoded<Option<T>> {
+        match self.value(name)? {
+            Value::Null => Ok(None),
+            value => read(value).map(Some).ok_or_else(|| mismatch(name, value)),
+        }
+    }
+
+    fn required<T>(&self, name: &str, value: Option<T>) -> Decoded<T> {
+        value.ok_or_else(|| sqlx::Error::Decode(format!("column {name} is NULL").into()))
+    }
+}
+
+fn mismatch(name: &str, value: &Value) -> sqlx::Error {
+    sqlx::Error::Decode(format!("column {name} holds {:?}", value.data_type()).into())
+}
+
+/// Text timestamps as sqlx writes them (RFC 3339) or as SQLite's own
+/// `CURRENT_TIMESTAMP` does (UTC).
+fn timestamp(value: &Value) -> Option<OffsetDateTime> {
+    let Value::Text(text) = value else {
+        return None;
+    };
+    let sqlite = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
+        time::PrimitiveDateTime::parse(text, &sqlite)
+            .ok()
+            .map(time::PrimitiveDateTime::assume_utc)
+    })
+}
+
+impl Columns for DirectRow {
+    fn uuid(&self, name: &str) -> Decoded<Uuid> {
+        self.required(name, self.opt_uuid(name)?)
+    }
+    fn opt_uuid(&self, name: &str) -> Decoded<Option<Uuid>> {
+        self.read(name, |v| match v {
+            Value::Blob(b) => Uuid::from_slice(b).ok(),
+            _ => None,
+        })
+    }
+    fn text(&self, name: &str) -> Decoded<String> {
+        self.required(name, self.opt_text(name)?)
+    }
+    fn opt_text(&self, name: &str) -> Decoded<Option<String>> {
+        self.read(name, |v| match v {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+    }
+    fn flag(&self, name: &str) -> Decoded<bool> {
+        Ok(self.int(name)? != 0)
+    }
+    fn int(&self, name: &str) -> Decoded<i64> {
+        self.required(name, self.opt_int(name)?)
+    }
+    fn opt_int(&self, name: &str) -> Decoded<Option<i64>> {
+        self.read(name, |v| match v {
+            Value::Integer(i) => Some(*i),
+            _ => None,
+        })
+    }
+    fn time(&self, name: &str) -> Decoded<OffsetDateTime> {
+        self.required(name, self.opt_time(name)?)
+    }
+    fn opt_time(&self, name: &str) -> Decoded<Option<OffsetDateTime>> {
+        self.read(name, timestamp)
+    }
+    fn bytes(&self, name: &str) -> Decoded<Vec<u8>> {
+        self.required(name, self.opt_bytes(name)?)
+    }
+    fn opt_bytes(&self, name: &str) -> Decoded<Option<Vec<u8>>> {
+        self.read(name, |v| match v {
+            Value::Blob(b) => Some(b.clone()),
+            _ => None,
+        })
+    }
+    fn json(&self, name: &str) -> Decoded<serde_json::Value> {
+        let text = self.text(name)?;
+        serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(e.into()))
+    }
+}
