@@ -62,6 +62,17 @@ impl SqlBackend for PgStore {
             .map_err(map_err)
     }
 
+    async fn read_one(
+        &self,
+        statement: Later,
+    ) -> Result<Option<sqlx::postgres::PgRow>, StoreError> {
+        statement
+            .query()
+            .fetch_optional(&self.credentials)
+            .await
+            .map_err(map_err)
+    }
+
     async fn run_alone(&self, statement: Later) -> Result<Ran<sqlx::postgres::PgRow>, StoreError> {
         statement
             .run_after(Vec::new(), &self.credentials, PgQueryResult::rows_affected)

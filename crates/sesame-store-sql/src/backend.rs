@@ -61,6 +61,13 @@ pub trait SqlBackend: Send + Sync + Sized {
         tx: &mut dyn Tx,
         statement: crate::Later,
     ) -> impl Future<Output = Result<crate::Ran<Self::Returned>, StoreError>> + Send;
+    /// The first row `statement`, a read of one row by its key, returns,
+    /// read outside any transaction (on SQLite, in place on the caller's
+    /// thread).
+    fn read_one(
+        &self,
+        statement: crate::Later,
+    ) -> impl Future<Output = Result<Option<Self::Returned>, StoreError>> + Send;
     /// Runs `statement` in a transaction of its own (on SQLite, one shared
     /// with the other such writes queued meanwhile, in one commit): what it
     /// did.

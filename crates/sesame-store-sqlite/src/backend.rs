@@ -52,6 +52,11 @@ impl SqlBackend for SqliteStore {
         Ok(())
     }
 
+    async fn read_one(&self, statement: Later) -> Result<Option<Returned>, StoreError> {
+        let row = self.point_reads.read_one(&statement)?;
+        Ok(row.map(Returned::Direct))
+    }
+
     async fn run_alone(&self, statement: Later) -> Result<Ran<Returned>, StoreError> {
         self.grouper.write_one(statement).await
     }

@@ -16,7 +16,7 @@ use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, ffi};
 use serde_json::value::RawValue;
 use sesame_core::StoreError;
 use sesame_store_sql::{Arg, Columns, Later, Ran};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -75,26 +75,82 @@ impl Session<'_> {
 
     /// Runs `statement`: the rows it changed and those it returned.
     pub(crate) fn run(&self, statement: &Later) -> Result<Ran<DirectRow>, StoreError> {
-        let mut stmt = self.0.prepare_cached(statement.sql()).map_err(store_err)?;
-        bind(&mut stmt, statement.args())?;
-        let names: Arc<[String]> = stmt.column_names().into_iter().map(String::from).collect();
-        let readonly = stmt.readonly();
-        let mut rows = Vec::new();
-        let mut cursor = stmt.raw_query();
-        while let Some(row) = cursor.next().map_err(store_err)? {
-            let values = (0..names.len())
-                .map(|i| row.get::<_, Value>(i))
-                .collect::<Result<_, _>>()
-                .map_err(store_err)?;
-            rows.push(DirectRow {
-                names: names.clone(),
-                values,
-            });
-        }
-        drop(cursor);
-        let changed = if readonly { 0 } else { self.0.changes() };
-        Ok(Ran { changed, rows })
+        run_on(&self.0, statement)
     }
+}
+
+/// Runs `statement` on `conn`: the rows it changed and those it returned.
+fn run_on(conn: &Connection, statement: &Later) -> Result<Ran<DirectRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(statement.sql()).map_err(store_err)?;
+    bind(&mut stmt, statement.args())?;
+    let names: Arc<[String]> = stmt.column_names().into_iter().map(String::from).collect();
+    let readonly = stmt.readonly();
+    let mut rows = Vec::new();
+    let mut cursor = stmt.raw_query();
+    while let Some(row) = cursor.next().map_err(store_err)? {
+        let values = (0..names.len())
+            .map(|i| row.get::<_, Value>(i))
+            .collect::<Result<_, _>>()
+            .map_err(store_err)?;
+        rows.push(DirectRow {
+            names: names.clone(),
+            values,
+        });
+    }
+    drop(cursor);
+    let changed = if readonly { 0 } else { conn.changes() };
+    Ok(Ran { changed, rows })
+}
+
+/// Connections for point reads run in place, on the caller's thread: a read
+/// that finds its rows in SQLite's cache takes microseconds, less than a
+/// hand-off to a connection's thread and back. Only for reads of a row by
+/// its key; anything that scans goes to the reader connections' threads.
+#[derive(Debug)]
+pub(crate) struct PointReads {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Most idle connections kept for point reads.
+const MAX_IDLE_READERS: usize = 4;
+
+impl PointReads {
+    pub(crate) fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The first row `statement` returns.
+    pub(crate) fn read_one(&self, statement: &Later) -> Result<Option<DirectRow>, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let row = run_on(&conn, statement).map(|ran| ran.rows.into_iter().next());
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        row
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let failed = |e| StoreError::unavailable_from("could not open a reader connection", e);
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(failed)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
+    conn.execute_batch("PRAGMA cache_size = -16000;")
+        .map_err(failed)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
 }
 
 /// Binds `args` to `stmt`'s `$n` parameters, as sqlx's SQLite driver

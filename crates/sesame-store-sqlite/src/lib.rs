@@ -106,6 +106,8 @@ pub struct SqliteStore {
     writer_thread: Arc<WriterThread>,
     /// That thread's own connection to the file ([`direct`]).
     direct: Arc<direct::Direct>,
+    /// Connections for point reads run in place.
+    point_reads: Arc<direct::PointReads>,
     /// A sqlx pool, opened when first used, for tests and tools that
     /// inspect the database directly.
     inspect: SqlitePool,
@@ -217,6 +219,7 @@ impl SqliteStore {
             .map_err(map_err)?;
         let writer_thread = Arc::new(WriterThread::start()?);
         let direct = Arc::new(direct::Direct::open(options.get_filename())?);
+        let point_reads = Arc::new(direct::PointReads::new(options.get_filename()));
         let grouper = group::Grouper::spawn(writer.clone(), direct.clone(), &writer_thread.runtime);
         let inspect = SqlitePoolOptions::new()
             .max_connections(4)
@@ -228,6 +231,7 @@ impl SqliteStore {
             grouper,
             writer_thread,
             direct,
+            point_reads,
             inspect,
         };
         store.migrate().await?;
@@ -374,6 +378,21 @@ mod tests {
             .arg(uuid::Uuid::now_v7())
             .arg(topic)
             .arg(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[tokio::test]
+    async fn point_reads_run_in_place_and_see_what_was_committed() {
+        use sesame_store_sql::{Columns, SqlBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        let read = || Later::new("SELECT topic FROM outbox WHERE topic = $1").arg("a");
+        assert!(store.read_one(read()).await.unwrap().is_none());
+        let mut tx = store.begin().await.unwrap();
+        SqliteStore::later(tx.as_mut(), event("a")).await.unwrap();
+        store.commit(tx).await.unwrap();
+        let row = store.read_one(read()).await.unwrap().unwrap();
+        assert!(matches!(row, Returned::Direct(_)));
+        assert_eq!(row.text("topic").unwrap(), "a");
     }
 
     #[tokio::test]

@@ -60,11 +60,8 @@ macro_rules! __credential_stores {
 
                 #[::tracing::instrument(level = "debug", skip_all)]
                 async fn get_principal(&self, id: PrincipalId) -> Result<Principal, StoreError> {
-                    let row = ::sqlx::query("SELECT * FROM principals WHERE id = $1")
-                        .bind(id.0)
-                        .fetch_one(self.reader())
-                        .await
-                        .map_err(Self::store_err)?;
+                    let read = $crate::Later::new("SELECT * FROM principals WHERE id = $1").arg(id.0);
+                    let row = self.read_one(read).await?.ok_or(StoreError::NotFound)?;
                     $crate::principal(&row).map_err(Self::store_err)
                 }
 
@@ -332,14 +329,12 @@ macro_rules! __credential_stores {
                     login_type: LoginType,
                     identifier: &str,
                 ) -> Result<Option<LoginMethod>, StoreError> {
-                    let row = ::sqlx::query(
+                    let read = $crate::Later::new(
                         "SELECT * FROM login_methods WHERE login_type = $1 AND identifier = $2",
                     )
-                    .bind(login_type.as_str())
-                    .bind(identifier)
-                    .fetch_optional(self.reader())
-                    .await
-                    .map_err(Self::store_err)?;
+                    .arg(login_type.as_str())
+                    .arg(identifier);
+                    let row = self.read_one(read).await?;
                     row.as_ref().map($crate::login_method).transpose().map_err(Self::store_err)
                 }
 

@@ -53,11 +53,8 @@ macro_rules! __passkey_store {
 
                 #[::tracing::instrument(level = "debug", skip_all)]
                 async fn get_passkey(&self, login_id: Uuid) -> Result<Option<PasskeyRecord>, StoreError> {
-                    let row = ::sqlx::query("SELECT * FROM passkeys WHERE login_id = $1")
-                        .bind(login_id)
-                        .fetch_optional(self.reader())
-                        .await
-                        .map_err(Self::store_err)?;
+                    let read = $crate::Later::new("SELECT * FROM passkeys WHERE login_id = $1").arg(login_id);
+                    let row = self.read_one(read).await?;
                     row.as_ref().map($crate::passkey).transpose().map_err(Self::store_err)
                 }
 
