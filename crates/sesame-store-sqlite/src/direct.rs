@@ -8,7 +8,8 @@
 //! and runs on it, in place, the statements built as [`Later`]s: the group
 //! commits ([`crate::group`]) and the transactions begun there. It is used
 //! only by whoever holds the writer's turn, so the two connections never
-//! write at once.
+//! write at once. Reads of one row by its key run in place too, on the
+//! caller's thread, on read-only connections of their own ([`PointReads`]).
 
 use crate::unique_name;
 use rusqlite::types::Value;
@@ -110,6 +111,7 @@ fn run_on(conn: &Connection, statement: &Later) -> Result<Ran<DirectRow>, StoreE
 pub(crate) struct PointReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Most idle connections kept for point reads.
@@ -120,11 +122,24 @@ impl PointReads {
         Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Refuses every later read, as the store's closed pools do.
+    pub(crate) fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
         }
     }
 
     /// The first row `statement` returns.
     pub(crate) fn read_one(&self, statement: &Later) -> Result<Option<DirectRow>, StoreError> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::unavailable("the store is closed"));
+        }
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,

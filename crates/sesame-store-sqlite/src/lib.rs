@@ -288,6 +288,7 @@ impl SqliteStore {
     pub fn close(&self) {
         self.readers.close();
         self.writer.close();
+        self.point_reads.close();
     }
 
     /// A pool on the same file, for tests and tools that inspect the database
@@ -381,7 +382,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn point_reads_run_in_place_and_see_what_was_committed() {
+    async fn point_reads_run_in_place_see_what_was_committed_and_end_with_the_store() {
         use sesame_store_sql::{Columns, SqlBackend};
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
@@ -393,6 +394,12 @@ mod tests {
         let row = store.read_one(read()).await.unwrap().unwrap();
         assert!(matches!(row, Returned::Direct(_)));
         assert_eq!(row.text("topic").unwrap(), "a");
+        // Closed, the store refuses them as it refuses every statement.
+        store.close();
+        assert!(matches!(
+            store.read_one(read()).await,
+            Err(StoreError::Unavailable { .. })
+        ));
     }
 
     #[tokio::test]
