@@ -3,7 +3,10 @@
 //! the others held ([`SqlBackend::later`](crate::SqlBackend::later)): on
 //! SQLite each statement is a hand-off to the connection's thread and back,
 //! and one multi-statement trip replaces several. Its arguments are kept as
-//! values so that statements can be joined into one argument list.
+//! values so that statements can be joined into one argument list, or bound
+//! by another driver: the same form carries the statements a backend runs
+//! itself ([`SqlBackend::run`](crate::SqlBackend::run), `run_alone`,
+//! `read_one`), which SQLite runs in place on connections of its own.
 
 use serde_json::value::RawValue;
 use sesame_core::StoreError;
@@ -71,7 +74,7 @@ impl From<bool> for Arg {
     }
 }
 
-/// A write statement (`$1`, `$2`, … numbered from 1) and its arguments.
+/// A statement (`$1`, `$2`, … numbered from 1) and its arguments.
 #[derive(Debug, Clone)]
 pub struct Later {
     sql: &'static str,
