@@ -53,6 +53,10 @@ impl SqlBackend for SqliteStore {
     }
 
     async fn read_one(&self, statement: Later) -> Result<Option<Returned>, StoreError> {
+        // Point reads end with the readers' pool, as every other read does.
+        if self.readers.is_closed() {
+            return Err(map_err(sqlx::Error::PoolClosed));
+        }
         let row = self.point_reads.read_one(&statement)?;
         Ok(row.map(Returned::Direct))
     }

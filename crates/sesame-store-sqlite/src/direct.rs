@@ -29,22 +29,9 @@ use uuid::Uuid;
 pub(crate) struct Direct(Mutex<Connection>);
 
 impl Direct {
-    /// A connection to the database file at `path`, set up as sqlx sets up
-    /// its own (`SqliteStore::connect`).
+    /// The writer thread's connection to the database file at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
-        let failed = |e| StoreError::unavailable_from("could not open the writer's connection", e);
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(failed)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
-        conn.execute_batch(
-            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
-        )
-        .map_err(failed)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self(Mutex::new(conn)))
+        connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map(|conn| Self(Mutex::new(conn)))
     }
 
     /// The connection, for one caller holding the writer's turn.
@@ -111,7 +98,6 @@ fn run_on(conn: &Connection, statement: &Later) -> Result<Ran<DirectRow>, StoreE
 pub(crate) struct PointReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Most idle connections kept for point reads.
@@ -122,28 +108,15 @@ impl PointReads {
         Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
-            closed: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// Refuses every later read, as the store's closed pools do.
-    pub(crate) fn close(&self) {
-        self.closed
-            .store(true, std::sync::atomic::Ordering::Release);
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
         }
     }
 
     /// The first row `statement` returns.
     pub(crate) fn read_one(&self, statement: &Later) -> Result<Option<DirectRow>, StoreError> {
-        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(StoreError::unavailable("the store is closed"));
-        }
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match idle {
             Some(conn) => conn,
-            None => open_reader(&self.path)?,
+            None => connect(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
         };
         let row = run_on(&conn, statement).map(|ran| ran.rows.into_iter().next());
         if let Ok(mut idle) = self.idle.lock()
@@ -155,16 +128,19 @@ impl PointReads {
     }
 }
 
-fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let failed = |e| StoreError::unavailable_from("could not open a reader connection", e);
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+/// A connection to the database file at `path`, opened with `access`, set
+/// up as sqlx sets up its own (`SqliteStore::connect`).
+fn connect(path: &Path, access: OpenFlags) -> Result<Connection, StoreError> {
+    let failed = |e| StoreError::unavailable_from("could not open a connection", e);
+    let flags = access | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(failed)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
-    conn.execute_batch("PRAGMA cache_size = -16000;")
-        .map_err(failed)?;
-    conn.set_prepared_statement_cache_capacity(32);
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(failed)?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

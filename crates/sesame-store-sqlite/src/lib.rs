@@ -288,7 +288,6 @@ impl SqliteStore {
     pub fn close(&self) {
         self.readers.close();
         self.writer.close();
-        self.point_reads.close();
     }
 
     /// A pool on the same file, for tests and tools that inspect the database

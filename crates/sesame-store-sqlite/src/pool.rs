@@ -96,6 +96,11 @@ impl Connections {
         self.0.turns.close();
     }
 
+    /// Whether [`Connections::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.0.turns.is_closed()
+    }
+
     /// A transaction begun with `BEGIN`.
     pub async fn begin(&self) -> Result<HeldTx, sqlx::Error> {
         self.begin_with("BEGIN").await
