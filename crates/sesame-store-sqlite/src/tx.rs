@@ -44,13 +44,12 @@ impl SqliteTx {
         out
     }
 
-    /// On the direct connection: the `BEGIN` while none went, the held
-    /// writes, then `last` when given.
-    fn run_direct(
+    /// The direct connection, once the `BEGIN` (while none went) and the
+    /// held writes have run on it.
+    fn send_direct<'d>(
         &mut self,
-        direct: &direct::Direct,
-        last: Option<&Later>,
-    ) -> Result<Option<Ran<DirectRow>>, StoreError> {
+        direct: &'d direct::Direct,
+    ) -> Result<direct::Session<'d>, StoreError> {
         let session = direct.lock()?;
         if !self.direct_open {
             session.exec("BEGIN IMMEDIATE")?;
@@ -59,7 +58,7 @@ impl SqliteTx {
         for write in std::mem::take(&mut self.held) {
             session.run(&write)?;
         }
-        last.map(|statement| session.run(statement)).transpose()
+        Ok(session)
     }
 
     /// The connection, once what waits for the next statement has gone.
@@ -86,10 +85,8 @@ impl SqliteTx {
     /// Runs `statement` in the same trip as what waits for it.
     pub(crate) async fn run(&mut self, statement: Later) -> Result<Ran<Returned>, StoreError> {
         if let Some(direct) = self.direct.clone() {
-            let ran = self.run_direct(&direct, Some(&statement))?;
-            return ran
-                .map(|ran| ran.map_rows(Returned::Direct))
-                .ok_or_else(|| StoreError::unavailable("a statement gave no answer"));
+            let ran = self.send_direct(&direct)?.run(&statement)?;
+            return Ok(ran.map_rows(Returned::Direct));
         }
         let out = self.outgoing();
         statement
@@ -110,8 +107,7 @@ impl SqliteTx {
             if !self.direct_open && self.held.is_empty() {
                 return Ok(());
             }
-            self.run_direct(&direct, None)?;
-            direct.lock()?.exec("COMMIT")?;
+            self.send_direct(&direct)?.exec("COMMIT")?;
             self.direct_open = false;
             return Ok(());
         }
