@@ -5,6 +5,7 @@
 pub mod access;
 pub mod admin;
 mod announce;
+mod assertion;
 mod brute_force;
 mod cache;
 mod codes;
@@ -311,7 +312,7 @@ struct Inner {
     /// Keys backup-code hashes; counts second-factor guesses.
     backup: BackupCodeHasher,
     /// The WebAuthn relying party, when configured.
-    webauthn: Option<webauthn_rs::prelude::Webauthn>,
+    webauthn: Option<assertion::RelyingParty>,
     hashing_slots: Arc<brute_force::HashingSlots>,
     outgoing: outgoing::Outgoing,
     /// Wakes the outbox relay after each commit.

@@ -9,6 +9,7 @@
 //! in once; a counter that goes backwards on a credential that counts is
 //! refused and audited.
 
+use crate::assertion::{AssertionState, Refused};
 use crate::webauthn::RegistrationFinish;
 use crate::webauthn::{
     CeremonyStarted, b64, ceremony_gone, clean_name, internal, refused, stored_form,
@@ -22,9 +23,10 @@ use sesame_events::topics;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, DiscoverableAuthentication, Passkey, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, WebauthnError,
+    CreationChallengeResponse, Credential, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential,
 };
+use webauthn_rs_core::proto::UserVerificationPolicy;
 
 /// `POST /v1/registrations/passkey/begin`.
 #[derive(Deserialize, Default)]
@@ -153,7 +155,7 @@ impl App {
         &self,
         auth: &AuthContext,
     ) -> Result<CeremonyStarted, Error> {
-        let webauthn = self.webauthn()?;
+        let webauthn = &self.webauthn()?.webauthn;
         self.require_recent_proof(auth).await?;
         let stores = &self.0.stores;
         let summary = stores
@@ -188,7 +190,7 @@ impl App {
         req: RegistrationFinish,
         meta: &ClientMeta,
     ) -> Result<PasskeyView, Error> {
-        let webauthn = self.webauthn()?;
+        let webauthn = &self.webauthn()?.webauthn;
         self.require_recent_proof(auth).await?;
         let name = clean_name(req.name.as_deref())?;
         let credential: RegisterPublicKeyCredential = serde_json::from_value(req.credential)
@@ -260,7 +262,7 @@ impl App {
         req: PasskeySignUpBegin,
         meta: &ClientMeta,
     ) -> Result<CeremonyStarted, Error> {
-        let webauthn = self.webauthn()?;
+        let webauthn = &self.webauthn()?.webauthn;
         let name = match req.display_name.as_deref().map(str::trim) {
             None | Some("") => format!("{} account", self.0.settings.totp_issuer),
             name => clean_name(name).map_err(|_| Error::field("display_name", "invalid"))?,
@@ -292,7 +294,7 @@ impl App {
         req: PasskeySignUpFinish,
         meta: &ClientMeta,
     ) -> Result<crate::Registered, Error> {
-        let webauthn = self.webauthn()?;
+        let webauthn = &self.webauthn()?.webauthn;
         let name = clean_name(req.name.as_deref())?;
         let credential: RegisterPublicKeyCredential = serde_json::from_value(req.credential)
             .map_err(|_| Error::field("credential", "invalid"))?;
@@ -430,12 +432,14 @@ impl App {
     /// credential, with conditional mediation (autofill).
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn begin_passkey_sign_in(&self, meta: &ClientMeta) -> Result<CeremonyStarted, Error> {
-        let webauthn = self.webauthn()?;
+        let rp = self.webauthn()?;
         self.limit_ip(crate::brute_force::Action::SignIn, meta)
             .await?;
-        let (options, state) = webauthn
+        let (options, _) = rp
+            .webauthn
             .start_discoverable_authentication()
             .map_err(internal("passkey sign-in"))?;
+        let state = AssertionState::new(&options.public_key.challenge);
         self.start_ceremony(
             SIGN_IN,
             None,
@@ -463,7 +467,7 @@ impl App {
         req: PasskeySignInFinish,
         meta: &ClientMeta,
     ) -> Result<SessionGrant, Error> {
-        let webauthn = self.webauthn()?;
+        let rp = self.webauthn()?;
         self.limit_ip(crate::brute_force::Action::SignIn, meta)
             .await?;
         let credential: PublicKeyCredential = serde_json::from_value(req.credential)
@@ -475,9 +479,11 @@ impl App {
             .take_ceremony(&hash_opaque_id(&req.ceremony_id), SIGN_IN, None, now)
             .await?
             .ok_or_else(ceremony_gone)?;
-        let state: DiscoverableAuthentication =
-            serde_json::from_value(ceremony.state).map_err(internal("ceremony"))?;
-        let (user, credential_id) = webauthn
+        // A ceremony begun by an earlier release kept another form.
+        let state: AssertionState =
+            serde_json::from_value(ceremony.state).map_err(|_| ceremony_gone())?;
+        let (user, credential_id) = rp
+            .webauthn
             .identify_discoverable_authentication(&credential)
             .map_err(|_| refused("The credential names no account"))?;
         let credential_id = b64(credential_id);
@@ -493,30 +499,35 @@ impl App {
             .get_passkey(method.id)
             .await?
             .ok_or_else(|| refused("No account has this passkey"))?;
-        let passkey: Passkey =
-            serde_json::from_value(record.credential.clone()).map_err(internal("passkey"))?;
-        let result =
-            match webauthn.finish_discoverable_authentication_v2(&credential, state, &passkey) {
-                Ok(result) => result,
-                Err(WebauthnError::CredentialPossibleCompromise) => {
-                    let data = json!({ "login_id": method.id });
-                    self.audit_counter_regression(
-                        method.principal_id,
-                        "passkey.counter_regressed",
-                        data,
-                        meta,
-                        now,
-                    )
-                    .await?;
-                    return Err(refused(
-                        "The authenticator's counter went backwards: the passkey may be cloned",
-                    ));
-                }
-                Err(e) => {
-                    tracing::info!(error = %e, "passkey assertion refused");
-                    return Err(refused("The assertion did not verify"));
-                }
-            };
+        let mut stored: Credential = serde_json::from_value::<Passkey>(record.credential.clone())
+            .map_err(internal("passkey"))?
+            .into();
+        let asserted = match rp.check_assertion(
+            &credential,
+            &state,
+            UserVerificationPolicy::Required,
+            &stored,
+        ) {
+            Ok(asserted) => asserted,
+            Err(Refused::CounterRegressed) => {
+                let data = json!({ "login_id": method.id });
+                self.audit_counter_regression(
+                    method.principal_id,
+                    "passkey.counter_regressed",
+                    data,
+                    meta,
+                    now,
+                )
+                .await?;
+                return Err(refused(
+                    "The authenticator's counter went backwards: the passkey may be cloned",
+                ));
+            }
+            Err(Refused::Invalid(why)) => {
+                tracing::info!(why, "passkey assertion refused");
+                return Err(refused("The assertion did not verify"));
+            }
+        };
         let principal = stores.principals.get_principal(method.principal_id).await?;
         if !principal.is_active {
             return Err(Error::code(ErrorCode::AccountSuspended));
@@ -524,17 +535,15 @@ impl App {
         if let Some(wait) = crate::sign_in::lock_left(&principal, now) {
             return Err(crate::brute_force::locked(wait));
         }
-        let mut updated = passkey;
-        updated.update_credential(&result);
-        let mut used = record_of(
-            &updated,
+        asserted.apply(&mut stored);
+        let used = record_of(
+            &Passkey::from(stored),
             record.login_id,
             record.principal_id,
             record.name.clone(),
             now,
         )?;
-        used.backed_up = result.backup_state();
-        let aal = if result.user_verified() {
+        let aal = if asserted.user_verified {
             "aal2"
         } else {
             "aal1"

@@ -4,6 +4,7 @@
 //! `POST /v1/sessions/mfa/webauthn` starts the assertion that
 //! `POST /v1/sessions/mfa` finishes with `ceremony_id` and `credential`.
 
+use crate::assertion::{AssertionState, Refused};
 use crate::hash_opaque_id;
 use crate::webauthn::RegistrationFinish;
 use crate::webauthn::{
@@ -18,9 +19,10 @@ use sesame_events::topics;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    PublicKeyCredential, RegisterPublicKeyCredential, SecurityKey, SecurityKeyAuthentication,
-    SecurityKeyRegistration, WebauthnError,
+    Credential, PublicKeyCredential, RegisterPublicKeyCredential, SecurityKey,
+    SecurityKeyRegistration,
 };
+use webauthn_rs_core::proto::UserVerificationPolicy;
 
 const REGISTER: &str = "security_key";
 const MFA: &str = "mfa";
@@ -105,7 +107,7 @@ impl App {
         &self,
         auth: &AuthContext,
     ) -> Result<CeremonyStarted, Error> {
-        let webauthn = self.webauthn()?;
+        let webauthn = &self.webauthn()?.webauthn;
         self.require_recent_proof(auth).await?;
         let stores = &self.0.stores;
         let mut exclude = Vec::new();
@@ -150,7 +152,7 @@ impl App {
         req: RegistrationFinish,
         meta: &ClientMeta,
     ) -> Result<SecurityKeyEnrolled, Error> {
-        let webauthn = self.webauthn()?;
+        let webauthn = &self.webauthn()?.webauthn;
         self.require_recent_proof(auth).await?;
         let name = clean_name(Some(req.name.as_deref().unwrap_or("Security key")))?;
         let credential: RegisterPublicKeyCredential = serde_json::from_value(req.credential)
@@ -264,7 +266,7 @@ impl App {
         auth: Option<&AuthContext>,
         meta: &ClientMeta,
     ) -> Result<CeremonyStarted, Error> {
-        let webauthn = self.webauthn()?;
+        let webauthn = &self.webauthn()?.webauthn;
         self.limit_ip(crate::brute_force::Action::SignIn, meta)
             .await?;
         let stores = &self.0.stores;
@@ -297,9 +299,10 @@ impl App {
                 "No security key is enrolled",
             ));
         }
-        let (options, state) = webauthn
+        let (options, _) = webauthn
             .start_securitykey_authentication(&keys)
             .map_err(internal("security key authentication"))?;
+        let state = AssertionState::new(&options.public_key.challenge);
         self.start_ceremony(
             MFA,
             Some(principal),
@@ -320,7 +323,7 @@ impl App {
         now: OffsetDateTime,
     ) -> Result<Option<KeyUse>, Error> {
         // Without a relying party no key can be enrolled: nothing verifies.
-        let Some(webauthn) = self.0.webauthn.as_ref() else {
+        let Some(rp) = self.0.webauthn.as_ref() else {
             return Ok(None);
         };
         let stores = &self.0.stores;
@@ -335,35 +338,42 @@ impl App {
         else {
             return Ok(None);
         };
-        let state: SecurityKeyAuthentication =
-            serde_json::from_value(ceremony.state).map_err(internal("ceremony"))?;
-        let result = match webauthn.finish_securitykey_authentication(&credential, &state) {
-            Ok(result) => result,
-            Err(WebauthnError::CredentialPossibleCompromise) => {
-                let meta = ClientMeta::default();
-                self.audit_counter_regression(
-                    principal,
-                    "security_key.counter_regressed",
-                    json!({}),
-                    &meta,
-                    now,
-                )
-                .await?;
-                return Ok(None);
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "security key assertion refused");
-                return Ok(None);
-            }
+        // A ceremony begun by an earlier release kept another form.
+        let Ok(state) = serde_json::from_value::<AssertionState>(ceremony.state) else {
+            return Ok(None);
         };
         for record in stores.passkeys.list_security_keys(principal).await? {
-            let mut key: SecurityKey =
+            let key: SecurityKey =
                 serde_json::from_value(record.credential.clone()).map_err(internal("key"))?;
-            if key.cred_id() != result.cred_id() {
+            if key.cred_id() != &credential.raw_id {
                 continue;
             }
-            key.update_credential(&result);
-            let (credential, counter, _, _) = stored_form(&key)?;
+            let mut stored = Credential::from(key);
+            match rp.check_assertion(
+                &credential,
+                &state,
+                UserVerificationPolicy::Preferred,
+                &stored,
+            ) {
+                Ok(asserted) => asserted.apply(&mut stored),
+                Err(Refused::CounterRegressed) => {
+                    let meta = ClientMeta::default();
+                    self.audit_counter_regression(
+                        principal,
+                        "security_key.counter_regressed",
+                        json!({}),
+                        &meta,
+                        now,
+                    )
+                    .await?;
+                    return Ok(None);
+                }
+                Err(Refused::Invalid(why)) => {
+                    tracing::info!(why, "security key assertion refused");
+                    return Ok(None);
+                }
+            }
+            let (credential, counter, _, _) = stored_form(&SecurityKey::from(stored))?;
             let seen_counter = record.counter;
             return Ok(Some(KeyUse {
                 key: SecurityKeyRecord {

@@ -2,13 +2,14 @@
 //! ceremonies kept server side (taken out once, five minutes), the stored
 //! form of a credential, and the audit of a counter that went backwards.
 
+use crate::assertion::RelyingParty;
 use crate::{App, ClientMeta};
 use serde::Serialize;
 use sesame_core::{Error, ErrorCode, PrincipalId};
 use sesame_credentials::{AuditEntry, Ceremony};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
+use webauthn_rs::prelude::{Url, WebauthnBuilder};
 
 /// `POST /v1/me/passkeys/finish` and `POST /v1/me/security-keys/finish`.
 #[derive(serde::Deserialize)]
@@ -38,7 +39,7 @@ pub struct WebauthnSettings {
 
 impl WebauthnSettings {
     /// The WebAuthn relying party these settings describe.
-    pub(crate) fn build(&self) -> Result<Webauthn, Error> {
+    pub(crate) fn build(&self) -> Result<RelyingParty, Error> {
         let origins: Vec<Url> = self
             .origins
             .iter()
@@ -54,7 +55,8 @@ impl WebauthnSettings {
         for origin in &origins[1..] {
             builder = builder.append_allowed_origin(origin);
         }
-        builder.build().map_err(internal("[webauthn]"))
+        let webauthn = builder.build().map_err(internal("[webauthn]"))?;
+        Ok(RelyingParty::new(webauthn, &self.rp_id, origins))
     }
 }
 
@@ -121,7 +123,7 @@ pub(crate) fn stored_form<T: Serialize>(
 }
 
 impl App {
-    pub(crate) fn webauthn(&self) -> Result<&Webauthn, Error> {
+    pub(crate) fn webauthn(&self) -> Result<&RelyingParty, Error> {
         self.0.webauthn.as_ref().ok_or_else(|| {
             Error::problem(
                 ErrorCode::NotFound,
