@@ -11,6 +11,7 @@
 //! write at once. Reads of one row by its key run in place too, on the
 //! caller's thread, on read-only connections of their own ([`PointReads`]).
 
+use crate::checkpoint::Checkpoints;
 use crate::unique_name;
 use rusqlite::types::Value;
 use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, ffi};
@@ -24,46 +25,70 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-/// The writer thread's own connection.
+/// The writer thread's own connection, and the thread that checkpoints
+/// for it (it does not checkpoint itself: [`crate::checkpoint`]).
 #[derive(Debug)]
-pub(crate) struct Direct(Mutex<Connection>);
+pub(crate) struct Direct {
+    conn: Mutex<Connection>,
+    checkpoints: Checkpoints,
+}
 
 impl Direct {
     /// The writer thread's connection to the database file at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
-        connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map(|conn| Self(Mutex::new(conn)))
+        let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(store_err)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            checkpoints: Checkpoints::start(path)?,
+        })
     }
 
     /// The connection, for one caller holding the writer's turn.
     pub(crate) fn lock(&self) -> Result<Session<'_>, StoreError> {
-        self.0
+        let conn = self
+            .conn
             .lock()
-            .map(Session)
-            .map_err(|_| StoreError::unavailable("the writer's connection failed mid-statement"))
+            .map_err(|_| StoreError::unavailable("the writer's connection failed mid-statement"))?;
+        Ok(Session {
+            conn,
+            checkpoints: &self.checkpoints,
+        })
     }
 }
 
 /// The writer thread's connection, held for a few statements.
-pub(crate) struct Session<'a>(MutexGuard<'a, Connection>);
+pub(crate) struct Session<'a> {
+    conn: MutexGuard<'a, Connection>,
+    checkpoints: &'a Checkpoints,
+}
 
 impl Session<'_> {
-    /// Runs a statement without arguments (`BEGIN IMMEDIATE`, `COMMIT`, …).
+    /// Runs a statement without arguments (`BEGIN IMMEDIATE`, `ROLLBACK`, …).
     pub(crate) fn exec(&self, sql: &str) -> Result<(), StoreError> {
-        self.0
+        self.conn
             .prepare_cached(sql)
             .and_then(|mut s| s.raw_execute())
             .map(drop)
             .map_err(store_err)
     }
 
+    /// Commits the open transaction.
+    pub(crate) fn commit(&self) -> Result<(), StoreError> {
+        self.exec("COMMIT")?;
+        self.checkpoints.committed();
+        Ok(())
+    }
+
     /// Whether a transaction is open.
     pub(crate) fn in_transaction(&self) -> bool {
-        !self.0.is_autocommit()
+        !self.conn.is_autocommit()
     }
 
     /// Runs `statement`: the rows it changed and those it returned.
     pub(crate) fn run(&self, statement: &Later) -> Result<Ran<DirectRow>, StoreError> {
-        run_on(&self.0, statement)
+        run_on(&self.conn, statement)
     }
 }
 
@@ -130,7 +155,7 @@ impl PointReads {
 
 /// A connection to the database file at `path`, opened with `access`, set
 /// up as sqlx sets up its own (`SqliteStore::connect`).
-fn connect(path: &Path, access: OpenFlags) -> Result<Connection, StoreError> {
+pub(crate) fn connect(path: &Path, access: OpenFlags) -> Result<Connection, StoreError> {
     let failed = |e| StoreError::unavailable_from("could not open a connection", e);
     let flags = access | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(failed)?;

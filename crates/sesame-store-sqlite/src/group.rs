@@ -101,7 +101,7 @@ fn write(session: &Session<'_>, units: &[Unit]) -> Result<Vec<Answer>, StoreErro
     let written = session
         .exec("BEGIN IMMEDIATE")
         .and_then(|()| units.iter().map(|unit| write_unit(session, unit)).collect())
-        .and_then(|answers| session.exec("COMMIT").map(|()| answers));
+        .and_then(|answers| session.commit().map(|()| answers));
     if written.is_err() && session.in_transaction() {
         let _ = session.exec("ROLLBACK");
     }

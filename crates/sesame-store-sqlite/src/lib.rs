@@ -1,6 +1,7 @@
 //! Every Sesame store trait on an embedded SQLite file (WAL mode).
 
 mod backend;
+mod checkpoint;
 mod direct;
 mod group;
 mod import;

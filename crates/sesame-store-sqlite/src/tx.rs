@@ -107,7 +107,7 @@ impl SqliteTx {
             if !self.direct_open && self.held.is_empty() {
                 return Ok(());
             }
-            self.send_direct(&direct)?.exec("COMMIT")?;
+            self.send_direct(&direct)?.commit()?;
             self.direct_open = false;
             return Ok(());
         }
