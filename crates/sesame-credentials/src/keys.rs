@@ -6,7 +6,7 @@ use crate::tokens::AccessClaims;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::SigningKey;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde_json::json;
 use sesame_core::{Error, ErrorCode};
 use sha2::{Digest, Sha256};
@@ -15,11 +15,6 @@ use time::OffsetDateTime;
 
 /// The `typ` of every access token (RFC 9068).
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
-
-/// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410); the 32-byte seed follows.
-const PKCS8_ED25519_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
 
 /// A signing key as stored: the private half sealed.
 #[derive(Debug, Clone)]
@@ -65,9 +60,47 @@ impl SigningKeyRecord {
     }
 }
 
+/// The key that signs, expanded once (jsonwebtoken would derive its public
+/// half again for each token), and the JWS header of its tokens, encoded.
+struct Signer {
+    kid: String,
+    key: SigningKey,
+    header: String,
+}
+
+impl Signer {
+    fn new(kid: &str, key: SigningKey) -> Result<Self, Error> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        Ok(Self {
+            kid: kid.to_owned(),
+            key,
+            header: encode_part(&header)?,
+        })
+    }
+
+    /// A JWS in compact serialisation (RFC 7515 §7.1): the encoded header
+    /// and claims, and the signature over both.
+    fn sign(&self, claims: &AccessClaims) -> Result<String, Error> {
+        use ed25519_dalek::Signer as _;
+        let mut token = format!("{}.{}", self.header, encode_part(claims)?);
+        let signature = self.key.sign(token.as_bytes()).to_bytes();
+        token.push('.');
+        token.push_str(&B64.encode(signature));
+        Ok(token)
+    }
+}
+
+fn encode_part<T: serde::Serialize>(part: &T) -> Result<String, Error> {
+    serde_json::to_vec(part)
+        .map(|json| B64.encode(json))
+        .map_err(|e| Error::internal_from("a token part did not serialise", e))
+}
+
 /// The keys in memory: the one that signs, every one that verifies, and the JWKS.
 pub struct KeyRing {
-    signing: Option<(String, EncodingKey)>,
+    signing: Option<Signer>,
     verifying: HashMap<String, DecodingKey>,
     jwks: Vec<u8>,
     validation: Validation,
@@ -76,7 +109,7 @@ pub struct KeyRing {
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRing")
-            .field("signing", &self.signing.as_ref().map(|(kid, _)| kid))
+            .field("signing", &self.signing.as_ref().map(|s| &s.kid))
             .field("verifying", &self.verifying.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -117,9 +150,10 @@ impl KeyRing {
         let signing = match signer {
             Some(rec) => {
                 let seed = master.open(&rec.private_key_sealed, rec.kid.as_bytes())?;
-                let mut der = PKCS8_ED25519_PREFIX.to_vec();
-                der.extend_from_slice(&seed);
-                Some((rec.kid.clone(), EncodingKey::from_ed_der(&der)))
+                let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
+                    Error::internal(format!("signing key {} is not 32 bytes", rec.kid))
+                })?;
+                Some(Signer::new(&rec.kid, SigningKey::from_bytes(&seed))?)
             }
             None => None,
         };
@@ -142,7 +176,7 @@ impl KeyRing {
 
     /// The id of the key that signs, if any.
     pub fn signing_kid(&self) -> Option<&str> {
-        self.signing.as_ref().map(|(kid, _)| kid.as_str())
+        self.signing.as_ref().map(|s| s.kid.as_str())
     }
 
     /// The JWKS document, serialised.
@@ -152,15 +186,11 @@ impl KeyRing {
 
     /// Signs access-token claims as a JWT with the current key.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, Error> {
-        let (kid, key) = self
+        let signer = self
             .signing
             .as_ref()
             .ok_or_else(|| Error::internal("no active signing key"))?;
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(kid.clone());
-        header.typ = Some(ACCESS_TOKEN_TYPE.into());
-        jsonwebtoken::encode(&header, claims, key)
-            .map_err(|e| Error::internal_from("signing failed", e))
+        signer.sign(claims)
     }
 
     /// Verifies a JWT's signature and issuer, and that it is not expired at `now`.
@@ -227,12 +257,19 @@ mod tests {
         assert_eq!(header.kid.as_deref(), Some(rec.kid.as_str()));
         assert_eq!(header.alg, Algorithm::EdDSA);
         assert_eq!(ring.verify(&token, now).unwrap(), c);
+        // jsonwebtoken makes the same token, byte for byte (Ed25519 is
+        // deterministic).
+        let signer = ring.signing.as_ref().unwrap();
+        let der = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_der(&signer.key).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
+        let mut same = Header::new(Algorithm::EdDSA);
+        same.kid = Some(signer.kid.clone());
+        same.typ = Some(ACCESS_TOKEN_TYPE.into());
+        assert_eq!(jsonwebtoken::encode(&same, &c, &key).unwrap(), token);
         // The same claims under the same key, typed as another kind of JWT.
-        let (kid, key) = ring.signing.as_ref().unwrap();
-        let mut other = Header::new(Algorithm::EdDSA);
-        other.kid = Some(kid.clone());
+        let mut other = same;
         other.typ = Some("JWT".into());
-        let foreign_type = jsonwebtoken::encode(&other, &c, key).unwrap();
+        let foreign_type = jsonwebtoken::encode(&other, &c, &key).unwrap();
         assert!(ring.verify(&foreign_type, now).is_err());
         // Expired at exp, refused after.
         assert!(
