@@ -1,16 +1,18 @@
-//! Checkpoints off the writer's thread.
+//! Checkpoints off the writers' threads.
 //!
 //! In WAL mode a commit appends pages to the log, and a checkpoint copies
 //! them back into the database file: it reads the log, writes the pages and
 //! syncs both files. SQLite runs it after the commit that takes the log
-//! past 1,000 pages, on the committing connection: on the writer's thread,
-//! where every write waits its turn. The writer's connection does not
-//! checkpoint ([`crate::direct::Direct`]); this thread does, on a
-//! connection of its own, woken every [`EVERY`] commits there.
+//! past 1,000 pages, on the committing connection: on a writer's thread,
+//! where every write waits its turn. No connection of the store
+//! checkpoints on its own; this thread does, on a connection of its own,
+//! woken every [`EVERY`] commits on the writer thread's connection
+//! ([`crate::direct::Direct`]) and at least every [`INTERVAL`] (for the
+//! commits on sqlx's writer).
 //!
 //! A `PASSIVE` checkpoint waits for no one and copies what is committed, so
-//! the writer goes on meanwhile. The log starts over from its beginning
-//! only when the writer finds it wholly copied, which a busy writer seldom
+//! the writers go on meanwhile. The log starts over from its beginning
+//! only when a writer finds it wholly copied, which a busy writer seldom
 //! does: once the log is [`RESTART_AT`] pages long, a `RESTART` checkpoint
 //! takes the writer's lock for the little left to copy and makes it start
 //! over, which bounds the log's file.
@@ -18,8 +20,10 @@
 use rusqlite::Connection;
 use sesame_core::StoreError;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::time::Duration;
 
 /// Commits on the writer's connection between two wakes (each commit of a
 /// sign-in adds about ten pages to the log).
@@ -28,12 +32,30 @@ const EVERY: u32 = 64;
 /// Pages in the log (4 KiB each) past which it is made to start over.
 const RESTART_AT: i64 = 16_384;
 
+/// Longest time between two checkpoints (one finding nothing to copy
+/// costs a few locks).
+const INTERVAL: Duration = Duration::from_millis(200);
+
 /// The checkpointing thread, as the writer's connection sees it.
 #[derive(Debug)]
 pub(crate) struct Checkpoints {
     wake: SyncSender<()>,
     commits: AtomicU32,
     every: u32,
+    paused: Arc<AtomicBool>,
+}
+
+/// When the thread checkpoints.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Schedule {
+    /// Every this many commits on the writer thread's connection.
+    pub(crate) every: u32,
+    /// And at least this often.
+    pub(crate) interval: Duration,
+    /// Restarting the log past this many pages.
+    pub(crate) restart_at: i64,
+    /// Whether it begins paused.
+    pub(crate) paused: bool,
 }
 
 /// What one checkpoint found: pages in the log, and those of them copied
@@ -47,28 +69,41 @@ pub(crate) struct Round {
 impl Checkpoints {
     /// Starts the thread that checkpoints the database file at `path`.
     pub(crate) fn start(path: &Path) -> Result<Self, StoreError> {
-        Self::start_with(path, EVERY, RESTART_AT, |_| {})
+        let schedule = Schedule {
+            every: EVERY,
+            interval: INTERVAL,
+            restart_at: RESTART_AT,
+            paused: false,
+        };
+        Self::start_with(path, schedule, |_| {})
     }
 
-    /// As `start`, waking every `every` commits, restarting the log past
-    /// `restart_at` pages, and telling `done` the outcome of each wake.
+    /// As `start`, on `schedule`, telling `done` the outcome of each round.
     pub(crate) fn start_with(
         path: &Path,
-        every: u32,
-        restart_at: i64,
+        schedule: Schedule,
         done: impl Fn(Result<Round, StoreError>) + Send + 'static,
     ) -> Result<Self, StoreError> {
         let conn = crate::direct::connect(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let (wake, woken) = sync_channel(1);
+        let paused = Arc::new(AtomicBool::new(schedule.paused));
+        let paused_here = paused.clone();
         std::thread::Builder::new()
             .name("sesame-checkpoint".into())
-            .spawn(move || run(&conn, &woken, restart_at, done))
+            .spawn(move || run(&conn, &woken, schedule, &paused_here, done))
             .map_err(|e| StoreError::unavailable_from("could not start the checkpoints", e))?;
         Ok(Self {
             wake,
             commits: AtomicU32::new(0),
-            every,
+            every: schedule.every,
+            paused,
         })
+    }
+
+    /// Stops (or resumes) checkpointing here, while a bulk load leaves it
+    /// to sqlx's writer, at long intervals.
+    pub(crate) fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 
     /// Notes a commit on the writer's connection.
@@ -81,16 +116,24 @@ impl Checkpoints {
     }
 }
 
-/// Checkpoints at each wake, until the writer's connection is gone.
+/// Checkpoints at each wake and interval, until the writer's connection is
+/// gone.
 fn run(
     conn: &Connection,
     woken: &Receiver<()>,
-    restart_at: i64,
+    schedule: Schedule,
+    paused: &AtomicBool,
     done: impl Fn(Result<Round, StoreError>),
 ) {
-    while woken.recv().is_ok() {
+    loop {
+        if let Err(RecvTimeoutError::Disconnected) = woken.recv_timeout(schedule.interval) {
+            return;
+        }
+        if paused.load(Ordering::Relaxed) {
+            continue;
+        }
         let round = checkpoint(conn, "PASSIVE").and_then(|round| {
-            if round.log >= restart_at {
+            if round.log >= schedule.restart_at {
                 checkpoint(conn, "RESTART")
             } else {
                 Ok(round)
@@ -139,12 +182,21 @@ mod tests {
     /// never checkpoints fails the test.
     const AT_MOST: Duration = Duration::from_secs(30);
 
+    /// An interval no test lasts.
+    const NEVER: Duration = Duration::from_secs(24 * 3600);
+
     #[test]
     fn every_nth_commit_wakes_a_checkpoint_that_copies_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let (path, conn) = database(&dir);
         let (tx, rounds) = channel();
-        let checkpoints = Checkpoints::start_with(&path, 3, i64::MAX, move |round| {
+        let schedule = Schedule {
+            every: 3,
+            interval: NEVER,
+            restart_at: i64::MAX,
+            paused: false,
+        };
+        let checkpoints = Checkpoints::start_with(&path, schedule, move |round| {
             tx.send(round.unwrap()).unwrap();
         })
         .unwrap();
@@ -162,11 +214,42 @@ mod tests {
     }
 
     #[test]
+    fn commits_elsewhere_are_checkpointed_at_the_interval_unless_paused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = database(&dir);
+        let (tx, rounds) = channel();
+        let schedule = Schedule {
+            every: u32::MAX,
+            interval: Duration::from_millis(10),
+            restart_at: i64::MAX,
+            paused: true,
+        };
+        let checkpoints = Checkpoints::start_with(&path, schedule, move |round| {
+            let _ = tx.send(round.unwrap());
+        })
+        .unwrap();
+        // Not counted: as a commit on sqlx's writer.
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        // Paused from the start: no round at all, for ten intervals.
+        assert!(rounds.recv_timeout(Duration::from_millis(100)).is_err());
+        checkpoints.pause(false);
+        let round = rounds.recv_timeout(AT_MOST).unwrap();
+        assert!(round.log > 0);
+        assert_eq!(round.copied, round.log);
+    }
+
+    #[test]
     fn a_long_log_is_made_to_start_over() {
         let dir = tempfile::tempdir().unwrap();
         let (path, conn) = database(&dir);
         let (tx, rounds) = channel();
-        let checkpoints = Checkpoints::start_with(&path, 1, 4, move |round| {
+        let schedule = Schedule {
+            every: 1,
+            interval: NEVER,
+            restart_at: 4,
+            paused: false,
+        };
+        let checkpoints = Checkpoints::start_with(&path, schedule, move |round| {
             tx.send(round.unwrap()).unwrap();
         })
         .unwrap();

@@ -37,12 +37,15 @@ impl Direct {
     /// The writer thread's connection to the database file at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
-            .map_err(store_err)?;
         Ok(Self {
             conn: Mutex::new(conn),
             checkpoints: Checkpoints::start(path)?,
         })
+    }
+
+    /// Leaves checkpoints to sqlx's writer (a bulk load), or takes them back.
+    pub(crate) fn pause_checkpoints(&self, paused: bool) {
+        self.checkpoints.pause(paused);
     }
 
     /// The connection, for one caller holding the writer's turn.
@@ -162,7 +165,8 @@ pub(crate) fn connect(path: &Path, access: OpenFlags) -> Result<Connection, Stor
     conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
+         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;
+         PRAGMA wal_autocheckpoint = 0;",
     )
     .map_err(failed)?;
     conn.set_prepared_statement_cache_capacity(64);

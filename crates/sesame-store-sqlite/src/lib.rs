@@ -209,7 +209,9 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-16000")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // A thread of the store's own checkpoints ([`checkpoint`]).
+            .pragma("wal_autocheckpoint", "0");
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let wait = Duration::from_secs(30);
         let readers = Connections::open(&options, (cores * 4).max(8), wait)
@@ -264,6 +266,7 @@ impl SqliteStore {
     /// checkpoints every ~400 MB of log instead of every 4 MB, so that pages
     /// dirtied by many batches are copied into the database once.
     pub async fn prepare_bulk_load(&self) -> Result<(), StoreError> {
+        self.direct.pause_checkpoints(true);
         for pragma in [
             "PRAGMA cache_size = -262144",
             "PRAGMA wal_autocheckpoint = 100000",
@@ -278,10 +281,16 @@ impl SqliteStore {
 
     /// Ends a bulk load: copies the log into the database and truncates it.
     pub async fn finish_bulk_load(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        for pragma in [
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+            "PRAGMA wal_autocheckpoint = 0",
+        ] {
+            sqlx::query(pragma)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?;
+        }
+        self.direct.pause_checkpoints(false);
         Ok(())
     }
 
