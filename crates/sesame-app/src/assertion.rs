@@ -120,8 +120,8 @@ impl RelyingParty {
         }
         let data = AuthenticatorData::<Authentication>::try_from(raw.authenticator_data.as_slice())
             .map_err(|_| Invalid("authenticator data"))?;
-        // The parser read at least the hash, the flags and the counter.
-        if raw.authenticator_data[..32] != self.rp_id_hash {
+        // It begins with the hash of the relying-party id.
+        if raw.authenticator_data.get(..32) != Some(&self.rp_id_hash[..]) {
             return Err(Invalid("relying party"));
         }
         if !data.user_present {
