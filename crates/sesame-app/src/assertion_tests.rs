@@ -143,6 +143,13 @@ impl Default for Case {
 }
 
 impl Case {
+    /// The default case changed by `change`.
+    fn with(change: impl FnOnce(&mut Case)) -> Self {
+        let mut case = Self::default();
+        change(&mut case);
+        case
+    }
+
     fn response(&self, key: &Authenticator, challenge: &[u8]) -> PublicKeyCredential {
         let mut client = json!({
             "type": self.type_,
@@ -190,8 +197,14 @@ type Outcome = Result<Asserted, Refused>;
 type LibraryCheck<'a> =
     Box<dyn Fn(&PublicKeyCredential) -> Result<AuthenticationResult, WebauthnError> + 'a>;
 
-/// The case's assertion checked here and by `webauthn-rs`.
-fn both(rp: &RelyingParty, key: &Authenticator, case: &Case) -> (Outcome, Outcome) {
+/// The case's assertion, signed by `signer`, checked here and by
+/// `webauthn-rs` against `key`'s stored credential.
+fn both(
+    rp: &RelyingParty,
+    key: &Authenticator,
+    signer: &Authenticator,
+    case: &Case,
+) -> (Outcome, Outcome) {
     let mut credential = key.credential(case.stored_counter, case.eligible);
     (credential.registration_policy, credential.user_verified) = case.registered;
     let (challenge, policy, theirs): (_, _, LibraryCheck) = if case.security_key {
@@ -217,7 +230,7 @@ fn both(rp: &RelyingParty, key: &Authenticator, case: &Case) -> (Outcome, Outcom
         let policy = UserVerificationPolicy::Required;
         (options.public_key.challenge, policy, Box::new(check))
     };
-    let response = case.response(key, &challenge);
+    let response = case.response(signer, &challenge);
     let ours = rp.check_assertion(
         &response,
         &AssertionState::new(&challenge),
@@ -239,7 +252,7 @@ fn both(rp: &RelyingParty, key: &Authenticator, case: &Case) -> (Outcome, Outcom
 
 /// Both checks agree on `case`; answers what this one said.
 fn agreed(key: &Authenticator, case: Case) -> Outcome {
-    let (ours, theirs) = both(&relying_party(), key, &case);
+    let (ours, theirs) = both(&relying_party(), key, key, &case);
     match (&ours, &theirs) {
         (Ok(a), Ok(b)) => assert_eq!(a, b),
         (Err(Refused::CounterRegressed), Err(Refused::CounterRegressed)) => {}
@@ -302,19 +315,14 @@ fn counters_that_do_not_move_forward_are_told_apart_by_both() {
 #[test]
 fn client_data_that_is_not_this_ceremonys_is_refused_by_both() {
     let key = Authenticator::p256(3);
-    let other = |f: fn(&mut Case)| {
-        let mut case = Case::default();
-        f(&mut case);
-        case
-    };
     refused(
         &key,
-        other(|c| c.type_ = "webauthn.create"),
+        Case::with(|c| c.type_ = "webauthn.create"),
         "client data type",
     );
     refused(
         &key,
-        other(|c| c.challenge = Some(vec![1; 32])),
+        Case::with(|c| c.challenge = Some(vec![1; 32])),
         "challenge",
     );
     for origin in [
@@ -339,29 +347,28 @@ fn client_data_that_is_not_this_ceremonys_is_refused_by_both() {
 #[test]
 fn authenticator_data_for_another_party_or_without_the_user_is_refused_by_both() {
     let key = Authenticator::p256(4);
-    let case = |f: fn(&mut Case)| {
-        let mut case = Case::default();
-        f(&mut case);
-        case
-    };
-    refused(&key, case(|c| c.rp_id = "evil.example"), "relying party");
-    refused(&key, case(|c| c.flags = UV), "user not present");
-    refused(&key, case(|c| c.flags = UP), "user not verified");
     refused(
         &key,
-        case(|c| c.flags = UP | UV | BE),
+        Case::with(|c| c.rp_id = "evil.example"),
+        "relying party",
+    );
+    refused(&key, Case::with(|c| c.flags = UV), "user not present");
+    refused(&key, Case::with(|c| c.flags = UP), "user not verified");
+    refused(
+        &key,
+        Case::with(|c| c.flags = UP | UV | BE),
         "backup eligibility changed",
     );
     refused(
         &key,
-        case(|c| c.flags = UP | UV | BS),
+        Case::with(|c| c.flags = UP | UV | BS),
         "backed up but not eligible",
     );
-    refused(&key, case(|c| c.cut = Some(20)), "authenticator data");
-    refused(&key, case(|c| c.sign_other = true), "signature");
+    refused(&key, Case::with(|c| c.cut = Some(20)), "authenticator data");
+    refused(&key, Case::with(|c| c.sign_other = true), "signature");
     refused(
         &key,
-        case(|c| c.raw_id = Some(vec![9; 16])),
+        Case::with(|c| c.raw_id = Some(vec![9; 16])),
         "another credential",
     );
     let eligible = Case {
@@ -376,23 +383,8 @@ fn authenticator_data_for_another_party_or_without_the_user_is_refused_by_both()
 fn a_signature_by_another_key_is_refused_by_both() {
     let key = Authenticator::p256(5);
     let impostor = Authenticator::p256(5);
-    let rp = relying_party();
-    let (options, state) = rp.webauthn.start_discoverable_authentication().unwrap();
-    let challenge = options.public_key.challenge;
-    let response = Case::default().response(&impostor, &challenge);
-    let credential = key.credential(0, false);
-    let ours = rp.check_assertion(
-        &response,
-        &AssertionState::new(&challenge),
-        UserVerificationPolicy::Required,
-        &credential,
-    );
+    let (ours, theirs) = both(&relying_party(), &key, &impostor, &Case::default());
     assert_eq!(ours, Err(Refused::Invalid("signature")));
-    let theirs = rp.webauthn.finish_discoverable_authentication_v2(
-        &response,
-        state,
-        Passkey::from(credential),
-    );
     assert!(theirs.is_err());
 }
 
@@ -452,7 +444,7 @@ fn a_ceremony_run_in_a_frame_of_another_site_is_refused() {
         cross_origin: Some(true),
         ..Case::default()
     };
-    let (ours, theirs) = both(&relying_party(), &key, &case);
+    let (ours, theirs) = both(&relying_party(), &key, &key, &case);
     assert_eq!(ours, Err(Refused::Invalid("cross-origin")));
     assert!(theirs.is_ok());
 }
