@@ -159,10 +159,21 @@ fn checkpoint(conn: &Connection, mode: &str) -> Result<Round, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc::channel;
+    use std::sync::mpsc::{Receiver, channel};
     use std::time::Duration;
 
-    fn database(dir: &tempfile::TempDir) -> (std::path::PathBuf, Connection) {
+    /// A database in WAL mode that never checkpoints on its own, and the
+    /// checkpoint thread on it, each round reported on the receiver.
+    struct Started {
+        /// Bound by each test, so that the files outlive it.
+        _dir: tempfile::TempDir,
+        conn: Connection,
+        checkpoints: Checkpoints,
+        rounds: Receiver<Round>,
+    }
+
+    fn start(schedule: Schedule) -> Started {
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -170,7 +181,17 @@ mod tests {
              CREATE TABLE t (n INTEGER);",
         )
         .unwrap();
-        (path, conn)
+        let (tx, rounds) = channel();
+        let checkpoints = Checkpoints::start_with(&path, schedule, move |round| {
+            let _ = tx.send(round.unwrap());
+        })
+        .unwrap();
+        Started {
+            _dir: dir,
+            conn,
+            checkpoints,
+            rounds,
+        }
     }
 
     fn commit(conn: &Connection, checkpoints: &Checkpoints, n: i64) {
@@ -187,19 +208,17 @@ mod tests {
 
     #[test]
     fn every_nth_commit_wakes_a_checkpoint_that_copies_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, conn) = database(&dir);
-        let (tx, rounds) = channel();
-        let schedule = Schedule {
+        let Started {
+            _dir,
+            conn,
+            checkpoints,
+            rounds,
+        } = start(Schedule {
             every: 3,
             interval: NEVER,
             restart_at: i64::MAX,
             paused: false,
-        };
-        let checkpoints = Checkpoints::start_with(&path, schedule, move |round| {
-            tx.send(round.unwrap()).unwrap();
-        })
-        .unwrap();
+        });
         commit(&conn, &checkpoints, 1);
         commit(&conn, &checkpoints, 2);
         assert!(rounds.try_recv().is_err(), "two commits wake nothing");
@@ -215,19 +234,17 @@ mod tests {
 
     #[test]
     fn commits_elsewhere_are_checkpointed_at_the_interval_unless_paused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, conn) = database(&dir);
-        let (tx, rounds) = channel();
-        let schedule = Schedule {
+        let Started {
+            _dir,
+            conn,
+            checkpoints,
+            rounds,
+        } = start(Schedule {
             every: u32::MAX,
             interval: Duration::from_millis(10),
             restart_at: i64::MAX,
             paused: true,
-        };
-        let checkpoints = Checkpoints::start_with(&path, schedule, move |round| {
-            let _ = tx.send(round.unwrap());
-        })
-        .unwrap();
+        });
         // Not counted: as a commit on sqlx's writer.
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
         // Paused from the start: no round at all, for ten intervals.
@@ -240,19 +257,17 @@ mod tests {
 
     #[test]
     fn a_long_log_is_made_to_start_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, conn) = database(&dir);
-        let (tx, rounds) = channel();
-        let schedule = Schedule {
+        let Started {
+            _dir,
+            conn,
+            checkpoints,
+            rounds,
+        } = start(Schedule {
             every: 1,
             interval: NEVER,
             restart_at: 4,
             paused: false,
-        };
-        let checkpoints = Checkpoints::start_with(&path, schedule, move |round| {
-            tx.send(round.unwrap()).unwrap();
-        })
-        .unwrap();
+        });
         // Each commit appends to the log until a restart lets the next one
         // write from its beginning again.
         let mut logs = Vec::new();
