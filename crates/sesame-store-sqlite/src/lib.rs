@@ -267,30 +267,32 @@ impl SqliteStore {
     /// dirtied by many batches are copied into the database once.
     pub async fn prepare_bulk_load(&self) -> Result<(), StoreError> {
         self.direct.pause_checkpoints(true);
-        for pragma in [
+        self.on_writer(&[
             "PRAGMA cache_size = -262144",
             "PRAGMA wal_autocheckpoint = 100000",
-        ] {
-            sqlx::query(pragma)
-                .execute(&self.writer)
-                .await
-                .map_err(map_err)?;
-        }
-        Ok(())
+        ])
+        .await
     }
 
     /// Ends a bulk load: copies the log into the database and truncates it.
     pub async fn finish_bulk_load(&self) -> Result<(), StoreError> {
-        for pragma in [
+        self.on_writer(&[
             "PRAGMA wal_checkpoint(TRUNCATE)",
             "PRAGMA wal_autocheckpoint = 0",
-        ] {
-            sqlx::query(pragma)
+        ])
+        .await?;
+        self.direct.pause_checkpoints(false);
+        Ok(())
+    }
+
+    /// Runs `statements` in order on sqlx's writer connection.
+    async fn on_writer(&self, statements: &[&'static str]) -> Result<(), StoreError> {
+        for statement in statements {
+            sqlx::query(*statement)
                 .execute(&self.writer)
                 .await
                 .map_err(map_err)?;
         }
-        self.direct.pause_checkpoints(false);
         Ok(())
     }
 
