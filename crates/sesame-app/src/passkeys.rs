@@ -499,7 +499,7 @@ impl App {
             .get_passkey(method.id)
             .await?
             .ok_or_else(|| refused("No account has this passkey"))?;
-        let mut stored: Credential = serde_json::from_value::<Passkey>(record.credential.clone())
+        let mut stored: Credential = Passkey::deserialize(&record.credential)
             .map_err(internal("passkey"))?
             .into();
         let asserted = match rp.check_assertion(
