@@ -5,15 +5,29 @@
 //! writes that commit on their own say so in their trait's documentation.
 
 use crate::App;
-use sesame_core::{Error, PrincipalId, SessionId, StoreError, Tx};
+use sesame_core::{Error, Finish, Grouped, PrincipalId, SessionId, StoreError, Tx};
+use std::cell::RefCell;
 
 /// A flow's transaction and what its commit invalidates.
 pub(crate) struct Work {
     tx: Box<dyn Tx>,
+    stale: Stale,
+}
+
+/// What a commit makes stale.
+#[derive(Default)]
+struct Stale {
     principals: Vec<PrincipalId>,
     sessions: Vec<SessionId>,
     /// Whether it writes events: its commit wakes the relay.
     events: bool,
+}
+
+tokio::task_local! {
+    /// In work run by [`App::on_writer`]: what its commits made stale, dropped
+    /// once they hold (in a group, its commits are savepoints until the
+    /// group commits).
+    static STALE_LATER: RefCell<Vec<Stale>>;
 }
 
 impl Work {
@@ -24,17 +38,17 @@ impl Work {
 
     /// Notes that the commit changes what `principal`'s account view shows.
     pub(crate) fn touches(&mut self, principal: PrincipalId) {
-        self.principals.push(principal);
+        self.stale.principals.push(principal);
     }
 
     /// Notes that the commit makes events for the relay.
     pub(crate) fn announces(&mut self) {
-        self.events = true;
+        self.stale.events = true;
     }
 
     /// Notes that the commit ends `sessions`.
     pub(crate) fn ends(&mut self, sessions: &[SessionId]) {
-        self.sessions.extend_from_slice(sessions);
+        self.stale.sessions.extend_from_slice(sessions);
     }
 }
 
@@ -43,45 +57,72 @@ impl App {
     pub(crate) async fn begin(&self) -> Result<Work, Error> {
         Ok(Work {
             tx: self.0.stores.db.begin().await?,
-            principals: Vec::new(),
-            sessions: Vec::new(),
-            events: false,
+            stale: Stale::default(),
         })
     }
 
-    /// Runs `work`, a future that begins and commits its own unit of work,
-    /// on the database's writer runtime when it has one (SQLite: see
-    /// [`sesame_core::Database::writer_runtime`]), here otherwise, in the
-    /// caller's tracing span. It runs to its end even when the caller stops
-    /// waiting.
+    /// Runs `work`, a future that begins and commits its own units of work,
+    /// in a group with other writes where the database groups them (SQLite:
+    /// see [`sesame_core::Database::grouped`]), here otherwise, in the
+    /// caller's tracing span; answers once its commits hold. In a group it
+    /// runs to its end even when the caller stops waiting.
     pub(crate) async fn on_writer<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, Error>> + Send + 'static,
     ) -> Result<T, Error> {
-        let Some(runtime) = self.0.stores.db.writer_runtime() else {
-            return work.await;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let app = self.clone();
+        let unit = async move {
+            let (done, stale) = STALE_LATER
+                .scope(RefCell::default(), async {
+                    let done = work.await;
+                    (done, STALE_LATER.with(RefCell::take))
+                })
+                .await;
+            let finish: Finish = Box::new(move |committed: Result<(), StoreError>| {
+                let answer_ = match committed {
+                    Ok(()) => {
+                        for stale in stale {
+                            app.forget(stale);
+                        }
+                        done
+                    }
+                    Err(e) => done.and(Err(e.into())),
+                };
+                let _ = answer.send(answer_);
+            });
+            finish
         };
-        match runtime
-            .spawn(tracing::Instrument::in_current_span(work))
-            .await
-        {
-            Ok(done) => done,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(StoreError::unavailable_from("the writer thread stopped", e).into()),
+        let unit: Grouped = Box::pin(tracing::Instrument::in_current_span(unit));
+        if let Err(unit) = self.0.stores.db.grouped(unit) {
+            unit.await(Ok(()));
         }
+        answered
+            .await
+            .map_err(|_| StoreError::unavailable("the writer stopped").into())
+            .and_then(|done| done)
     }
 
-    /// Commits `work`, then drops the cached state it made stale. Dropping a
-    /// unit of work instead rolls it back and leaves the caches alone.
+    /// Commits `work`, then drops the cached state it made stale (in work run
+    /// by [`App::on_writer`], once that work's commits hold). Dropping a unit
+    /// of work instead rolls it back and leaves the caches alone.
     pub(crate) async fn commit(&self, work: Work) -> Result<(), Error> {
         self.0.stores.db.commit(work.tx).await?;
-        if work.events {
+        let mut stale = Some(work.stale);
+        let _ = STALE_LATER.try_with(|later| later.borrow_mut().extend(stale.take()));
+        if let Some(stale) = stale {
+            self.forget(stale);
+        }
+        Ok(())
+    }
+
+    fn forget(&self, stale: Stale) {
+        if stale.events {
             self.0.relay_wake.notify_one();
         }
-        for principal in &work.principals {
+        for principal in &stale.principals {
             self.0.caches.me.invalidate(principal);
         }
-        self.forget_sessions(&work.sessions);
-        Ok(())
+        self.forget_sessions(&stale.sessions);
     }
 }

@@ -13,4 +13,4 @@ pub use error::{Error, ErrorCode, FieldError, StoreError};
 pub use failpoint::FailPoints;
 pub use ids::{PrincipalId, SessionId};
 pub use limits::{CounterStore, DurableLimits, FallbackLimits, MemoryLimits, Rate, SharedLimits};
-pub use tx::{Database, Tx};
+pub use tx::{Database, Finish, Grouped, Tx};

@@ -5,6 +5,15 @@
 use crate::StoreError;
 use async_trait::async_trait;
 use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+
+/// How a grouped unit of work ends, told whether its group's commit held.
+pub type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// A unit of work that begins and commits its own transactions, for
+/// [`Database::grouped`]; run to its end, it answers how it finishes.
+pub type Grouped = Pin<Box<dyn Future<Output = Finish> + Send>>;
 
 /// An open transaction of some backend.
 pub trait Tx: Any + Send {}
@@ -18,11 +27,12 @@ pub trait Database: Send + Sync + 'static {
     async fn commit(&self, tx: Box<dyn Tx>) -> Result<(), StoreError>;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// The runtime of a thread of its own that drives the one writer
-    /// connection, where a unit of work is best run so that its turn on the
-    /// writer is not spent waiting behind other requests' work (SQLite);
-    /// `None` where writers are many (PostgreSQL).
-    fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
-        None
+    /// Queues `work` to run where the one writer is driven, with other
+    /// writes queued meanwhile in one transaction: its commits become
+    /// savepoints released into that transaction, and its [`Finish`] is
+    /// called once the group's commit is known (SQLite). Where writers are
+    /// many (PostgreSQL) the work is handed back to run in place.
+    fn grouped(&self, work: Grouped) -> Result<(), Grouped> {
+        Err(work)
     }
 }

@@ -1,34 +1,79 @@
-//! Group commit for writes that stand alone: a WebAuthn ceremony stored or
-//! taken, a refresh-token rotation. Each write is a unit of one or more
-//! statements; units queue here and one task on the writer's thread writes
-//! whatever has queued in a single transaction, in place on that thread's
-//! connection ([`crate::direct`]), so that the cost of a commit is shared.
-//! Each unit's answer goes back to its caller once the group is committed.
-//! Each unit runs under a savepoint: a statement that fails rolls its unit
-//! back, which fails alone.
+//! Group commit. Writes queue here and one task on the writer's thread
+//! writes whatever has queued in a single transaction, in place on that
+//! thread's connection ([`crate::direct`]), so that the cost of a commit is
+//! shared. A write is a unit of statements (a WebAuthn ceremony stored or
+//! taken, a refresh-token rotation) or a unit of work that begins and
+//! commits transactions of its own ([`Database::grouped`], a passkey
+//! sign-in): each runs under a savepoint, so that a statement that fails,
+//! or a transaction dropped uncommitted, rolls its unit back alone. Each
+//! unit's answer goes back to its caller once the group is committed.
+//!
+//! [`Database::grouped`]: sesame_core::Database::grouped
 
 use crate::direct::{Direct, Session};
 use crate::{Connections, Returned, map_err};
-use sesame_core::StoreError;
+use futures_util::FutureExt;
+use sesame_core::{Finish, Grouped, StoreError};
 use sesame_store_sql::{Later, Ran};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most units written in one transaction.
 const MAX_GROUP: usize = 64;
 
+/// The savepoint each unit runs under: begun, released, rolled back to.
+pub(crate) const SAVEPOINT: &str = "SAVEPOINT unit";
+pub(crate) const RELEASE: &str = "RELEASE unit";
+pub(crate) const ROLLBACK_TO: &str = "ROLLBACK TO unit";
+
 /// What each statement of a unit did.
 type Answer = Result<Vec<Ran<Returned>>, StoreError>;
 
-struct Unit {
-    statements: Vec<Later>,
-    reply: oneshot::Sender<Answer>,
+enum Unit {
+    Statements {
+        statements: Vec<Later>,
+        reply: oneshot::Sender<Answer>,
+    },
+    Work(Grouped),
+}
+
+/// A unit that ran, waiting for its group's commit.
+enum Waiting {
+    Statements(oneshot::Sender<Answer>, Answer),
+    Work(Finish),
+}
+
+tokio::task_local! {
+    /// Set while a unit of work runs in a group: its transactions are
+    /// savepoints in the group's, on the connection at this address.
+    static IN_GROUP: usize;
+}
+
+fn address(direct: &Direct) -> usize {
+    std::ptr::from_ref(direct) as usize
+}
+
+/// Whether the caller is a unit of work running in a group.
+fn in_group() -> bool {
+    IN_GROUP.try_with(|_| ()).is_ok()
+}
+
+/// Whether the caller is a unit of work running in a group on `direct`.
+pub(crate) fn in_group_of(direct: &Direct) -> bool {
+    IN_GROUP
+        .try_with(|at| *at == address(direct))
+        .unwrap_or(false)
 }
 
 /// The queue in front of the group writer.
 #[derive(Debug, Clone)]
 pub(crate) struct Grouper {
     queue: mpsc::UnboundedSender<Unit>,
+}
+
+fn stopped() -> StoreError {
+    StoreError::unavailable("the group writer stopped")
 }
 
 impl Grouper {
@@ -47,10 +92,15 @@ impl Grouper {
     /// Runs `statements` in order, together, in a transaction shared with the
     /// units queued meanwhile: what each did.
     pub(crate) async fn write(&self, statements: Vec<Later>) -> Answer {
-        let stopped = || StoreError::unavailable("the group writer stopped");
+        if in_group() {
+            // Its group would wait for it, and it for the group.
+            return Err(StoreError::unavailable(
+                "a unit of work in a group writes only through its transactions",
+            ));
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Unit { statements, reply })
+            .send(Unit::Statements { statements, reply })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -59,31 +109,85 @@ impl Grouper {
     pub(crate) async fn write_one(&self, statement: Later) -> Result<Ran<Returned>, StoreError> {
         self.write(vec![statement]).await?.pop().ok_or_else(missing)
     }
+
+    /// Queues a unit of work (see [`sesame_core::Database::grouped`]).
+    /// Once the writer stopped it is dropped unrun, and its caller hears so.
+    pub(crate) fn work(&self, work: Grouped) {
+        let _ = self.queue.send(Unit::Work(work));
+    }
 }
 
 async fn run(writer: Connections, direct: Arc<Direct>, mut rx: mpsc::UnboundedReceiver<Unit>) {
     while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(more) => group.push(more),
-                Err(_) => break,
+        let begun = writer.acquire().await.map_err(map_err).and_then(|turn| {
+            direct.lock()?.exec("BEGIN IMMEDIATE")?;
+            Ok(turn)
+        });
+        let _turn = match begun {
+            Ok(turn) => turn,
+            Err(e) => {
+                if let Unit::Statements { reply, .. } = first {
+                    let _ = reply.send(Err(e));
+                }
+                // A unit of work dropped unrun: its caller hears that the
+                // writer stopped.
+                continue;
+            }
+        };
+        let mut waiting = Vec::new();
+        let mut outcome = Ok(());
+        let mut next = Some(first);
+        while let Some(unit) = next.take() {
+            outcome = run_unit(&direct, unit, &mut waiting).await;
+            if outcome.is_ok() && waiting.len() < MAX_GROUP {
+                next = rx.try_recv().ok();
             }
         }
-        let answers = match writer.acquire().await {
-            Ok(_turn) => direct.lock().and_then(|session| write(&session, &group)),
-            Err(e) => Err(map_err(e)),
-        };
-        match answers {
-            Ok(answers) => {
-                for (unit, answer) in group.into_iter().zip(answers) {
-                    let _ = unit.reply.send(answer);
+        let committed = outcome.and_then(|()| direct.lock()?.commit());
+        if committed.is_err()
+            && let Ok(session) = direct.lock()
+            && session.in_transaction()
+        {
+            let _ = session.exec("ROLLBACK");
+        }
+        for unit in waiting {
+            match unit {
+                Waiting::Statements(reply, answer) => {
+                    let _ = reply.send(committed.clone().and(answer));
                 }
+                Waiting::Work(finish) => finish(committed.clone()),
             }
-            Err(e) => {
-                for unit in group {
-                    let _ = unit.reply.send(Err(e.clone()));
-                }
+        }
+    }
+}
+
+/// Runs `unit` in the group's open transaction, and adds it to `waiting`;
+/// an error is the whole group's (SQLite ended the transaction).
+async fn run_unit(
+    direct: &Direct,
+    unit: Unit,
+    waiting: &mut Vec<Waiting>,
+) -> Result<(), StoreError> {
+    match unit {
+        Unit::Statements { statements, reply } => {
+            let answer = direct.lock().and_then(|s| write_unit(&s, &statements));
+            let failed = answer.as_ref().err().cloned();
+            waiting.push(Waiting::Statements(reply, answer.unwrap_or_else(Err)));
+            failed.map_or(Ok(()), Err)
+        }
+        Unit::Work(work) => {
+            let ran = IN_GROUP
+                .scope(address(direct), AssertUnwindSafe(work).catch_unwind())
+                .await;
+            // A unit that panicked rolled its transaction back as it
+            // unwound; its caller hears that the writer stopped.
+            waiting.extend(ran.ok().map(Waiting::Work));
+            if direct.lock()?.in_transaction() {
+                Ok(())
+            } else {
+                Err(StoreError::unavailable(
+                    "the group's transaction ended early",
+                ))
             }
         }
     }
@@ -93,25 +197,12 @@ fn missing() -> StoreError {
     StoreError::unavailable("a grouped write gave no answer")
 }
 
-/// Writes `units` in one transaction, each under a savepoint: each unit's
-/// answer. An error of the transaction itself (its `BEGIN` or `COMMIT`, or
-/// one after which SQLite ended it) fails them all, and leaves no
-/// transaction open.
-fn write(session: &Session<'_>, units: &[Unit]) -> Result<Vec<Answer>, StoreError> {
-    let written = session
-        .exec("BEGIN IMMEDIATE")
-        .and_then(|()| units.iter().map(|unit| write_unit(session, unit)).collect())
-        .and_then(|answers| session.commit().map(|()| answers));
-    if written.is_err() && session.in_transaction() {
-        let _ = session.exec("ROLLBACK");
-    }
-    written
-}
-
-fn write_unit(session: &Session<'_>, unit: &Unit) -> Result<Answer, StoreError> {
-    session.exec("SAVEPOINT unit")?;
-    let ran: Answer = unit
-        .statements
+/// Runs `statements` under a savepoint: what each did, or the first one's
+/// error after the unit is rolled back. An error of the transaction itself
+/// (after which SQLite ended it) is the whole group's.
+fn write_unit(session: &Session<'_>, statements: &[Later]) -> Result<Answer, StoreError> {
+    session.exec(SAVEPOINT)?;
+    let ran: Answer = statements
         .iter()
         .map(|s| session.run(s).map(|ran| ran.map_rows(Returned::Direct)))
         .collect();
@@ -119,9 +210,9 @@ fn write_unit(session: &Session<'_>, unit: &Unit) -> Result<Answer, StoreError> 
         if !session.in_transaction() {
             return Err(e.clone());
         }
-        session.exec("ROLLBACK TO unit")?;
+        session.exec(ROLLBACK_TO)?;
     }
-    session.exec("RELEASE unit")?;
+    session.exec(RELEASE)?;
     Ok(ran)
 }
 

@@ -9,7 +9,7 @@ mod pool;
 mod tx;
 
 use async_trait::async_trait;
-use sesame_core::{Database, StoreError, Tx};
+use sesame_core::{Database, Grouped, StoreError, Tx};
 use sesame_credentials::LOGIN_IDENTIFIER_UNIQUE;
 use sqlx::SqlitePool;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -100,11 +100,10 @@ pub struct SqliteStore {
     /// which sleeps and retries.
     writer: Connections,
     /// Writes that stand alone (refresh-token rotations, WebAuthn
-    /// ceremonies), committed in groups.
+    /// ceremonies) and units of work (passkey sign-ins), committed in groups.
     grouper: group::Grouper,
-    /// The thread that drives the writer: the group commits run there, and
-    /// units of work handed to it.
-    writer_thread: Arc<WriterThread>,
+    /// The thread that drives the writer: the group commits run there.
+    _writer_thread: Arc<WriterThread>,
     /// That thread's own connection to the file ([`direct`]).
     direct: Arc<direct::Direct>,
     /// Connections for point reads run in place.
@@ -121,26 +120,12 @@ pub struct SqliteStore {
 /// it holds every other writer up.
 #[derive(Debug)]
 struct WriterThread {
-    runtime: tokio::runtime::Handle,
-    /// Tells this thread from the writer threads of other stores.
-    id: u64,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-thread_local! {
-    /// On a writer thread, the [`WriterThread::id`] of its store.
-    static WRITER_OF: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
 impl WriterThread {
-    /// Whether the caller runs on this thread.
-    fn is_current(&self) -> bool {
-        WRITER_OF.get() == self.id
-    }
-
-    fn start() -> Result<Self, StoreError> {
-        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// The thread, and its runtime.
+    fn start() -> Result<(Self, tokio::runtime::Handle), StoreError> {
         let failed = |e| StoreError::unavailable_from("could not start the writer thread", e);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -150,16 +135,9 @@ impl WriterThread {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("sesame-writer".into())
-            .spawn(move || {
-                WRITER_OF.set(id);
-                runtime.block_on(async move { stopped.await.ok() })
-            })
+            .spawn(move || runtime.block_on(async move { stopped.await.ok() }))
             .map_err(failed)?;
-        Ok(Self {
-            runtime: handle,
-            id,
-            _stop: stop,
-        })
+        Ok((Self { _stop: stop }, handle))
     }
 }
 
@@ -220,10 +198,10 @@ impl SqliteStore {
         let writer = Connections::open(&options, 1, wait)
             .await
             .map_err(map_err)?;
-        let writer_thread = Arc::new(WriterThread::start()?);
+        let (writer_thread, runtime) = WriterThread::start()?;
         let direct = Arc::new(direct::Direct::open(options.get_filename())?);
         let point_reads = Arc::new(direct::PointReads::new(options.get_filename()));
-        let grouper = group::Grouper::spawn(writer.clone(), direct.clone(), &writer_thread.runtime);
+        let grouper = group::Grouper::spawn(writer.clone(), direct.clone(), &runtime);
         let inspect = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -232,7 +210,7 @@ impl SqliteStore {
             readers,
             writer,
             grouper,
-            writer_thread,
+            _writer_thread: Arc::new(writer_thread),
             direct,
             point_reads,
             inspect,
@@ -316,13 +294,21 @@ impl Database for SqliteStore {
         // takes SQLite's write lock before that statement runs, so another
         // process on the same file makes it wait on the busy timeout instead
         // of failing to upgrade a read lock.
-        // On the writer's thread its statements run there, in place.
+        // In a group, which holds the writer's turn, its statements run in
+        // place on the writer's thread.
+        if group::in_group_of(&self.direct) {
+            return Ok(Box::new(SqliteTx {
+                conn: LazyTx::detached(),
+                held: Vec::new(),
+                direct: Some(self.direct.clone()),
+                direct_open: false,
+            }));
+        }
         let conn = self.writer.begin_lazily().await.map_err(map_err)?;
-        let direct = self.writer_thread.is_current().then(|| self.direct.clone());
         Ok(Box::new(SqliteTx {
             conn,
             held: Vec::new(),
-            direct,
+            direct: None,
             direct_open: false,
         }))
     }
@@ -333,8 +319,9 @@ impl Database for SqliteStore {
         tx.commit().await
     }
 
-    fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
-        Some(self.writer_thread.runtime.clone())
+    fn grouped(&self, work: Grouped) -> Result<(), Grouped> {
+        self.grouper.work(work);
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -358,22 +345,43 @@ mod tests {
         }
     }
 
+    /// Queues `work` in a group; its answer once the group's commit is
+    /// known, none if it panicked.
+    async fn grouped<T: Send + 'static>(
+        store: &SqliteStore,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Option<(T, Result<(), StoreError>)> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let unit: Grouped = Box::pin(async move {
+            let done = work.await;
+            let finish: sesame_core::Finish = Box::new(move |committed| {
+                let _ = answer.send((done, committed));
+            });
+            finish
+        });
+        assert!(store.grouped(unit).is_ok(), "queued");
+        answered.await.ok()
+    }
+
     #[tokio::test]
-    async fn units_of_work_handed_over_run_on_the_writer_thread_which_ends_with_the_store() {
+    async fn units_of_work_run_on_the_writer_thread_which_ends_with_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
-        let runtime = store.writer_runtime().expect("a writer runtime");
-        let name = runtime
-            .spawn(async { std::thread::current().name().map(str::to_owned) })
-            .await
-            .unwrap();
+        let (name, committed) = grouped(&store, async {
+            std::thread::current().name().map(str::to_owned)
+        })
+        .await
+        .unwrap();
         assert_eq!(name.as_deref(), Some("sesame-writer"));
-        // A task parked there is dropped when the runtime ends with the store.
+        committed.unwrap();
+        // A unit that never ends is dropped when the thread ends with the
+        // store.
         let (parked, dropped) = tokio::sync::oneshot::channel::<()>();
-        runtime.spawn(async move {
+        let unit: Grouped = Box::pin(async move {
             let _parked = parked;
-            std::future::pending::<()>().await;
+            std::future::pending::<sesame_core::Finish>().await
         });
+        assert!(store.grouped(unit).is_ok());
         drop(store);
         assert!(dropped.await.is_err());
     }
@@ -414,46 +422,89 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_begun_on_the_writer_thread_runs_there_and_rolls_back_when_dropped() {
+    async fn a_unit_of_works_transactions_commit_with_its_group_and_roll_back_alone() {
         use sesame_store_sql::SqlBackend;
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
-        let runtime = store.writer_runtime().unwrap();
-        let on_writer = store.clone();
-        runtime
-            .spawn(async move {
-                let store = on_writer;
-                // Held, then run, then committed: all in place.
-                let mut tx = store.begin().await.unwrap();
-                SqliteStore::later(tx.as_mut(), event("a")).await.unwrap();
-                let ran = SqliteStore::run(tx.as_mut(), event("b")).await.unwrap();
-                assert_eq!(ran.changed, 1);
-                let tx_ref = SqliteTx::of(tx.as_mut()).unwrap();
-                assert!(tx_ref.direct.is_some() && tx_ref.direct_open);
-                store.commit(tx).await.unwrap();
-                // Dropped after a statement: rolled back before the turn is
-                // given back, so the next transaction can begin.
-                let mut tx = store.begin().await.unwrap();
-                SqliteStore::run(tx.as_mut(), event("c")).await.unwrap();
-                // A sqlx statement cannot join a transaction begun in place.
-                assert!(SqliteStore::conn(tx.as_mut()).await.is_err());
-                drop(tx);
-                // One that sent nothing yet moves to sqlx's connection.
-                let mut tx = store.begin().await.unwrap();
-                SqliteStore::later(tx.as_mut(), event("d")).await.unwrap();
-                SqliteStore::conn(tx.as_mut()).await.unwrap();
-                assert!(SqliteTx::of(tx.as_mut()).unwrap().direct.is_none());
-                store.commit(tx).await.unwrap();
-            })
-            .await
-            .unwrap();
+        let in_group = store.clone();
+        let ((), committed) = grouped(&store, async move {
+            let store = in_group;
+            // Held, then run, then released: all in place.
+            let mut tx = store.begin().await.unwrap();
+            SqliteStore::later(tx.as_mut(), event("a")).await.unwrap();
+            let ran = SqliteStore::run(tx.as_mut(), event("b")).await.unwrap();
+            assert_eq!(ran.changed, 1);
+            let tx_ref = SqliteTx::of(tx.as_mut()).unwrap();
+            assert!(tx_ref.direct.is_some() && tx_ref.direct_open);
+            store.commit(tx).await.unwrap();
+            // Dropped after a statement: only its own writes are undone.
+            let mut tx = store.begin().await.unwrap();
+            SqliteStore::run(tx.as_mut(), event("c")).await.unwrap();
+            drop(tx);
+            // A sqlx statement cannot join, sent first or after others.
+            let mut tx = store.begin().await.unwrap();
+            assert!(SqliteStore::conn(tx.as_mut()).await.is_err());
+            SqliteStore::later(tx.as_mut(), event("d")).await.unwrap();
+            assert!(SqliteStore::conn(tx.as_mut()).await.is_err());
+            store.commit(tx).await.unwrap();
+            // The group holds the writer: a write of its own would wait for
+            // the group, and is refused.
+            assert!(store.grouper.write_one(event("x")).await.is_err());
+        })
+        .await
+        .unwrap();
+        committed.unwrap();
         assert_eq!(outbox_topics(&store).await, ["a", "b", "d"]);
-        // Begun elsewhere, a transaction uses sqlx's connection.
+        // Outside a group, a transaction uses sqlx's connection.
         let mut tx = store.begin().await.unwrap();
         assert!(SqliteTx::of(tx.as_mut()).unwrap().direct.is_none());
         SqliteStore::run(tx.as_mut(), event("e")).await.unwrap();
         store.commit(tx).await.unwrap();
         assert_eq!(outbox_topics(&store).await, ["a", "b", "d", "e"]);
+    }
+
+    #[tokio::test]
+    async fn units_queued_together_commit_together_and_one_that_fails_fails_alone() {
+        use sesame_store_sql::SqlBackend;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+        // The first unit holds its group open until the others are queued.
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let first = store.clone();
+        let first = grouped(&store, async move {
+            let mut tx = first.begin().await.unwrap();
+            SqliteStore::run(tx.as_mut(), event("a")).await.unwrap();
+            released.await.unwrap();
+            first.commit(tx).await.unwrap();
+        });
+        let panics = store.clone();
+        let panics = grouped(&store, async move {
+            let mut tx = panics.begin().await.unwrap();
+            SqliteStore::run(tx.as_mut(), event("p")).await.unwrap();
+            panic!("a unit of work that panics");
+        });
+        let statements = store.grouper.write(vec![event("s")]);
+        let broken = Later::new("INSERT INTO no_such_table VALUES (1)");
+        let failing = store.grouper.write(vec![event("t"), broken]);
+        let last = store.clone();
+        let last = grouped(&store, async move {
+            let mut tx = last.begin().await.unwrap();
+            SqliteStore::run(tx.as_mut(), event("z")).await.unwrap();
+            last.commit(tx).await.unwrap();
+        });
+        let released = async {
+            tokio::task::yield_now().await;
+            release.send(()).unwrap();
+        };
+        let (first, panicked, statements, failing, last, ()) =
+            tokio::join!(first, panics, statements, failing, last, released);
+        first.unwrap().1.unwrap();
+        // Its caller's answer went with the panic.
+        assert!(panicked.is_none());
+        assert_eq!(statements.unwrap().len(), 1);
+        assert!(failing.is_err());
+        last.unwrap().1.unwrap();
+        assert_eq!(outbox_topics(&store).await, ["a", "s", "z"]);
     }
 
     #[tokio::test]

@@ -133,6 +133,15 @@ pub struct LazyTx {
 }
 
 impl LazyTx {
+    /// One without a connection, for a transaction whose statements run
+    /// elsewhere: a statement for it fails as the pool closed.
+    pub fn detached() -> Self {
+        Self {
+            held: None,
+            sent: false,
+        }
+    }
+
     /// The connection, for a statement of the transaction (the first carries
     /// its `BEGIN`).
     pub fn conn(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {

@@ -2,6 +2,7 @@
 //! statements return ([`Returned`]).
 
 use crate::direct::{self, DirectRow};
+use crate::group::{RELEASE, ROLLBACK_TO, SAVEPOINT};
 use crate::{LazyTx, foreign, map_err};
 use sesame_core::{StoreError, Tx};
 use sesame_store_sql::{Columns, Later, Ran};
@@ -13,15 +14,18 @@ use std::sync::Arc;
 /// A SQLite write transaction on the writer connection. Its
 /// `BEGIN IMMEDIATE` and the writes held for it go with its next statement or
 /// its commit, in one trip: each trip is a hand-off to the connection's
-/// thread and back, with the one writer held meanwhile. Begun on the
-/// writer's thread, its statements run there instead, on that thread's own
-/// connection ([`direct`]), while nothing needs sqlx's.
+/// thread and back, with the one writer held meanwhile. Begun by a unit of
+/// work in a group ([`crate::group`]), it is a savepoint in the group's
+/// transaction instead, and its statements run in place on the writer
+/// thread's own connection ([`direct`]).
 pub(crate) struct SqliteTx {
+    /// The writer's turn; none in a group, which holds it.
     pub(crate) conn: LazyTx,
     pub(crate) held: Vec<Later>,
-    /// Where statements run in place, while none went to sqlx's connection.
+    /// In a group: where statements run in place.
     pub(crate) direct: Option<Arc<direct::Direct>>,
-    /// Whether the `BEGIN` went to the direct connection (and no `COMMIT`).
+    /// Whether the savepoint went to the direct connection (and was not
+    /// released).
     pub(crate) direct_open: bool,
 }
 
@@ -44,7 +48,7 @@ impl SqliteTx {
         out
     }
 
-    /// The direct connection, once the `BEGIN` (while none went) and the
+    /// The direct connection, once the savepoint (while none went) and the
     /// held writes have run on it.
     fn send_direct<'d>(
         &mut self,
@@ -52,7 +56,7 @@ impl SqliteTx {
     ) -> Result<direct::Session<'d>, StoreError> {
         let session = direct.lock()?;
         if !self.direct_open {
-            session.exec("BEGIN IMMEDIATE")?;
+            session.exec(SAVEPOINT)?;
             self.direct_open = true;
         }
         for write in std::mem::take(&mut self.held) {
@@ -64,13 +68,9 @@ impl SqliteTx {
     /// The connection, once what waits for the next statement has gone.
     pub(crate) async fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         if self.direct.is_some() {
-            if self.direct_open {
-                return Err(StoreError::unavailable(
-                    "a transaction run on the writer's thread needs no sqlx statement",
-                ));
-            }
-            // Nothing went yet: the transaction moves to sqlx's connection.
-            self.direct = None;
+            return Err(StoreError::unavailable(
+                "a transaction in a group needs no sqlx statement",
+            ));
         }
         let out = self.outgoing();
         if !out.is_empty() {
@@ -101,13 +101,14 @@ impl SqliteTx {
     }
 
     /// Commits, with what still waits in the same trip; a transaction that
-    /// sent and held nothing has nothing to commit.
+    /// sent and held nothing has nothing to commit. In a group, releases the
+    /// savepoint: the group commits.
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
         if let Some(direct) = self.direct.clone() {
             if !self.direct_open && self.held.is_empty() {
                 return Ok(());
             }
-            self.send_direct(&direct)?.commit()?;
+            self.send_direct(&direct)?.exec(RELEASE)?;
             self.direct_open = false;
             return Ok(());
         }
@@ -126,14 +127,14 @@ impl SqliteTx {
 
 impl Drop for SqliteTx {
     fn drop(&mut self) {
-        // Rolled back in place, before the writer's turn (in `conn`) is
-        // given back.
+        // In a group, only this transaction's savepoint is rolled back.
         if self.direct_open
             && let Some(direct) = &self.direct
             && let Ok(session) = direct.lock()
             && session.in_transaction()
         {
-            let _ = session.exec("ROLLBACK");
+            let _ = session.exec(ROLLBACK_TO);
+            let _ = session.exec(RELEASE);
         }
     }
 }
