@@ -3,8 +3,8 @@
 
 use crate::admin::access;
 use serde_json::{Value, json};
-use sesame_tests::TestApp;
 use sesame_tests::idp::{self, Person, StubIdp};
+use sesame_tests::{Resp, TestApp};
 
 /// Signs `address` up without a password (so the address is verified).
 async fn passwordless(app: &TestApp, address: &str) -> Value {
@@ -38,6 +38,28 @@ async fn bound_events(app: &TestApp, login_type: &str) -> i64 {
          AND CAST(payload AS TEXT) LIKE '%\"{login_type}\"%'"
     ))
     .await
+}
+
+/// Settings of a connection `oidc:corp` to `idp`, for the admin API.
+fn corp_settings(idp: &StubIdp) -> Value {
+    json!({
+        "client_id": idp::CLIENT_ID,
+        "client_secret": "stub-secret",
+        "issuer": idp.issuer,
+        "return_to": [idp::RETURN_TO],
+        "allow_private_network": true,
+    })
+}
+
+async fn put_connection(app: &TestApp, admin: &str, name: &str, body: Value) -> Resp {
+    let url = app.url(&format!("/v1/admin/connections/{name}"));
+    app.send(app.client.put(url).bearer_auth(admin).json(&body))
+        .await
+}
+
+async fn delete_connection(app: &TestApp, admin: &str, name: &str) -> Resp {
+    let url = app.url(&format!("/v1/admin/connections/{name}"));
+    app.send(app.client.delete(url).bearer_auth(admin)).await
 }
 
 #[tokio::test]
@@ -175,21 +197,8 @@ async fn a_connection_added_through_the_admin_api_works_at_once() {
     app.post("/v1/federation/oidc:corp/begin", &body)
         .await
         .assert_problem(404, "not_found");
-    let put = |name: &'static str, body: Value| {
-        let req = app
-            .client
-            .put(app.url(&format!("/v1/admin/connections/{name}")))
-            .bearer_auth(&admin)
-            .json(&body);
-        app.send(req)
-    };
-    let settings = json!({
-        "client_id": idp::CLIENT_ID,
-        "client_secret": "stub-secret",
-        "issuer": idp.issuer,
-        "return_to": [idp::RETURN_TO],
-        "allow_private_network": true,
-    });
+    let settings = corp_settings(&idp);
+    let put = |name: &'static str, body: Value| put_connection(&app, &admin, name, body);
     let created = put("oidc:corp", settings.clone()).await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["has_client_secret"], true);
@@ -218,13 +227,7 @@ async fn a_connection_added_through_the_admin_api_works_at_once() {
     assert_eq!(listed.body[0]["name"], "oidc:corp");
     assert!(!listed.body.to_string().contains("stub-secret"));
     assert!(!app.db.dump_all().await.contains("stub-secret"));
-    let deleted = app
-        .send(
-            app.client
-                .delete(app.url("/v1/admin/connections/oidc:corp"))
-                .bearer_auth(&admin),
-        )
-        .await;
+    let deleted = delete_connection(&app, &admin, "oidc:corp").await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     app.post("/v1/federation/oidc:corp/begin", &body)
         .await
@@ -264,19 +267,8 @@ async fn rotating_the_master_key_reseals_connection_secrets_and_provider_tokens(
     let Some(admin) = crate::admin::root_token(&app).await else {
         return;
     };
-    let settings = json!({
-        "client_id": idp::CLIENT_ID,
-        "client_secret": "runtime-secret",
-        "issuer": idp.issuer,
-        "return_to": [idp::RETURN_TO],
-        "allow_private_network": true,
-    });
-    let req = app
-        .client
-        .put(app.url("/v1/admin/connections/oidc:corp"))
-        .bearer_auth(&admin)
-        .json(&settings);
-    assert_eq!(app.send(req).await.status, 201);
+    let created = put_connection(&app, &admin, "oidc:corp", corp_settings(&idp)).await;
+    assert_eq!(created.status, 201);
 
     let dir = tempfile::tempdir().unwrap();
     let new_key = dir.path().join("new.key");
@@ -349,5 +341,60 @@ async fn a_federated_login_is_unlinked_like_any_other_but_never_the_last() {
             .await,
         0
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_whose_connection_was_deleted_is_no_way_in() {
+    let idp = StubIdp::start(Person {
+        email: None,
+        ..Person::new("gone-corp", "unused@example.test")
+    })
+    .await;
+    let app = TestApp::spawn().await;
+    let Some(admin) = crate::admin::root_token(&app).await else {
+        return;
+    };
+    let created = put_connection(&app, &admin, "oidc:corp", corp_settings(&idp)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let signed_in = idp::sign_in(&app, "oidc:corp").await;
+    assert_eq!(signed_in.status, 201, "{}", signed_in.body);
+    let token = access(&signed_in.body).to_owned();
+    // A username and a password beside the provider's login.
+    let bind = json!({"login": {"type": "username", "identifier": "corp_user"}});
+    let bound = app.post_as("/v1/me/logins", &token, &bind).await;
+    assert_eq!(bound.status, 201, "{}", bound.body);
+    let password = json!({"new_password": sesame_tests::PASSWORD});
+    let set = app
+        .send(
+            app.client
+                .put(app.url("/v1/me/password"))
+                .bearer_auth(&token)
+                .json(&password),
+        )
+        .await;
+    assert!(set.status < 300, "{} {}", set.status, set.body);
+    let me = app.get("/v1/me", Some(&token)).await;
+    let username = me.body["logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["type"] == "username")
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    // With the connection gone, its login signs nobody in: the username
+    // and the password are the last way in.
+    let deleted = delete_connection(&app, &admin, "oidc:corp").await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    app.delete(&format!("/v1/me/logins/{username}"), &token)
+        .await
+        .assert_problem(409, "last_login_method");
+    // Back again, the provider's login is a way in again.
+    let again = put_connection(&app, &admin, "oidc:corp", corp_settings(&idp)).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    let removed = app
+        .delete(&format!("/v1/me/logins/{username}"), &token)
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
     app.stop().await;
 }

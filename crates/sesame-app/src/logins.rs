@@ -107,7 +107,8 @@ impl App {
     }
 
     /// Removes `principal`'s login method `id` for `actor`, unless it is the
-    /// last way in (a username counts only with a password).
+    /// last way in (a username counts only with a password, a provider's
+    /// login only while its connection exists).
     pub(crate) async fn remove_login(
         &self,
         principal: sesame_core::PrincipalId,
@@ -118,6 +119,7 @@ impl App {
         let now = self.0.clock.now();
         let stores = &self.0.stores;
         let has_password = stores.passwords.get_password(principal).await?.is_some();
+        let connections = self.connection_names().await?;
         let mut tx = self.begin().await?;
         let methods = stores
             .logins
@@ -127,8 +129,14 @@ impl App {
             .iter()
             .find(|m| m.id == id)
             .ok_or_else(|| Error::problem(ErrorCode::NotFound, "No such login method"))?;
-        let usable =
-            |m: &&LoginMethod| m.id != id && (has_password || m.login_type != LoginType::Username);
+        let usable = |m: &&LoginMethod| {
+            m.id != id
+                && match m.login_type {
+                    LoginType::Username => has_password,
+                    LoginType::Federated(name) => connections.iter().any(|c| c == name),
+                    _ => true,
+                }
+        };
         if !methods.iter().any(|m| usable(&m)) {
             return Err(Error::problem(
                 ErrorCode::LastLoginMethod,

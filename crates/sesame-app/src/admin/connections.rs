@@ -96,6 +96,17 @@ impl App {
         Ok(all)
     }
 
+    /// The names of the connections that exist now: the config file's and
+    /// the stored ones.
+    pub(crate) async fn connection_names(&self) -> Result<Vec<String>, Error> {
+        let configured = self.0.settings.federation.connections.iter();
+        let stored = self.0.stores.federation.list_connections().await?;
+        Ok(configured
+            .map(|c| c.name.clone())
+            .chain(stored.into_iter().map(|c| c.name))
+            .collect())
+    }
+
     fn configured(&self, name: &str) -> bool {
         self.0
             .settings
