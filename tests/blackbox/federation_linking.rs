@@ -57,6 +57,23 @@ async fn put_connection(app: &TestApp, admin: &str, name: &str, body: Value) -> 
         .await
 }
 
+/// Binds the username `name` to the caller and sets a password.
+async fn add_username_and_password(app: &TestApp, token: &str, name: &str) {
+    let bind = json!({"login": {"type": "username", "identifier": name}});
+    let bound = app.post_as("/v1/me/logins", token, &bind).await;
+    assert_eq!(bound.status, 201, "{}", bound.body);
+    let password = json!({"new_password": sesame_tests::PASSWORD});
+    let set = app
+        .send(
+            app.client
+                .put(app.url("/v1/me/password"))
+                .bearer_auth(token)
+                .json(&password),
+        )
+        .await;
+    assert!(set.status < 300, "{} {}", set.status, set.body);
+}
+
 async fn delete_connection(app: &TestApp, admin: &str, name: &str) -> Resp {
     let url = app.url(&format!("/v1/admin/connections/{name}"));
     app.send(app.client.delete(url).bearer_auth(admin)).await
@@ -319,21 +336,7 @@ async fn a_federated_login_is_unlinked_like_any_other_but_never_the_last() {
         .await
         .assert_problem(409, "last_login_method");
     // With a username and a password beside it, it goes.
-    let bind = json!({"login": {"type": "username", "identifier": "only_way"}});
-    assert_eq!(
-        app.post_as("/v1/me/logins", &token, &bind).await.status,
-        201
-    );
-    let password = json!({"new_password": sesame_tests::PASSWORD});
-    let set = app
-        .send(
-            app.client
-                .put(app.url("/v1/me/password"))
-                .bearer_auth(&token)
-                .json(&password),
-        )
-        .await;
-    assert!(set.status < 300, "{} {}", set.status, set.body);
+    add_username_and_password(&app, &token, "only_way").await;
     let removed = app.delete(&format!("/v1/me/logins/{id}"), &token).await;
     assert_eq!(removed.status, 204, "{}", removed.body);
     assert_eq!(
@@ -361,19 +364,7 @@ async fn a_login_whose_connection_was_deleted_is_no_way_in() {
     assert_eq!(signed_in.status, 201, "{}", signed_in.body);
     let token = access(&signed_in.body).to_owned();
     // A username and a password beside the provider's login.
-    let bind = json!({"login": {"type": "username", "identifier": "corp_user"}});
-    let bound = app.post_as("/v1/me/logins", &token, &bind).await;
-    assert_eq!(bound.status, 201, "{}", bound.body);
-    let password = json!({"new_password": sesame_tests::PASSWORD});
-    let set = app
-        .send(
-            app.client
-                .put(app.url("/v1/me/password"))
-                .bearer_auth(&token)
-                .json(&password),
-        )
-        .await;
-    assert!(set.status < 300, "{} {}", set.status, set.body);
+    add_username_and_password(&app, &token, "corp_user").await;
     let me = app.get("/v1/me", Some(&token)).await;
     let username = me.body["logins"]
         .as_array()

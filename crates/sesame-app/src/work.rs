@@ -80,7 +80,7 @@ impl App {
                 })
                 .await;
             let finish: Finish = Box::new(move |committed: Result<(), StoreError>| {
-                let answer_ = match committed {
+                let reply = match committed {
                     Ok(()) => {
                         for stale in stale {
                             app.forget(stale);
@@ -89,7 +89,7 @@ impl App {
                     }
                     Err(e) => done.and(Err(e.into())),
                 };
-                let _ = answer.send(answer_);
+                let _ = answer.send(reply);
             });
             finish
         };
